@@ -1,0 +1,126 @@
+"""ASGI middleware: a session at ``scope["session"]`` for every HTTP and WebSocket connection.
+
+Starlette's and FastAPI's ``request.session`` read ``scope["session"]``, so they work unchanged.
+The session is committed when the response starts (before any byte of it is sent), and the
+cookie is added to that same ``http.response.start`` message.
+
+>>> from starlette.applications import Starlette
+>>> from coatcheck.stores import MemoryStore
+>>> app = SessionMiddleware(Starlette(), store=MemoryStore(), secure=False)
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import TYPE_CHECKING, Any
+
+from .config import SessionConfig
+from .cookies import find_cookie
+from .engine import SessionEngine, run_async
+from .stores.base import AsyncStore, Store, StoreError, as_async
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from .config import SessionOptions
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+logger = logging.getLogger("coatcheck")
+
+UNAVAILABLE_BODY = b"Session store unavailable. Please retry shortly.\n"
+
+
+class SessionMiddleware:
+    """Give every request a :class:`~coatcheck.session.Session` backed by ``store``.
+
+    Options are those of :class:`~coatcheck.config.SessionConfig` (``cookie_name``, ``secure``,
+    ``same_site``, ``domain``, ``path``, ``idle_timeout``, ``absolute_timeout``,
+    ``touch_interval``, ``max_size``, ...), or a ready ``config``. When the store fails, the
+    request gets a 503 (``unavailable_status``), never the application's response without its
+    session.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        store: Store | AsyncStore,
+        config: SessionConfig | None = None,
+        unavailable_status: int = 503,
+        **options: Unpack[SessionOptions],
+    ) -> None:
+        self.app = app
+        self.store = as_async(store)
+        self.engine = SessionEngine(config if config else SessionConfig.from_options(**options))
+        self.unavailable_status = unavailable_status
+        self._cookie_name = self.engine.cookies.name
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        engine, store = self.engine, self.store
+        try:
+            session = await run_async(engine.load(self._cookie(scope)), store)
+        except StoreError as exc:
+            await self._unavailable(scope, send, exc)
+            return
+        scope["session"] = session
+        replaced = False
+
+        async def send_with_session(message: Message) -> None:
+            nonlocal replaced
+            if replaced:
+                return
+            if message["type"] in ("http.response.start", "websocket.accept"):
+                try:
+                    set_cookie = await run_async(engine.commit(session), store)
+                except StoreError as exc:
+                    replaced = True
+                    await self._unavailable(scope, send, exc)
+                    return
+                if set_cookie is not None:
+                    headers = list(message.get("headers", ()))
+                    headers.append((b"set-cookie", set_cookie.encode("latin-1")))
+                    message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_session)
+        if kind == "websocket" and not replaced:
+            # Changes made after the handshake are stored; no cookie can be set any more.
+            try:
+                await run_async(engine.commit(session), store)
+            except StoreError as exc:
+                logger.error("could not store a WebSocket session: %s", exc)
+
+    def _cookie(self, scope: Scope) -> str | None:
+        values = [value for name, value in scope["headers"] if name == b"cookie"]
+        if not values:
+            return None
+        return find_cookie("; ".join(v.decode("latin-1") for v in values), self._cookie_name)
+
+    async def _unavailable(self, scope: Scope, send: Send, exc: StoreError) -> None:
+        logger.error("session store failed: %s", exc)
+        if scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1013})
+            return
+        await send(
+            {
+                "type": "http.response.start",
+                "status": self.unavailable_status,
+                "headers": [
+                    (b"content-type", b"text/plain; charset=utf-8"),
+                    (b"content-length", str(len(UNAVAILABLE_BODY)).encode()),
+                    (b"retry-after", b"5"),
+                    (b"cache-control", b"no-store"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": UNAVAILABLE_BODY})

@@ -1,0 +1,101 @@
+"""Serialization of session data: JSON only (orjson when installed), never pickle, size-capped.
+
+What a store holds is an *envelope*: ``{"c": created_at, "a": auth_at, "d": data}`` as compact
+UTF-8 JSON. Decoding checks the shape of what it reads, so tampered or corrupt store data raises
+:class:`DecodeError` rather than reaching the application.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, TypeGuard
+
+try:
+    import orjson
+except ImportError:  # pragma: no cover - exercised by the no-orjson CI job
+    orjson = None  # type: ignore[assignment]
+
+JSONValue = Any
+"""A value JSON can hold: None, bool, int, float, str, list of these, dict of str to these."""
+
+
+class DecodeError(ValueError):
+    """Stored bytes are not a session envelope coatcheck wrote."""
+
+
+class SessionTooLarge(ValueError):
+    """The serialized session data would exceed the configured ``max_size``."""
+
+
+if orjson is not None:
+    _OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+
+    def dumps(value: JSONValue) -> bytes:
+        """Serialize ``value`` to compact UTF-8 JSON; TypeError for what JSON cannot hold."""
+        return orjson.dumps(value, option=_OPTIONS)
+
+    def loads(data: bytes) -> JSONValue:
+        """Parse UTF-8 JSON; ValueError when it is not."""
+        return orjson.loads(data)
+
+else:  # pragma: no cover - exercised by the no-orjson CI job
+    _encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+    def dumps(value: JSONValue) -> bytes:
+        """Serialize ``value`` to compact UTF-8 JSON; TypeError for what JSON cannot hold."""
+        try:
+            return _encoder.encode(value).encode("utf-8")
+        except ValueError as exc:  # NaN, infinity, circular references
+            raise TypeError(str(exc)) from exc
+
+    def loads(data: bytes) -> JSONValue:
+        """Parse UTF-8 JSON; ValueError when it is not."""
+        return json.loads(data)
+
+
+def entry_size(key: str, value: JSONValue) -> int:
+    """Bytes that ``"key":value`` takes inside the serialized data; TypeError naming the key."""
+    if not isinstance(key, str):
+        raise TypeError(f"session keys must be str, not {type(key).__name__}: {key!r}")
+    try:
+        return len(dumps(key)) + 1 + len(dumps(value))
+    except TypeError as exc:
+        raise TypeError(
+            f"session[{key!r}] = {type(value).__name__} value cannot be stored: "
+            f"session values must be JSON-compatible ({exc})"
+        ) from None
+
+
+def encode(data: dict[str, JSONValue], created_at: float, auth_at: float, max_size: int) -> bytes:
+    """Serialize session data in its envelope, enforcing ``max_size`` on the data part."""
+    try:
+        body = dumps(data)
+    except TypeError:
+        for key, value in data.items():  # name the culprit: a nested value changed in place
+            entry_size(key, value)
+        raise
+    if len(body) > max_size:
+        raise SessionTooLarge(
+            f"session data is {len(body)} bytes serialized, over max_size={max_size}"
+        )
+    return b'{"c":%s,"a":%s,"d":%s}' % (dumps(created_at), dumps(auth_at), body)
+
+
+def decode(blob: bytes) -> tuple[dict[str, JSONValue], float, float]:
+    """Return ``(data, created_at, auth_at)`` from an envelope, or raise :class:`DecodeError`."""
+    try:
+        envelope = loads(blob)
+    except (ValueError, TypeError) as exc:
+        raise DecodeError(f"stored session is not JSON: {exc}") from None
+    if not isinstance(envelope, dict):
+        raise DecodeError("stored session is not an envelope object")
+    data, created_at, auth_at = envelope.get("d"), envelope.get("c"), envelope.get("a")
+    if not isinstance(data, dict):
+        raise DecodeError("stored session has no data object")
+    if not (_is_number(created_at) and _is_number(auth_at)):
+        raise DecodeError("stored session has a bad timestamp")
+    return data, float(created_at), float(auth_at)
+
+
+def _is_number(value: object) -> TypeGuard[float]:
+    return isinstance(value, int | float) and not isinstance(value, bool)

@@ -1,0 +1,151 @@
+"""The options of a session engine: one frozen object, validated when it is built.
+
+Every adapter (ASGI, WSGI, framework integrations) takes the same keyword names and builds a
+:class:`SessionConfig` from them, so a bad value is refused at start-up with a message naming it.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
+from datetime import timedelta
+from typing import Any, Literal, TypedDict
+
+SameSite = Literal["lax", "strict", "none"]
+Seconds = float | int | timedelta
+
+# RFC 6265 cookie-name: an RFC 7230 token.
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?"
+_DOMAIN = re.compile(rf"\.?{_LABEL}(\.{_LABEL})*")
+_PATH = re.compile(r"/[\x21-\x3a\x3c-\x7e]*")  # no CTLs, spaces or ';'
+HOST_PREFIX = "__Host-"
+
+
+class SessionOptions(TypedDict, total=False):
+    """The keyword options every coatcheck middleware and integration accepts."""
+
+    cookie_name: str
+    secure: bool
+    same_site: SameSite
+    domain: str | None
+    path: str
+    persistent: bool
+    idle_timeout: Seconds
+    absolute_timeout: Seconds
+    touch_interval: Seconds
+    max_size: int
+    hash_secret: bytes | None
+    clock: Callable[[], float]
+
+
+class ConfigError(ValueError):
+    """An option has a value coatcheck refuses; the message names the option."""
+
+
+def _seconds(name: str, value: object) -> float:
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(f"{name} must be a number of seconds or a timedelta, not {value!r}")
+    return float(value)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SessionConfig:
+    """How sessions behave. Every field has a safe default.
+
+    >>> config = SessionConfig(idle_timeout=timedelta(minutes=15), secure=False)
+    >>> config.idle_timeout, config.cookie_key
+    (900.0, 'session')
+    >>> SessionConfig(same_site="none", secure=False)
+    Traceback (most recent call last):
+    ...
+    coatcheck.config.ConfigError: same_site='none' requires secure=True (browsers drop it otherwise)
+    """
+
+    cookie_name: str = "session"
+    """Base name of the cookie; ``__Host-`` is prefixed when the cookie qualifies for it."""
+    secure: bool = True
+    """Send the cookie over HTTPS only. Set False only for local development over plain http."""
+    same_site: SameSite = "lax"
+    domain: str | None = None
+    path: str = "/"
+    persistent: bool = True
+    """Give the cookie a Max-Age (the time left to the session); False makes it a browser-session
+    cookie."""
+    idle_timeout: float = 30 * 60
+    """Seconds without activity after which a session ends (sliding)."""
+    absolute_timeout: float = 12 * 60 * 60
+    """Seconds after creation, or after :meth:`Session.login`, after which a session ends."""
+    touch_interval: float = 60
+    """A read-only request refreshes the expiry at most once per this many seconds."""
+    max_size: int = 64 * 1024
+    """Largest serialized session data, in bytes."""
+    hash_secret: bytes | None = None
+    """Key the at-rest hash of IDs (HMAC-SHA-256) instead of plain SHA-256."""
+    clock: Callable[[], float] = field(default=time.time, repr=False)
+    """Where the current time (Unix seconds) comes from; tests inject their own."""
+
+    def __post_init__(self) -> None:
+        for name in ("idle_timeout", "absolute_timeout", "touch_interval"):
+            object.__setattr__(self, name, _seconds(name, getattr(self, name)))
+        self._validate()
+
+    def _validate(self) -> None:
+        if not isinstance(self.cookie_name, str) or not _TOKEN.fullmatch(self.cookie_name):
+            raise ConfigError(f"cookie_name must be a cookie token, not {self.cookie_name!r}")
+        if self.same_site not in ("lax", "strict", "none"):
+            raise ConfigError(
+                f"same_site must be 'lax', 'strict' or 'none', not {self.same_site!r}"
+            )
+        if self.same_site == "none" and not self.secure:
+            raise ConfigError("same_site='none' requires secure=True (browsers drop it otherwise)")
+        if self.domain is not None and (
+            not isinstance(self.domain, str) or not _DOMAIN.fullmatch(self.domain)
+        ):
+            raise ConfigError(f"domain must be a host name, not {self.domain!r}")
+        if not isinstance(self.path, str) or not _PATH.fullmatch(self.path):
+            raise ConfigError(f"path must start with '/' and hold no ';' or spaces: {self.path!r}")
+        if self.idle_timeout <= 0:
+            raise ConfigError(f"idle_timeout must be positive, not {self.idle_timeout}")
+        if self.absolute_timeout <= 0:
+            raise ConfigError(f"absolute_timeout must be positive, not {self.absolute_timeout}")
+        if self.idle_timeout > self.absolute_timeout:
+            raise ConfigError(
+                f"idle_timeout ({self.idle_timeout}) must not exceed "
+                f"absolute_timeout ({self.absolute_timeout})"
+            )
+        if not 0 <= self.touch_interval < self.idle_timeout:
+            raise ConfigError(
+                f"touch_interval must be at least 0 and below idle_timeout, "
+                f"not {self.touch_interval}"
+            )
+        if isinstance(self.max_size, bool) or not isinstance(self.max_size, int):
+            raise ConfigError(f"max_size must be an int of bytes, not {self.max_size!r}")
+        if self.max_size < 2:
+            raise ConfigError(f"max_size must be at least 2 bytes, not {self.max_size}")
+        if self.hash_secret is not None and (
+            not isinstance(self.hash_secret, bytes) or len(self.hash_secret) < 16
+        ):
+            raise ConfigError("hash_secret must be bytes of at least 16 (random) bytes")
+        if not callable(self.clock):
+            raise ConfigError("clock must be a callable returning Unix seconds")
+
+    @property
+    def cookie_key(self) -> str:
+        """The cookie's name as sent: ``__Host-`` + name when Secure, Path=/ and no Domain."""
+        if self.secure and self.path == "/" and self.domain is None:
+            return HOST_PREFIX + self.cookie_name
+        return self.cookie_name
+
+    @classmethod
+    def from_options(cls, **options: Any) -> SessionConfig:
+        """Build a config from keyword options, refusing unknown names with a clear message."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise ConfigError(f"unknown session option(s): {', '.join(unknown)}")
+        return cls(**options)

@@ -1,0 +1,78 @@
+"""The session cookie on the wire: finding it in a ``Cookie`` header and writing ``Set-Cookie``.
+
+Parsing is deliberately strict and cheap: it never raises, whatever the header holds, and a
+cookie sent twice with different values counts as no valid cookie at all (a planted duplicate
+must not decide which session a request gets).
+"""
+
+from __future__ import annotations
+
+from .config import SessionConfig
+
+AMBIGUOUS = ""
+"""What :func:`find_cookie` returns when the cookie is present but cannot be trusted."""
+
+
+def find_cookie(header: str, name: str) -> str | None:
+    """Return the value of cookie ``name`` in a ``Cookie`` header, None when it is absent.
+
+    Returns :data:`AMBIGUOUS` (an empty string, which is never a valid ID) when the cookie
+    appears more than once with different values.
+
+    >>> find_cookie("a=1; session=abc; b=2", "session")
+    'abc'
+    >>> find_cookie("session=abc; session=xyz", "session") == AMBIGUOUS
+    True
+    >>> find_cookie("xsession=abc", "session") is None
+    True
+    """
+    if name not in header:
+        return None
+    found: str | None = None
+    for pair in header.split(";"):
+        key, sep, value = pair.partition("=")
+        if not sep or key.strip() != name:
+            continue
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] == '"':
+            value = value[1:-1]
+        if found is not None and value != found:
+            return AMBIGUOUS
+        found = value
+    return found
+
+
+class CookieWriter:
+    """Builds the ``Set-Cookie`` values for one configuration (attributes computed once)."""
+
+    __slots__ = ("_attributes", "_deletion", "_name", "_persistent")
+
+    def __init__(self, config: SessionConfig) -> None:
+        self._name = config.cookie_key
+        self._persistent = config.persistent
+        parts = [f"Path={config.path}"]
+        if config.domain is not None:
+            parts.append(f"Domain={config.domain}")
+        parts.append("HttpOnly")
+        if config.secure:
+            parts.append("Secure")
+        parts.append(f"SameSite={config.same_site.capitalize()}")
+        self._attributes = "; ".join(parts)
+        self._deletion = (
+            f"{self._name}=; {self._attributes}; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT"
+        )
+
+    @property
+    def name(self) -> str:
+        """The cookie's name as sent, ``__Host-`` prefix included when it applies."""
+        return self._name
+
+    def issue(self, session_id: str, max_age: float) -> str:
+        """The header value that gives the client ``session_id`` for ``max_age`` seconds."""
+        if not self._persistent:
+            return f"{self._name}={session_id}; {self._attributes}"
+        return f"{self._name}={session_id}; {self._attributes}; Max-Age={max(int(max_age), 1)}"
+
+    def expire(self) -> str:
+        """The header value that makes the client drop the cookie."""
+        return self._deletion

@@ -1,0 +1,258 @@
+"""The session lifecycle as sans-I/O decisions: what to load, what to write, which cookie to set.
+
+:meth:`SessionEngine.load` and :meth:`SessionEngine.commit` are generators. They *yield* the
+store calls they need (a :class:`StoreCall`) and receive each call's result, so every decision is
+written once. :func:`run` drives them against a sync store, :func:`run_async` against an async
+one; those two loops are the only code the two faces do not share.
+
+Round trips per request: no cookie 0; read-only 1 (plus a throttled touch); writing 2 (load, then
+one compare-and-set save); regenerate/login 3 (load, create, delete); logout 2 (load, delete).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Generator
+from typing import Any, NamedTuple, TypeVar
+
+from . import codec
+from .config import SessionConfig
+from .cookies import CookieWriter
+from .ids import is_well_formed, new_id, store_key
+from .session import Session
+from .stores.base import AsyncStore, Record, Store, StoreError
+
+logger = logging.getLogger("coatcheck")
+
+T = TypeVar("T")
+
+MAX_SAVE_ATTEMPTS = 32
+"""Compare-and-set attempts before a save gives up (each one reloads and replays)."""
+MAX_CREATE_ATTEMPTS = 4
+"""Fresh IDs tried when ``create`` reports a collision (256-bit IDs never collide by chance)."""
+
+
+class StoreCall(NamedTuple):
+    """One call the engine needs made on a store: ``getattr(store, method)(*args)``."""
+
+    method: str
+    args: tuple[Any, ...]
+
+
+Plan = Generator[StoreCall, Any, T]
+"""A sans-I/O step: yields store calls, receives their results, returns a ``T``."""
+
+
+class WriteConflict(StoreError):
+    """Concurrent writers kept changing the session; the save gave up after bounded retries."""
+
+
+class SessionEngine:
+    """Decides the lifecycle of sessions for one :class:`SessionConfig`.
+
+    >>> from coatcheck.stores import MemoryStore
+    >>> engine, store = SessionEngine(SessionConfig(secure=False)), MemoryStore()
+    >>> session = run(engine.load(None), store)
+    >>> session["cart"] = ["apple"]
+    >>> set_cookie = run(engine.commit(session), store)
+    >>> set_cookie.startswith("session=")
+    True
+    """
+
+    def __init__(self, config: SessionConfig | None = None) -> None:
+        self.config = config if config is not None else SessionConfig()
+        self.cookies = CookieWriter(self.config)
+
+    # -- load --------------------------------------------------------------------------------
+
+    def load(self, cookie_value: str | None) -> Plan[Session]:
+        """Find the session a request's cookie value names; a fresh one when there is none.
+
+        A value not exactly of the ID format is refused before any store call. An ID the store
+        does not know, an expired session, or stored data that does not decode, all give a
+        fresh session whose cookie is expired on the response (strict mode: the client's ID
+        is never adopted).
+        """
+        config = self.config
+        now = config.clock()
+        if cookie_value is None:
+            return Session.fresh(now=now, max_size=config.max_size)
+        if not is_well_formed(cookie_value):
+            return Session.fresh(now=now, max_size=config.max_size, reject_cookie=True)
+        key = store_key(cookie_value, config.hash_secret)
+        record: Record | None = yield StoreCall("load", (key,))
+        session = self._revive(record, cookie_value, now)
+        if session is None:
+            return Session.fresh(now=now, max_size=config.max_size, reject_cookie=True)
+        return session
+
+    def _revive(self, record: Record | None, session_id: str, now: float) -> Session | None:
+        if record is None or record.expires_at <= now:
+            return None
+        try:
+            data, created_at, auth_at = codec.decode(record.data)
+        except codec.DecodeError as exc:
+            logger.warning("discarding a stored session that does not decode: %s", exc)
+            return None
+        config = self.config
+        deadline = auth_at + config.absolute_timeout
+        if deadline <= now:
+            return None
+        # The last touch set expires_at to min(then + idle, deadline); recover "then".
+        last_active = record.expires_at - config.idle_timeout
+        return Session.stored(
+            data,
+            session_id=session_id,
+            key=record.key,
+            version=record.version,
+            raw=record.data,
+            created_at=created_at,
+            auth_at=auth_at,
+            expires_at=record.expires_at,
+            last_active=max(created_at, min(last_active, now)),
+            user_id=record.user_id,
+            now=now,
+            max_size=config.max_size,
+        )
+
+    # -- commit ------------------------------------------------------------------------------
+
+    def commit(self, session: Session) -> Plan[str | None]:
+        """Write what the request changed; return the ``Set-Cookie`` value, or None for none."""
+        now = self.config.clock()
+        doomed = session._doomed_key
+        if doomed is not None:
+            yield StoreCall("delete", (doomed,))
+            session._doomed_key = None
+        if session._key is None:
+            if session or session._user_id is not None:
+                return (yield from self._create(session, now))
+            return self.cookies.expire() if session._reject_cookie else None
+        if session._rotate:
+            old_key = session._key
+            cookie = yield from self._create(session, now)
+            yield StoreCall("delete", (old_key,))
+            return cookie
+        return (yield from self._save_or_touch(session, now))
+
+    def _expiry(self, session: Session, now: float) -> float:
+        config = self.config
+        return min(now + config.idle_timeout, session._auth_at + config.absolute_timeout)
+
+    def _issue(self, session: Session, now: float) -> str:
+        assert session._id is not None
+        assert session._expires_at is not None
+        return self.cookies.issue(session._id, math.ceil(session._expires_at - now))
+
+    def _create(self, session: Session, now: float) -> Plan[str | None]:
+        expires_at = self._expiry(session, now)
+        if expires_at <= now:
+            return self._gone(session)
+        blob = codec.encode(session, session._created_at, session._auth_at, self.config.max_size)
+        for _ in range(MAX_CREATE_ATTEMPTS):
+            session_id = new_id()
+            key = store_key(session_id, self.config.hash_secret)
+            record = Record(key, blob, expires_at, 1, session._user_id)
+            if (yield StoreCall("create", (record,))):
+                session._adopt(session_id, key, 1, blob, expires_at, session._user_id)
+                session._last_active = now
+                return self._issue(session, now)
+        raise StoreError(f"create reported {MAX_CREATE_ATTEMPTS} collisions of fresh random IDs")
+
+    def _save_or_touch(self, session: Session, now: float) -> Plan[str | None]:
+        assert session._key is not None
+        assert session._raw is not None
+        assert session._expires_at is not None
+        config = self.config
+        expires_at = self._expiry(session, now)
+        if expires_at <= now:  # the absolute deadline passed during the request
+            yield StoreCall("delete", (session._key,))
+            return self._gone(session)
+        blob = codec.encode(session, session._created_at, session._auth_at, config.max_size)
+        if blob == session._raw and not session._forced:
+            gained = expires_at - session._expires_at
+            if gained <= 0 or gained < config.touch_interval:
+                return None
+            yield StoreCall("touch", (session._key, expires_at))
+            session._expires_at, session._last_active = expires_at, now
+            return self._issue(session, now) if config.persistent else None
+        key = session._key
+        version = session._version
+        for _ in range(MAX_SAVE_ATTEMPTS):
+            record = Record(key, blob, expires_at, version + 1, session._user_id)
+            if (yield StoreCall("save", (record, version))):
+                session._adopt(
+                    session._id or "", key, version + 1, blob, expires_at, session._user_id
+                )
+                session._last_active = now
+                return self._issue(session, now) if config.persistent else None
+            current: Record | None = yield StoreCall("load", (key,))
+            merged = self._replay(session, current, now)
+            if merged is None:  # deleted or expired meanwhile: never resurrect it
+                return self._gone(session)
+            version, data = merged
+            blob = codec.encode(data, session._created_at, session._auth_at, config.max_size)
+        raise WriteConflict(f"gave up saving a session after {MAX_SAVE_ATTEMPTS} conflicts")
+
+    def _replay(
+        self, session: Session, current: Record | None, now: float
+    ) -> tuple[int, dict[str, Any]] | None:
+        """Apply this request's changes to the record another request just wrote.
+
+        Changes are the keys whose values differ from what this request loaded; keys it did
+        not touch keep the other writer's values. After ``clear()`` this request's view wins.
+        """
+        if current is None or current.expires_at <= now:
+            return None
+        try:
+            theirs, _, _ = codec.decode(current.data)
+        except codec.DecodeError:
+            theirs = {}
+        if session._cleared:
+            merged = dict(session)
+        else:
+            assert session._raw is not None
+            ours_before, _, _ = codec.decode(session._raw)
+            merged = theirs
+            for key in ours_before.keys() - session.keys():
+                merged.pop(key, None)
+            for key, value in session.items():
+                if key not in ours_before or codec.dumps(ours_before[key]) != codec.dumps(value):
+                    merged[key] = value
+        dict.clear(session)
+        dict.update(session, merged)
+        session._raw = current.data  # the baseline for a further retry
+        session._cleared = False
+        return current.version, merged
+
+    def _gone(self, session: Session) -> str:
+        dict.clear(session)
+        session._reset(session._now)
+        return self.cookies.expire()
+
+
+def run(plan: Plan[T], store: Store) -> T:
+    """Carry out a plan against a sync store."""
+    try:
+        result: Any = None
+        while True:
+            call = plan.send(result)
+            result = getattr(store, call.method)(*call.args)
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
+    finally:
+        plan.close()
+
+
+async def run_async(plan: Plan[T], store: AsyncStore) -> T:
+    """Carry out a plan against an async store."""
+    try:
+        result: Any = None
+        while True:
+            call = plan.send(result)
+            result = await getattr(store, call.method)(*call.args)
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
+    finally:
+        plan.close()

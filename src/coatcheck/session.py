@@ -1,0 +1,304 @@
+"""The :class:`Session`: a dict of JSON-compatible values with a lifecycle.
+
+A Session is what the application sees. It records what the request asked for (changes,
+regenerate, login, logout); it does no I/O. :mod:`coatcheck.engine` loads it and commits it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from . import codec
+from .codec import JSONValue, SessionTooLarge
+
+_MISSING: Any = object()
+
+
+class Session(dict[str, JSONValue]):
+    """A session's data, and its lifecycle controls.
+
+    It is a real ``dict`` (so ``json.dumps(session)`` and ``isinstance(session, dict)`` work
+    wherever Starlette's session does). Values must be JSON-compatible: assigning one that is not
+    raises TypeError naming the key, and growing the data past ``max_size`` raises
+    :class:`~coatcheck.codec.SessionTooLarge`.
+
+    Changes inside a nested value (``session["cart"].append(item)``) are found at commit time by
+    comparing serialized bytes, so ``modified = True`` is never required, only allowed.
+
+    >>> session = Session.fresh(now=1000.0, max_size=1024)
+    >>> session["cart"] = ["apple"]
+    >>> session.modified, session.is_new
+    (True, True)
+    >>> session["when"] = object()
+    Traceback (most recent call last):
+    ...
+    TypeError: session['when'] = object value cannot be stored: ...
+    """
+
+    __slots__ = (
+        "_auth_at",
+        "_cleared",
+        "_created_at",
+        "_doomed_key",
+        "_expires_at",
+        "_forced",
+        "_id",
+        "_key",
+        "_last_active",
+        "_max_size",
+        "_modified",
+        "_now",
+        "_raw",
+        "_reject_cookie",
+        "_rotate",
+        "_size",
+        "_user_id",
+        "_version",
+    )
+
+    _id: str | None
+    _key: str | None
+    _version: int
+    _raw: bytes | None
+    _created_at: float
+    _auth_at: float
+    _expires_at: float | None
+    _last_active: float
+    _user_id: str | None
+    _now: float
+    _max_size: int
+    _size: int | None
+    _modified: bool
+    _forced: bool
+    _cleared: bool
+    _rotate: bool
+    _doomed_key: str | None
+    _reject_cookie: bool
+
+    @classmethod
+    def fresh(cls, *, now: float, max_size: int, reject_cookie: bool = False) -> Session:
+        """A new, empty session that exists nowhere until it is written to."""
+        session = cls()
+        session._reset(now)
+        session._max_size = max_size
+        session._reject_cookie = reject_cookie
+        session._doomed_key = None
+        return session
+
+    @classmethod
+    def stored(
+        cls,
+        data: dict[str, JSONValue],
+        *,
+        session_id: str,
+        key: str,
+        version: int,
+        raw: bytes,
+        created_at: float,
+        auth_at: float,
+        expires_at: float,
+        last_active: float,
+        user_id: str | None,
+        now: float,
+        max_size: int,
+    ) -> Session:
+        """A session loaded from a store."""
+        session = cls(data)
+        session._reset(now)
+        session._max_size = max_size
+        session._reject_cookie = False
+        session._doomed_key = None
+        session._adopt(session_id, key, version, raw, expires_at, user_id)
+        session._created_at, session._auth_at = created_at, auth_at
+        session._last_active = last_active
+        return session
+
+    def _reset(self, now: float) -> None:
+        self._id = self._key = self._raw = self._expires_at = self._user_id = None
+        self._version = 0
+        self._created_at = self._auth_at = self._last_active = self._now = now
+        self._size = None
+        self._modified = self._forced = self._cleared = self._rotate = False
+
+    def _adopt(
+        self,
+        session_id: str,
+        key: str,
+        version: int,
+        raw: bytes,
+        expires_at: float,
+        user_id: str | None,
+    ) -> None:
+        """Record that this session is now stored as described (after a load or a write)."""
+        self._id, self._key, self._version, self._raw = session_id, key, version, raw
+        self._expires_at, self._user_id = expires_at, user_id
+        self._forced = self._cleared = self._rotate = False
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    @property
+    def is_new(self) -> bool:
+        """True until the session exists in the store (it is created on the first write)."""
+        return self._key is None
+
+    @property
+    def modified(self) -> bool:
+        """Whether this request changed the data or asked for regenerate/login/logout.
+
+        Set it to True to force a write (nested changes are detected without it).
+        """
+        return self._modified or self._rotate or self._doomed_key is not None
+
+    @modified.setter
+    def modified(self, value: bool) -> None:
+        self._modified = self._forced = bool(value)
+
+    @property
+    def user_id(self) -> str | None:
+        """The user this session is bound to by :meth:`login`, or None when anonymous."""
+        return self._user_id
+
+    @property
+    def created_at(self) -> float:
+        """When the session was first created (Unix seconds); kept across :meth:`regenerate`."""
+        return self._created_at
+
+    @property
+    def authenticated_at(self) -> float:
+        """When the absolute timeout started: creation, or the last :meth:`login`."""
+        return self._auth_at
+
+    @property
+    def last_active(self) -> float:
+        """When the session was last written or touched (to within ``touch_interval``)."""
+        return self._last_active
+
+    @property
+    def expires_at(self) -> float | None:
+        """When the stored session expires if nothing else happens; None before it is stored."""
+        return self._expires_at
+
+    def regenerate(self) -> None:
+        """Give the session a new ID at commit; the data stays, the old record is deleted.
+
+        Neither the absolute timeout nor the creation time move. Call it on any privilege change.
+        """
+        if self._key is not None:
+            self._rotate = True
+
+    def login(self, user_id: str) -> None:
+        """Bind the session to ``user_id``: regenerate, and restart the absolute timeout."""
+        if not isinstance(user_id, str) or not user_id:
+            raise TypeError(f"user_id must be a non-empty str, not {user_id!r}")
+        self.regenerate()
+        self._user_id = user_id
+        self._auth_at = self._now
+        self._modified = True
+
+    def logout(self) -> None:
+        """Destroy the session on the server and expire the cookie.
+
+        Anything written to the session afterwards starts a new, anonymous session.
+        """
+        doomed = self._key if self._key is not None else self._doomed_key
+        dict.clear(self)
+        self._reset(self._now)
+        self._doomed_key = doomed
+        self._reject_cookie = True
+
+    # -- the dict, with every mutation checked and recorded ---------------------------------
+
+    def _data_size(self) -> int:
+        """Serialized size of the data, tracked incrementally once a write happens."""
+        if self._size is None:
+            self._size = len(codec.dumps(self))
+        return self._size
+
+    def _grow(self, key: str, value: JSONValue) -> None:
+        """Check that ``self[key] = value`` may happen, and account for its size."""
+        new_entry = codec.entry_size(key, value)
+        size = self._data_size()
+        old = dict.get(self, key, _MISSING)
+        if old is _MISSING:
+            size += new_entry + (1 if len(self) else 0)
+        else:
+            try:
+                size += new_entry - codec.entry_size(key, old)
+            except TypeError:
+                size += new_entry
+        if size > self._max_size:
+            raise SessionTooLarge(
+                f"setting session[{key!r}] would make the session {size} bytes serialized, "
+                f"over max_size={self._max_size}"
+            )
+        self._size = size
+        self._modified = True
+
+    def _shrink(self, key: str) -> None:
+        if self._size is not None:
+            try:
+                self._size -= codec.entry_size(key, dict.__getitem__(self, key))
+                self._size -= 1 if len(self) > 1 else 0
+            except TypeError:
+                self._size = None
+        self._modified = True
+
+    def __setitem__(self, key: str, value: JSONValue) -> None:
+        self._grow(key, value)
+        dict.__setitem__(self, key, value)
+
+    def __delitem__(self, key: str) -> None:
+        if key not in self:
+            raise KeyError(key)
+        self._shrink(key)
+        dict.__delitem__(self, key)
+
+    def pop(self, key: str, default: Any = _MISSING) -> Any:
+        if key in self:
+            self._shrink(key)
+            return dict.pop(self, key)
+        if default is _MISSING:
+            raise KeyError(key)
+        return default
+
+    def popitem(self) -> tuple[str, JSONValue]:
+        if not self:
+            raise KeyError("popitem(): session is empty")
+        key = next(reversed(self.keys()))
+        return key, self.pop(key)
+
+    def setdefault(self, key: str, default: JSONValue = None) -> JSONValue:
+        if key not in self:
+            self[key] = default
+        return dict.__getitem__(self, key)
+
+    def update(self, *args: Any, **kwargs: JSONValue) -> None:
+        for key, value in dict(*args, **kwargs).items():
+            self[key] = value
+
+    def __ior__(self, other: Any) -> Session:  # type: ignore[override,misc]
+        self.update(other)
+        return self
+
+    def clear(self) -> None:
+        """Remove all data; the session itself (its ID and user) stays."""
+        dict.clear(self)
+        self._size = None
+        self._cleared = self._modified = True
+
+    def copy(self) -> dict[str, JSONValue]:
+        """A plain dict with the same data."""
+        return dict(self)
+
+    def __reduce__(self) -> Any:
+        raise TypeError("sessions cannot be pickled")
+
+    def __repr__(self) -> str:
+        state = "new" if self.is_new else "stored"
+        return f"<Session {state} user={self._user_id!r} {dict.__repr__(self)}>"
+
+    @classmethod
+    def fromkeys(cls, iterable: Iterable[Any], value: Any = None) -> Any:
+        """Not supported: sessions come from the middleware (or :meth:`fresh`)."""
+        raise TypeError("use Session.fresh() or a session from the middleware")

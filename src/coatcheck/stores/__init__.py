@@ -1,0 +1,96 @@
+"""Session stores, and :func:`from_url` to pick one by URL.
+
+>>> from_url("memory://?max_entries=100")
+<coatcheck.stores.memory.MemoryStore object at ...>
+"""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from .base import (
+    AsyncStore,
+    AsyncStoreAdapter,
+    Iterable,
+    NotSupported,
+    Purgeable,
+    Record,
+    Store,
+    StoreError,
+    StoreUnavailable,
+    UserIndex,
+    as_async,
+)
+from .file import FileStore
+from .memory import MemoryStore
+from .sqlite import SQLiteStore
+
+__all__ = [
+    "AsyncStore",
+    "AsyncStoreAdapter",
+    "FileStore",
+    "Iterable",
+    "MemoryStore",
+    "NotSupported",
+    "Purgeable",
+    "Record",
+    "SQLiteStore",
+    "Store",
+    "StoreError",
+    "StoreUnavailable",
+    "UserIndex",
+    "as_async",
+    "from_url",
+]
+
+_TRUE = {"1", "true", "yes", "on"}
+
+
+def _flag(value: str) -> bool:
+    return value.lower() in _TRUE
+
+
+def from_url(url: str) -> Store | AsyncStore:
+    """Build the store a URL names.
+
+    - ``memory://`` (``?max_entries=N``)
+    - ``file:///absolute/dir`` or ``file:relative/dir``
+    - ``sqlite:///relative.db`` or ``sqlite:////absolute.db`` (as SQLAlchemy spells them),
+      with ``?table=NAME`` and ``?offload=true``
+
+    A URL coatcheck cannot use raises ValueError naming the scheme, never echoing credentials.
+    """
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    query = dict(parse_qsl(parts.query))
+    try:
+        if scheme == "memory":
+            max_entries = query.pop("max_entries", None)
+            store: Store = MemoryStore(
+                max_entries=int(max_entries) if max_entries is not None else None
+            )
+        elif scheme == "file":
+            path = unquote(parts.path)
+            if not path:
+                raise ValueError("file:// needs a directory path, e.g. file:///var/lib/sessions")
+            store = FileStore(path)
+        elif scheme == "sqlite":
+            path = unquote(parts.path)
+            path = path[1:] if path.startswith("/") else path
+            if not path:
+                raise ValueError("sqlite:// needs a database path, e.g. sqlite:///sessions.db")
+            store = SQLiteStore(
+                path,
+                table=query.pop("table", "coatcheck_sessions"),
+                offload=_flag(query.pop("offload", "false")),
+            )
+        else:
+            raise ValueError(
+                f"unknown session store scheme {scheme + '://' if scheme else 'in URL'}; "
+                "coatcheck knows memory://, file://, sqlite://"
+            )
+    except ValueError as exc:
+        raise ValueError(f"bad store URL ({scheme}://...): {exc}") from None
+    if query:
+        raise ValueError(f"bad store URL ({scheme}://...): unknown option(s) {sorted(query)}")
+    return store

@@ -1,0 +1,228 @@
+"""What a session store is: a :class:`Record`, the core store interfaces, optional capabilities.
+
+A store keeps opaque records under hashed keys; it knows nothing of IDs, cookies, timeouts or
+frameworks. The core interface is five calls (load, create, save, touch, delete) plus close, in a
+sync form (:class:`Store`) and an async form (:class:`AsyncStore`). What not every backend can do
+is a separate capability: :class:`UserIndex` (list and delete a user's sessions),
+:class:`Purgeable` (delete expired records), :class:`Iterable` (every record, for migration).
+
+A sync store gets its async face from :class:`AsyncStoreAdapter`, so no store is written twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One stored session.
+
+    ``key`` is the hashed session ID, ``data`` the encoded envelope, ``expires_at`` Unix seconds
+    after which the record is dead, ``version`` a counter bumped on every save (the
+    compare-and-set token), ``user_id`` the user the session is bound to, if any.
+    """
+
+    key: str
+    data: bytes
+    expires_at: float
+    version: int = 1
+    user_id: str | None = None
+
+
+class StoreError(Exception):
+    """A store failed. Subclasses say how."""
+
+
+class StoreUnavailable(StoreError):
+    """The store cannot be reached or did not answer in time."""
+
+
+class NotSupported(StoreError):
+    """The store lacks the capability an operation needs (e.g. a user index)."""
+
+
+class Store(ABC):
+    """A session store with blocking calls.
+
+    Contracts every store meets (the conformance suite in :mod:`coatcheck.testing` checks them):
+
+    - ``load`` returns the record under ``key`` or None. It may return an expired record; the
+      engine checks ``expires_at`` itself.
+    - ``create`` stores a new record and returns True, or returns False, changing nothing, when
+      a record with that key exists.
+    - ``save`` replaces the record under ``record.key`` only if the stored version equals
+      ``expected_version``, and returns whether it did. It never creates a record: a session
+      deleted meanwhile stays deleted.
+    - ``touch`` sets a new ``expires_at`` without rewriting the data; no-op for a missing key.
+    - ``delete`` removes a record; no-op for a missing key.
+    """
+
+    offload_async: bool = False
+    """Whether async callers should run this store's calls in a worker thread."""
+
+    @abstractmethod
+    def load(self, key: str) -> Record | None: ...
+
+    @abstractmethod
+    def create(self, record: Record) -> bool: ...
+
+    @abstractmethod
+    def save(self, record: Record, expected_version: int) -> bool: ...
+
+    @abstractmethod
+    def touch(self, key: str, expires_at: float) -> None: ...
+
+    @abstractmethod
+    def delete(self, key: str) -> None: ...
+
+    def close(self) -> None:
+        """Release connections and files. The default does nothing."""
+
+
+class UserIndex(ABC):
+    """Capability: find and delete the sessions bound to one user without scanning them all."""
+
+    @abstractmethod
+    def list_by_user(self, user_id: str) -> list[Record]:
+        """The user's records (expired ones may be included; callers check ``expires_at``)."""
+
+    @abstractmethod
+    def delete_by_user(self, user_id: str) -> int:
+        """Delete every record of the user; return how many were deleted."""
+
+
+class Purgeable(ABC):
+    """Capability: delete expired records (stores without native expiry)."""
+
+    @abstractmethod
+    def purge_expired(self, now: float) -> int:
+        """Delete records with ``expires_at <= now``; return how many."""
+
+
+class Iterable(ABC):
+    """Capability: every record, for migration, statistics and the CLI."""
+
+    @abstractmethod
+    def iter_records(self) -> Iterator[Record]: ...
+
+
+class AsyncStore(ABC):
+    """A session store with async calls; the same contracts as :class:`Store`."""
+
+    @abstractmethod
+    async def load(self, key: str) -> Record | None: ...
+
+    @abstractmethod
+    async def create(self, record: Record) -> bool: ...
+
+    @abstractmethod
+    async def save(self, record: Record, expected_version: int) -> bool: ...
+
+    @abstractmethod
+    async def touch(self, key: str, expires_at: float) -> None: ...
+
+    @abstractmethod
+    async def delete(self, key: str) -> None: ...
+
+    async def close(self) -> None:
+        """Release connections. The default does nothing."""
+
+    # Optional capabilities; NotSupported unless the store has them.
+
+    async def list_by_user(self, user_id: str) -> list[Record]:
+        raise NotSupported(f"{type(self).__name__} has no user index")
+
+    async def delete_by_user(self, user_id: str) -> int:
+        raise NotSupported(f"{type(self).__name__} has no user index")
+
+    async def purge_expired(self, now: float) -> int:
+        raise NotSupported(f"{type(self).__name__} cannot purge")
+
+    def iter_records(self) -> AsyncIterator[Record]:
+        raise NotSupported(f"{type(self).__name__} cannot list its records")
+
+
+async def _in_thread(function: Callable[..., T], *args: object) -> T:
+    try:
+        import anyio.to_thread  # noqa: PLC0415 - optional: works under trio too when present
+    except ImportError:  # pragma: no cover
+        return await asyncio.to_thread(function, *args)
+    return await anyio.to_thread.run_sync(function, *args)
+
+
+class AsyncStoreAdapter(AsyncStore):
+    """The async face of a sync :class:`Store`.
+
+    Calls run inline when the store is non-blocking (memory) and in a worker thread when
+    ``offload`` (default: the store's ``offload_async``) says so.
+    """
+
+    def __init__(self, store: Store, *, offload: bool | None = None) -> None:
+        self.store = store
+        self.offload = store.offload_async if offload is None else offload
+
+    async def _call(self, function: Callable[..., T], *args: object) -> T:
+        if self.offload:
+            return await _in_thread(function, *args)
+        return function(*args)
+
+    async def load(self, key: str) -> Record | None:
+        return await self._call(self.store.load, key)
+
+    async def create(self, record: Record) -> bool:
+        return await self._call(self.store.create, record)
+
+    async def save(self, record: Record, expected_version: int) -> bool:
+        return await self._call(self.store.save, record, expected_version)
+
+    async def touch(self, key: str, expires_at: float) -> None:
+        await self._call(self.store.touch, key, expires_at)
+
+    async def delete(self, key: str) -> None:
+        await self._call(self.store.delete, key)
+
+    async def close(self) -> None:
+        await self._call(self.store.close)
+
+    async def list_by_user(self, user_id: str) -> list[Record]:
+        if not isinstance(self.store, UserIndex):
+            return await super().list_by_user(user_id)
+        return await self._call(self.store.list_by_user, user_id)
+
+    async def delete_by_user(self, user_id: str) -> int:
+        if not isinstance(self.store, UserIndex):
+            return await super().delete_by_user(user_id)
+        return await self._call(self.store.delete_by_user, user_id)
+
+    async def purge_expired(self, now: float) -> int:
+        if not isinstance(self.store, Purgeable):
+            return await super().purge_expired(now)
+        return await self._call(self.store.purge_expired, now)
+
+    def iter_records(self) -> AsyncIterator[Record]:
+        if not isinstance(self.store, Iterable):
+            return super().iter_records()
+        return self._iter_records(self.store.iter_records())
+
+    async def _iter_records(self, records: Iterator[Record]) -> AsyncIterator[Record]:
+        while batch := await self._call(_take, records, 500):
+            for record in batch:
+                yield record
+
+
+def _take(records: Iterator[Record], count: int) -> list[Record]:
+    return [record for _, record in zip(range(count), records, strict=False)]
+
+
+def as_async(store: Store | AsyncStore) -> AsyncStore:
+    """Return the async face of ``store``: itself when it is async, else an adapter."""
+    if isinstance(store, AsyncStore):
+        return store
+    return AsyncStoreAdapter(store)

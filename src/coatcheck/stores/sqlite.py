@@ -1,0 +1,156 @@
+"""SQLiteStore: sessions in an SQLite database file, the embedded default (standard library only).
+
+One table, ``WITHOUT ROWID`` on the hashed key, indexes on expiry and user. Every call is one
+statement in autocommit mode: load is a primary-key SELECT, create an INSERT that does nothing on
+a key collision, save an UPDATE guarded by the version (it never inserts, so a deleted session
+stays deleted), touch an UPDATE of ``expires_at`` alone, purge a DELETE through the expiry index.
+The database runs in WAL mode, so readers never wait for writers and several processes can
+share the file. Each thread gets its own connection.
+
+Calls are short enough to run inline on an event loop by default (``offload=True`` moves them to
+a worker thread, e.g. for a database on a slow network disk).
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+from .base import Iterable, Purgeable, Record, Store, UserIndex
+
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+
+
+def schema(table: str = "coatcheck_sessions") -> str:
+    """The schema as plain SQL, for those who run their own migrations."""
+    if not _IDENTIFIER.fullmatch(table):
+        raise ValueError(f"table must be a plain SQL identifier, not {table!r}")
+    return f"""\
+CREATE TABLE IF NOT EXISTS {table} (
+    key TEXT PRIMARY KEY,
+    data BLOB NOT NULL,
+    expires_at REAL NOT NULL,
+    version INTEGER NOT NULL,
+    user_id TEXT
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS {table}_expires_at ON {table} (expires_at);
+CREATE INDEX IF NOT EXISTS {table}_user_id ON {table} (user_id) WHERE user_id IS NOT NULL;
+"""
+
+
+class SQLiteStore(Store, UserIndex, Purgeable, Iterable):
+    """Sessions in the SQLite database at ``path`` (created, with its table, on first use).
+
+    >>> import tempfile, os
+    >>> store = SQLiteStore(os.path.join(tempfile.mkdtemp(), "sessions.db"))
+    >>> store.create(Record("a" * 64, b"{}", expires_at=2e9))
+    True
+    >>> store.save(Record("a" * 64, b"{}", expires_at=2e9, version=2), expected_version=1)
+    True
+    >>> store.load("a" * 64).version
+    2
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        table: str = "coatcheck_sessions",
+        offload: bool = False,
+        busy_timeout: float = 5.0,
+    ) -> None:
+        self.path = str(path)
+        self.table = table
+        self.offload_async = offload
+        self._busy_ms = int(busy_timeout * 1000)
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._guard = threading.Lock()
+        t = table
+        self._sql_load = f"SELECT data, expires_at, version, user_id FROM {t} WHERE key = ?"
+        self._sql_create = (
+            f"INSERT INTO {t} (key, data, expires_at, version, user_id) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT (key) DO NOTHING"
+        )
+        self._sql_save = (
+            f"UPDATE {t} SET data = ?, expires_at = ?, version = ?, user_id = ? "
+            "WHERE key = ? AND version = ?"
+        )
+        self._sql_touch = f"UPDATE {t} SET expires_at = ? WHERE key = ?"
+        self._sql_delete = f"DELETE FROM {t} WHERE key = ?"
+        self._sql_by_user = (
+            f"SELECT key, data, expires_at, version, user_id FROM {t} WHERE user_id = ?"
+        )
+        self._sql_delete_user = f"DELETE FROM {t} WHERE user_id = ?"
+        self._sql_purge = f"DELETE FROM {t} WHERE expires_at <= ?"
+        self._sql_page = (
+            f"SELECT key, data, expires_at, version, user_id FROM {t} "
+            "WHERE key > ? ORDER BY key LIMIT ?"
+        )
+        self._db().executescript(schema(table))
+
+    def _db(self) -> sqlite3.Connection:
+        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(self.path, isolation_level=None, timeout=self._busy_ms / 1000)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute(f"PRAGMA busy_timeout={self._busy_ms}")
+            self._local.db = db
+            with self._guard:
+                self._all.append(db)
+        return db
+
+    def load(self, key: str) -> Record | None:
+        row = self._db().execute(self._sql_load, (key,)).fetchone()
+        return None if row is None else Record(key, row[0], row[1], row[2], row[3])
+
+    def create(self, record: Record) -> bool:
+        r = record
+        cursor = self._db().execute(
+            self._sql_create, (r.key, r.data, r.expires_at, r.version, r.user_id)
+        )
+        return cursor.rowcount == 1
+
+    def save(self, record: Record, expected_version: int) -> bool:
+        r = record
+        cursor = self._db().execute(
+            self._sql_save, (r.data, r.expires_at, r.version, r.user_id, r.key, expected_version)
+        )
+        return cursor.rowcount == 1
+
+    def touch(self, key: str, expires_at: float) -> None:
+        self._db().execute(self._sql_touch, (expires_at, key))
+
+    def delete(self, key: str) -> None:
+        self._db().execute(self._sql_delete, (key,))
+
+    def list_by_user(self, user_id: str) -> list[Record]:
+        rows = self._db().execute(self._sql_by_user, (user_id,)).fetchall()
+        return [Record(*row) for row in rows]
+
+    def delete_by_user(self, user_id: str) -> int:
+        return self._db().execute(self._sql_delete_user, (user_id,)).rowcount
+
+    def purge_expired(self, now: float) -> int:
+        return self._db().execute(self._sql_purge, (now,)).rowcount
+
+    def iter_records(self, page_size: int = 500) -> Iterator[Record]:
+        """Every record in key order, a page at a time (safe to resume from any thread)."""
+        after = ""
+        while True:
+            rows = self._db().execute(self._sql_page, (after, page_size)).fetchall()
+            yield from (Record(*row) for row in rows)
+            if len(rows) < page_size:
+                return
+            after = rows[-1][0]
+
+    def close(self) -> None:
+        with self._guard:
+            connections, self._all = self._all, []
+        for db in connections:
+            db.close()
+        self._local = threading.local()

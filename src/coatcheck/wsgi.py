@@ -1,0 +1,108 @@
+"""WSGI middleware: a session at ``environ["coatcheck.session"]`` for every request.
+
+The session is committed when the application calls ``start_response``, and the cookie is added
+to the headers it passes. Changes made while the body is being iterated come too late to store.
+
+>>> from coatcheck.stores import MemoryStore
+>>> def app(environ, start_response):
+...     environ["coatcheck.session"]["visits"] = 1
+...     start_response("200 OK", [("Content-Type", "text/plain")])
+...     return [b"hello"]
+>>> app = SessionMiddleware(app, store=MemoryStore(), secure=False)
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from .asgi import UNAVAILABLE_BODY
+from .config import SessionConfig
+from .cookies import find_cookie
+from .engine import SessionEngine, run
+from .stores.base import Store, StoreError
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from .config import SessionOptions
+
+ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
+StartResponse = Callable[..., Any]
+WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+
+ENVIRON_KEY = "coatcheck.session"
+
+logger = logging.getLogger("coatcheck")
+
+
+class SessionMiddleware:
+    """Give every request a :class:`~coatcheck.session.Session` backed by a sync ``store``.
+
+    Takes the same options as :class:`coatcheck.asgi.SessionMiddleware`.
+    """
+
+    def __init__(
+        self,
+        app: WSGIApp,
+        *,
+        store: Store,
+        config: SessionConfig | None = None,
+        unavailable_status: str = "503 Service Unavailable",
+        **options: Unpack[SessionOptions],
+    ) -> None:
+        if not isinstance(store, Store):
+            raise TypeError(f"the WSGI middleware needs a sync Store, not {type(store).__name__}")
+        self.app = app
+        self.store = store
+        self.engine = SessionEngine(config if config else SessionConfig.from_options(**options))
+        self.unavailable_status = unavailable_status
+        self._cookie_name = self.engine.cookies.name
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        engine, store = self.engine, self.store
+        header = environ.get("HTTP_COOKIE")
+        cookie_value = find_cookie(header, self._cookie_name) if header else None
+        try:
+            session = run(engine.load(cookie_value), store)
+        except StoreError as exc:
+            return self._unavailable(start_response, exc)
+        environ[ENVIRON_KEY] = session
+        failed = False
+
+        def start_with_session(
+            status: str, headers: list[tuple[str, str]], exc_info: ExcInfo | None = None
+        ) -> Any:
+            nonlocal failed
+            if exc_info is None and not failed:
+                try:
+                    set_cookie = run(engine.commit(session), store)
+                except StoreError as exc:
+                    failed = True
+                    return self._unavailable(start_response, exc)
+                if set_cookie is not None:
+                    headers = [*headers, ("Set-Cookie", set_cookie)]
+            return start_response(status, headers, exc_info)
+
+        body = self.app(environ, start_with_session)
+        if failed:
+            close = getattr(body, "close", None)
+            if close is not None:
+                close()
+            return [UNAVAILABLE_BODY]
+        return body
+
+    def _unavailable(self, start_response: StartResponse, exc: StoreError) -> list[bytes]:
+        logger.error("session store failed: %s", exc)
+        start_response(
+            self.unavailable_status,
+            [
+                ("Content-Type", "text/plain; charset=utf-8"),
+                ("Content-Length", str(len(UNAVAILABLE_BODY))),
+                ("Retry-After", "5"),
+                ("Cache-Control", "no-store"),
+            ],
+        )
+        return [UNAVAILABLE_BODY]
