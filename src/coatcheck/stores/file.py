@@ -11,20 +11,38 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import json
 import logging
 import os
 import re
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any, TypeVar, cast
 
-from .base import Iterable, Purgeable, Record, Store, UserIndex
+from .base import Iterable, Purgeable, Record, Store, StoreUnavailable, UserIndex
 
 logger = logging.getLogger("coatcheck")
 
 _SAFE_KEY = re.compile(r"[0-9A-Za-z_-]{1,128}")
 _NS = 1_000_000_000
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _unavailable_on_os_error(method: F) -> F:
+    """Report a failing file system (gone, full, read-only) as :class:`StoreUnavailable`."""
+
+    @functools.wraps(method)
+    def wrapper(self: FileStore, *args: Any) -> Any:
+        try:
+            return method(self, *args)
+        except OSError as exc:
+            raise StoreUnavailable(f"FileStore {str(self.root)!r}: {exc}") from exc
+
+    return cast(F, wrapper)
 
 
 class FileStore(Store, UserIndex, Purgeable, Iterable):
@@ -93,9 +111,11 @@ class FileStore(Store, UserIndex, Purgeable, Iterable):
 
     # -- Store -------------------------------------------------------------------------------
 
+    @_unavailable_on_os_error
     def load(self, key: str) -> Record | None:
         return self._read(self._path(key), key)
 
+    @_unavailable_on_os_error
     def create(self, record: Record) -> bool:
         path = self._path(record.key)
         with self._locked(record.key):
@@ -104,6 +124,7 @@ class FileStore(Store, UserIndex, Purgeable, Iterable):
             self._write(record)
             return True
 
+    @_unavailable_on_os_error
     def save(self, record: Record, expected_version: int) -> bool:
         path = self._path(record.key)
         with self._locked(record.key):
@@ -113,11 +134,13 @@ class FileStore(Store, UserIndex, Purgeable, Iterable):
             self._write(record)
             return True
 
+    @_unavailable_on_os_error
     def touch(self, key: str, expires_at: float) -> None:
         expires_ns = round(expires_at * _NS)
         with contextlib.suppress(FileNotFoundError):
             os.utime(self._path(key), ns=(expires_ns, expires_ns))
 
+    @_unavailable_on_os_error
     def delete(self, key: str) -> None:
         path = self._path(key)
         with self._locked(key):

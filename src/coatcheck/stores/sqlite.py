@@ -18,8 +18,9 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
-from .base import Iterable, Purgeable, Record, Store, UserIndex
+from .base import Iterable, Purgeable, Record, Store, StoreUnavailable, UserIndex
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 
@@ -63,6 +64,10 @@ class SQLiteStore(Store, UserIndex, Purgeable, Iterable):
         busy_timeout: float = 5.0,
     ) -> None:
         self.path = str(path)
+        if self.path == ":memory:" or self.path.startswith("file::memory:"):
+            raise ValueError(
+                "SQLiteStore needs a database file; MemoryStore keeps sessions in memory"
+            )
         self.table = table
         self.offload_async = offload
         self._busy_ms = int(busy_timeout * 1000)
@@ -95,54 +100,74 @@ class SQLiteStore(Store, UserIndex, Purgeable, Iterable):
     def _db(self) -> sqlite3.Connection:
         db: sqlite3.Connection | None = getattr(self._local, "db", None)
         if db is None:
-            db = sqlite3.connect(self.path, isolation_level=None, timeout=self._busy_ms / 1000)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
-            db.execute(f"PRAGMA busy_timeout={self._busy_ms}")
+            try:
+                db = self._connect()
+            except sqlite3.Error as exc:
+                raise StoreUnavailable(f"SQLite store {self.path!r}: {exc}") from exc
             self._local.db = db
             with self._guard:
                 self._all.append(db)
         return db
 
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(
+            self.path,
+            isolation_level=None,
+            timeout=self._busy_ms / 1000,
+            check_same_thread=False,  # each thread uses its own; close() may run anywhere
+        )
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.execute(f"PRAGMA busy_timeout={self._busy_ms}")
+        return db
+
+    def _query(self, sql: str, params: tuple[object, ...]) -> list[Any]:
+        try:
+            return self._db().execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"SQLite store {self.path!r}: {exc}") from exc
+
+    def _change(self, sql: str, params: tuple[object, ...]) -> int:
+        try:
+            return self._db().execute(sql, params).rowcount
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"SQLite store {self.path!r}: {exc}") from exc
+
     def load(self, key: str) -> Record | None:
-        row = self._db().execute(self._sql_load, (key,)).fetchone()
-        return None if row is None else Record(key, row[0], row[1], row[2], row[3])
+        rows = self._query(self._sql_load, (key,))
+        return Record(key, *rows[0]) if rows else None
 
     def create(self, record: Record) -> bool:
         r = record
-        cursor = self._db().execute(
-            self._sql_create, (r.key, r.data, r.expires_at, r.version, r.user_id)
+        return (
+            self._change(self._sql_create, (r.key, r.data, r.expires_at, r.version, r.user_id)) == 1
         )
-        return cursor.rowcount == 1
 
     def save(self, record: Record, expected_version: int) -> bool:
         r = record
-        cursor = self._db().execute(
-            self._sql_save, (r.data, r.expires_at, r.version, r.user_id, r.key, expected_version)
-        )
-        return cursor.rowcount == 1
+        params = (r.data, r.expires_at, r.version, r.user_id, r.key, expected_version)
+        return self._change(self._sql_save, params) == 1
 
     def touch(self, key: str, expires_at: float) -> None:
-        self._db().execute(self._sql_touch, (expires_at, key))
+        self._change(self._sql_touch, (expires_at, key))
 
     def delete(self, key: str) -> None:
-        self._db().execute(self._sql_delete, (key,))
+        self._change(self._sql_delete, (key,))
 
     def list_by_user(self, user_id: str) -> list[Record]:
-        rows = self._db().execute(self._sql_by_user, (user_id,)).fetchall()
-        return [Record(*row) for row in rows]
+        return [Record(*row) for row in self._query(self._sql_by_user, (user_id,))]
 
     def delete_by_user(self, user_id: str) -> int:
-        return self._db().execute(self._sql_delete_user, (user_id,)).rowcount
+        return self._change(self._sql_delete_user, (user_id,))
 
     def purge_expired(self, now: float) -> int:
-        return self._db().execute(self._sql_purge, (now,)).rowcount
+        return self._change(self._sql_purge, (now,))
 
     def iter_records(self, page_size: int = 500) -> Iterator[Record]:
         """Every record in key order, a page at a time (safe to resume from any thread)."""
         after = ""
         while True:
-            rows = self._db().execute(self._sql_page, (after, page_size)).fetchall()
+            rows = self._query(self._sql_page, (after, page_size))
             yield from (Record(*row) for row in rows)
             if len(rows) < page_size:
                 return

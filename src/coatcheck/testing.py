@@ -1,0 +1,409 @@
+"""The store conformance suite: every store, ours or yours, proves itself with a few lines.
+
+>>> # tests/test_my_store.py
+>>> import pytest
+>>> from coatcheck.testing import StoreConformance
+>>> class TestMyStore(StoreConformance):
+...     @pytest.fixture
+...     def store(self, tmp_path):
+...         return MyStore(tmp_path)  # a Store or an AsyncStore  # doctest: +SKIP
+
+The suite drives the store through the real engine with an injectable clock (no sleeping) and
+also checks the raw store contracts. For detailed assertion messages, put
+``pytest.register_assert_rewrite("coatcheck.testing")`` in your ``conftest.py``. Async stores run on one event loop per test (an anyio
+blocking portal), so a client bound to its loop works. Requires pytest, and anyio for async
+stores.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import pytest
+
+from .config import SessionConfig
+from .engine import Plan, SessionEngine, run, run_async
+from .ids import new_id, store_key
+from .session import Session
+from .stores.base import (
+    AsyncStore,
+    Iterable,
+    NotSupported,
+    Purgeable,
+    Record,
+    Store,
+    UserIndex,
+)
+
+if TYPE_CHECKING:
+    from anyio.from_thread import BlockingPortal
+
+T = TypeVar("T")
+
+IDLE = 1800.0
+ABSOLUTE = 4 * 3600.0
+TOUCH = 60.0
+
+
+class FakeClock:
+    """A clock that starts at a given time and only moves when told to."""
+
+    def __init__(self, start: float) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+class Harness:
+    """One store under test, an engine with a fake clock, and calls in the store's own face."""
+
+    def __init__(self, store: Store | AsyncStore, portal: BlockingPortal | None) -> None:
+        import time  # noqa: PLC0415
+
+        self.store = store
+        self.portal = portal
+        self.clock = FakeClock(time.time())
+        self.engine = SessionEngine(
+            SessionConfig(
+                secure=False,
+                idle_timeout=IDLE,
+                absolute_timeout=ABSOLUTE,
+                touch_interval=TOUCH,
+                clock=self.clock,
+            )
+        )
+
+    def _portal(self) -> BlockingPortal:
+        assert self.portal is not None, "async stores need a blocking portal"
+        return self.portal
+
+    def run(self, plan: Plan[T]) -> T:
+        """Carry out an engine plan against the store."""
+        if isinstance(self.store, AsyncStore):
+            result: T = self._portal().call(run_async, plan, self.store)
+            return result
+        return run(plan, self.store)
+
+    def call(self, method: str, *args: Any) -> Any:
+        """Call one store method directly."""
+        if isinstance(self.store, AsyncStore):
+            return self._portal().call(getattr(self.store, method), *args)
+        return getattr(self.store, method)(*args)
+
+    def records(self) -> list[Record]:
+        if isinstance(self.store, AsyncStore):
+
+            async def collect() -> list[Record]:
+                assert isinstance(self.store, AsyncStore)
+                return [record async for record in self.store.iter_records()]
+
+            result: list[Record] = self._portal().call(collect)
+            return result
+        if not isinstance(self.store, Iterable):
+            raise NotSupported(f"{type(self.store).__name__} cannot list its records")
+        return list(self.store.iter_records())
+
+    def capability(self, method: str, *args: Any) -> Any:
+        """Call an optional capability; NotSupported when the store lacks it."""
+        if isinstance(self.store, Store):
+            kinds: dict[str, type] = {
+                "list_by_user": UserIndex,
+                "delete_by_user": UserIndex,
+                "purge_expired": Purgeable,
+            }
+            if not isinstance(self.store, kinds[method]):
+                raise NotSupported(f"{type(self.store).__name__} has no {method}")
+        return self.call(method, *args)
+
+    # -- the request cycle, as a middleware runs it ---------------------------------------
+
+    def load(self, session_id: str | None) -> Session:
+        return self.run(self.engine.load(session_id))
+
+    def commit(self, session: Session) -> str | None:
+        return self.run(self.engine.commit(session))
+
+    def request(
+        self, session_id: str | None, change: Callable[[Session], None] | None = None
+    ) -> tuple[Session, str | None]:
+        """Load, apply ``change``, commit; return the session and the Set-Cookie value."""
+        session = self.load(session_id)
+        if change is not None:
+            change(session)
+        return session, self.commit(session)
+
+    def new_session(self, **data: Any) -> str:
+        """Create a session holding ``data``; return its ID (the cookie value)."""
+        _, cookie = self.request(None, lambda s: s.update(data))
+        return cookie_id(cookie)
+
+
+def cookie_id(set_cookie: str | None) -> str:
+    """The session ID a ``Set-Cookie`` value carries (empty when it expires the cookie)."""
+    assert set_cookie is not None, "expected a Set-Cookie"
+    return set_cookie.split(";", 1)[0].split("=", 1)[1]
+
+
+def key_of(session_id: str) -> str:
+    return store_key(session_id)
+
+
+class StoreConformance:
+    """What every session store must do. Subclass it and provide a ``store`` fixture."""
+
+    @pytest.fixture
+    def store(self) -> Store | AsyncStore:
+        raise NotImplementedError("define a `store` fixture returning the store under test")
+
+    @pytest.fixture
+    def harness(self, store: Store | AsyncStore) -> Iterator[Harness]:
+        with ExitStack() as stack:
+            portal = None
+            if isinstance(store, AsyncStore):
+                from anyio.from_thread import start_blocking_portal  # noqa: PLC0415
+
+                portal = stack.enter_context(start_blocking_portal())
+            h = Harness(store, portal)
+            yield h
+            h.call("close")
+
+    # -- raw store contracts ------------------------------------------------------------------
+
+    def test_load_of_an_unknown_key_is_none(self, harness: Harness) -> None:
+        assert harness.call("load", key_of(new_id())) is None
+
+    def test_create_then_load_round_trips_every_field(self, harness: Harness) -> None:
+        record = Record(key_of(new_id()), b'{"x":1}', harness.clock.now + 100, 1, "u-1")
+        assert harness.call("create", record) is True
+        assert harness.call("load", record.key) == record
+
+    def test_create_refuses_a_key_that_exists_and_changes_nothing(self, harness: Harness) -> None:
+        key = key_of(new_id())
+        first = Record(key, b"first", harness.clock.now + 100)
+        assert harness.call("create", first) is True
+        assert harness.call("create", Record(key, b"second", harness.clock.now + 200)) is False
+        assert harness.call("load", key) == first
+
+    def test_save_is_compare_and_set_on_the_version(self, harness: Harness) -> None:
+        key = key_of(new_id())
+        harness.call("create", Record(key, b"v1", harness.clock.now + 100))
+        stale = Record(key, b"stale", harness.clock.now + 100, 2)
+        assert harness.call("save", stale, 7) is False
+        assert harness.call("load", key).data == b"v1"
+        fresh = Record(key, b"v2", harness.clock.now + 150, 2, "u-2")
+        assert harness.call("save", fresh, 1) is True
+        assert harness.call("load", key) == fresh
+        assert harness.call("save", Record(key, b"v3", harness.clock.now + 150, 2), 1) is False
+
+    def test_save_never_resurrects_a_deleted_record(self, harness: Harness) -> None:
+        key = key_of(new_id())
+        harness.call("create", Record(key, b"v1", harness.clock.now + 100))
+        harness.call("delete", key)
+        assert harness.call("save", Record(key, b"v2", harness.clock.now + 100, 2), 1) is False
+        assert harness.call("load", key) is None
+
+    def test_touch_moves_the_expiry_and_nothing_else(self, harness: Harness) -> None:
+        key = key_of(new_id())
+        record = Record(key, b"data", harness.clock.now + 100, 3, "u-3")
+        harness.call("create", record)
+        harness.call("touch", key, harness.clock.now + 500)
+        loaded = harness.call("load", key)
+        assert loaded.expires_at == pytest.approx(harness.clock.now + 500, abs=0.01)
+        assert (loaded.data, loaded.version, loaded.user_id) == (b"data", 3, "u-3")
+
+    def test_touch_and_delete_of_a_missing_key_do_nothing(self, harness: Harness) -> None:
+        key = key_of(new_id())
+        harness.call("touch", key, harness.clock.now + 100)
+        harness.call("delete", key)
+        assert harness.call("load", key) is None
+
+    # -- the lifecycle through the engine ------------------------------------------------------
+
+    def test_a_written_session_round_trips(self, harness: Harness) -> None:
+        session_id = harness.new_session(cart=["apple", "pear"], n=1.5, nested={"a": None})
+        session = harness.load(session_id)
+        assert not session.is_new
+        assert dict(session) == {"cart": ["apple", "pear"], "n": 1.5, "nested": {"a": None}}
+
+    def test_the_store_sees_only_the_hash_of_the_id(self, harness: Harness) -> None:
+        session_id = harness.new_session(note="x")
+        assert harness.call("load", session_id) is None
+        assert harness.call("load", key_of(session_id)) is not None
+
+    def test_an_unknown_id_is_never_adopted(self, harness: Harness) -> None:
+        planted = new_id()
+        _, cookie = harness.request(planted, lambda s: s.update(a=1))
+        assert cookie_id(cookie) != planted
+        assert harness.call("load", key_of(planted)) is None
+
+    def test_idle_timeout_ends_a_session(self, harness: Harness) -> None:
+        session_id = harness.new_session(a=1)
+        harness.clock.advance(IDLE - 1)
+        assert not harness.load(session_id).is_new
+        harness.clock.advance(IDLE + 1)
+        assert harness.load(session_id).is_new
+
+    def test_activity_slides_the_idle_timeout(self, harness: Harness) -> None:
+        session_id = harness.new_session(a=1)
+        for _ in range(5):
+            harness.clock.advance(IDLE * 0.75)
+            session, _ = harness.request(session_id)
+            assert not session.is_new
+        assert harness.clock.now - session.created_at > IDLE * 3
+
+    def test_absolute_timeout_ends_even_an_active_session(self, harness: Harness) -> None:
+        session_id = harness.new_session(a=1)
+        alive_until = harness.clock.now + ABSOLUTE
+        while harness.clock.now + IDLE / 2 < alive_until:
+            harness.clock.advance(IDLE / 2)
+            session, _ = harness.request(session_id, lambda s: s.update(b=s.get("b", 0) + 1))
+            assert not session.is_new
+            assert session.expires_at is not None
+            assert session.expires_at <= alive_until
+        harness.clock.now = alive_until
+        assert harness.load(session_id).is_new
+
+    def test_a_read_touches_at_most_once_per_interval(self, harness: Harness) -> None:
+        session_id = harness.new_session(a=1)
+        key = key_of(session_id)
+        first = harness.call("load", key)
+        harness.clock.advance(TOUCH / 2)
+        _, cookie = harness.request(session_id, lambda s: s.get("a"))
+        assert cookie is None
+        assert harness.call("load", key).expires_at == pytest.approx(first.expires_at, abs=0.01)
+        harness.clock.advance(TOUCH)
+        _, cookie = harness.request(session_id, lambda s: s.get("a"))
+        assert cookie is not None
+        touched = harness.call("load", key)
+        assert touched.expires_at == pytest.approx(harness.clock.now + IDLE, abs=0.01)
+        assert (touched.version, touched.data) == (first.version, first.data)
+
+    def test_regenerate_keeps_data_and_kills_the_old_id(self, harness: Harness) -> None:
+        session_id = harness.new_session(cart=[1])
+        created = harness.load(session_id).created_at
+        harness.clock.advance(10)
+        _, cookie = harness.request(session_id, lambda s: s.regenerate())
+        new = cookie_id(cookie)
+        assert new != session_id
+        assert harness.load(session_id).is_new
+        session = harness.load(new)
+        assert dict(session) == {"cart": [1]}
+        assert session.created_at == created
+
+    def test_login_binds_the_user_and_restarts_the_absolute_timeout(self, harness: Harness) -> None:
+        session_id = harness.new_session(cart=[1])
+        first_deadline = harness.clock.now + ABSOLUTE
+        while harness.clock.now + IDLE / 2 < first_deadline:
+            harness.clock.advance(IDLE / 2)
+            harness.request(session_id)
+        _, cookie = harness.request(session_id, lambda s: s.login("alice"))
+        new = cookie_id(cookie)
+        assert harness.load(session_id).is_new
+        harness.clock.now = first_deadline + 1
+        session = harness.load(new)
+        assert (session.user_id, dict(session)) == ("alice", {"cart": [1]})
+
+    def test_logout_destroys_the_session(self, harness: Harness) -> None:
+        session_id = harness.new_session(a=1)
+        _, cookie = harness.request(session_id, lambda s: s.logout())
+        assert cookie is not None
+        assert cookie_id(cookie) == ""
+        assert harness.call("load", key_of(session_id)) is None
+        assert harness.load(session_id).is_new
+
+    def test_corrupt_stored_data_gives_a_fresh_session(self, harness: Harness) -> None:
+        for garbage in (b"", b"\xff\xfe", b"[1,2]", b'{"d":"not a dict","c":1,"a":1}'):
+            session_id = new_id()
+            record = Record(key_of(session_id), garbage, harness.clock.now + 100)
+            harness.call("create", record)
+            session, cookie = harness.request(session_id, lambda s: s.update(mine=1))
+            assert cookie_id(cookie) != session_id
+            assert dict(session) == {"mine": 1}
+
+    # -- capabilities -----------------------------------------------------------------------
+
+    def test_sessions_are_listed_and_deleted_by_user(self, harness: Harness) -> None:
+        alice = [harness.new_session(n=i) for i in range(3)]
+        alice = [cookie_id(harness.request(i, lambda s: s.login("alice"))[1]) for i in alice]
+        _, bob = harness.request(harness.new_session(n=9), lambda s: s.login("bob"))
+        try:
+            listed = harness.capability("list_by_user", "alice")
+        except NotSupported:
+            with pytest.raises(NotSupported):
+                harness.capability("delete_by_user", "alice")
+            return
+        assert sorted(r.key for r in listed) == sorted(key_of(s) for s in alice)
+        assert harness.capability("delete_by_user", "alice") == 3
+        assert all(harness.load(s).is_new for s in alice)
+        assert harness.capability("list_by_user", "alice") == []
+        assert harness.load(cookie_id(bob)).user_id == "bob"
+
+    def test_logout_removes_the_session_from_its_user(self, harness: Harness) -> None:
+        _, cookie = harness.request(harness.new_session(n=1), lambda s: s.login("carol"))
+        harness.request(cookie_id(cookie), lambda s: s.logout())
+        with contextlib.suppress(NotSupported):
+            assert harness.capability("list_by_user", "carol") == []
+
+    def test_purge_removes_expired_sessions_only(self, harness: Harness) -> None:
+        old = [harness.new_session(n=i) for i in range(5)]
+        harness.clock.advance(IDLE - 10)
+        young = [harness.new_session(n=i) for i in range(3)]
+        harness.clock.advance(20)
+        try:
+            purged = harness.capability("purge_expired", harness.clock.now)
+        except NotSupported:
+            return
+        assert purged == len(old)
+        assert all(harness.call("load", key_of(s)) is None for s in old)
+        assert all(not harness.load(s).is_new for s in young)
+
+    def test_iteration_yields_every_record(self, harness: Harness) -> None:
+        ids = [harness.new_session(n=i) for i in range(7)]
+        try:
+            keys = {record.key for record in harness.records()}
+        except NotSupported:
+            return
+        assert keys == {key_of(s) for s in ids}
+
+    # -- concurrency --------------------------------------------------------------------------
+
+    def test_concurrent_writers_lose_no_update(self, harness: Harness) -> None:
+        session_id = harness.new_session(start=True)
+        writers = 12
+        barrier = threading.Barrier(writers)
+        errors: list[BaseException] = []
+
+        def writer(n: int) -> None:
+            try:
+                session = harness.load(session_id)
+                barrier.wait()  # every writer has loaded the same version
+                session[f"k{n}"] = n
+                harness.commit(session)
+            except BaseException as exc:  # reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=writer, args=(n,)) for n in range(writers)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == []
+        final = harness.load(session_id)
+        assert dict(final) == {"start": True, **{f"k{n}": n for n in range(writers)}}
+
+    def test_concurrent_writers_of_one_key_last_one_wins(self, harness: Harness) -> None:
+        session_id = harness.new_session(counter=0)
+        first, second = harness.load(session_id), harness.load(session_id)
+        first["counter"] = 1
+        second["counter"] = 2
+        harness.commit(first)
+        harness.commit(second)
+        assert harness.load(session_id)["counter"] == 2
