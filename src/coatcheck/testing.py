@@ -1,18 +1,19 @@
-"""The store conformance suite: every store, ours or yours, proves itself with a few lines.
+"""The store conformance suite: every store, ours or yours, proves itself with a few lines::
 
->>> # tests/test_my_store.py
->>> import pytest
->>> from coatcheck.testing import StoreConformance
->>> class TestMyStore(StoreConformance):
-...     @pytest.fixture
-...     def store(self, tmp_path):
-...         return MyStore(tmp_path)  # a Store or an AsyncStore  # doctest: +SKIP
+    # tests/test_my_store.py
+    import pytest
+    from coatcheck.testing import StoreConformance
 
-The suite drives the store through the real engine with an injectable clock (no sleeping) and
-also checks the raw store contracts. For detailed assertion messages, put
-``pytest.register_assert_rewrite("coatcheck.testing")`` in your ``conftest.py``. Async stores run on one event loop per test (an anyio
-blocking portal), so a client bound to its loop works. Requires pytest, and anyio for async
-stores.
+    class TestMyStore(StoreConformance):
+        @pytest.fixture
+        def store(self, tmp_path):
+            return MyStore(tmp_path)  # a Store or an AsyncStore
+
+The suite drives the store through the real engine with an injectable clock (no sleeping), and
+checks the raw store contracts. Async stores run on one event loop per test (an anyio blocking
+portal), so a client bound to its loop works. Needs pytest, and anyio for async stores. For
+detailed assertion messages, call ``pytest.register_assert_rewrite("coatcheck.testing")`` in
+your ``conftest.py``.
 """
 
 from __future__ import annotations
