@@ -8,6 +8,7 @@ UTF-8 JSON. Decoding checks the shape of what it reads, so tampered or corrupt s
 from __future__ import annotations
 
 import json
+import math
 from typing import Any, TypeGuard
 
 try:
@@ -58,6 +59,8 @@ def entry_size(key: str, value: JSONValue) -> int:
     if not isinstance(key, str):
         raise TypeError(f"session keys must be str, not {type(key).__name__}: {key!r}")
     try:
+        if isinstance(value, float) and not math.isfinite(value):
+            raise TypeError("NaN and infinity are not JSON")  # orjson would write null
         return len(dumps(key)) + 1 + len(dumps(value))
     except TypeError as exc:
         raise TypeError(

@@ -1,0 +1,1 @@
+"""Benchmarks of coatcheck against bare Starlette and other session middleware (scripts/bench)."""

@@ -1,0 +1,118 @@
+"""Small applications and a call-counting store that the HTTP-level tests share."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from typing import Any
+
+import anyio
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket
+
+from coatcheck.asgi import SessionMiddleware
+from coatcheck.session import Session
+from coatcheck.stores import MemoryStore, Record, Store
+
+
+class CountingStore(Store):
+    """A real store wrapped so tests can count the calls the engine makes on it."""
+
+    def __init__(self, inner: Store) -> None:
+        self.inner = inner
+        self.calls: Counter[str] = Counter()
+        self.offload_async = inner.offload_async
+
+    def reset(self) -> None:
+        self.calls.clear()
+
+    def load(self, key: str) -> Record | None:
+        self.calls["load"] += 1
+        return self.inner.load(key)
+
+    def create(self, record: Record) -> bool:
+        self.calls["create"] += 1
+        return self.inner.create(record)
+
+    def save(self, record: Record, expected_version: int) -> bool:
+        self.calls["save"] += 1
+        return self.inner.save(record, expected_version)
+
+    def touch(self, key: str, expires_at: float) -> None:
+        self.calls["touch"] += 1
+        self.inner.touch(key, expires_at)
+
+    def delete(self, key: str) -> None:
+        self.calls["delete"] += 1
+        self.inner.delete(key)
+
+
+def session_of(request: Request) -> Session:
+    session = request.session
+    assert isinstance(session, Session)
+    return session
+
+
+async def read(request: Request) -> Response:
+    return PlainTextResponse(json.dumps(request.session))
+
+
+async def nothing(request: Request) -> Response:
+    return PlainTextResponse("no session here")
+
+
+async def write(request: Request) -> Response:
+    body: dict[str, Any] = await request.json()
+    delay = float(request.query_params.get("delay", "0"))
+    if delay:
+        await anyio.sleep(delay)  # hold the loaded version while other requests write
+    request.session.update(body)
+    return JSONResponse(dict(request.session))
+
+
+async def login(request: Request) -> Response:
+    session_of(request).login(request.path_params["user"])
+    return PlainTextResponse("welcome")
+
+
+async def logout(request: Request) -> Response:
+    session_of(request).logout()
+    return PlainTextResponse("bye")
+
+
+async def regenerate(request: Request) -> Response:
+    session_of(request).regenerate()
+    return PlainTextResponse("rotated")
+
+
+async def whoami(request: Request) -> Response:
+    session = session_of(request)
+    return JSONResponse({"user": session.user_id, "new": session.is_new})
+
+
+async def socket(websocket: WebSocket) -> None:
+    await websocket.accept()
+    websocket.session["ws"] = await websocket.receive_text()
+    await websocket.send_text(json.dumps(websocket.session))
+    await websocket.close()
+
+
+def starlette_app(store: Store | None = None, **options: Any) -> SessionMiddleware:
+    """A Starlette app with coatcheck's ASGI middleware on ``store``."""
+    app = Starlette(
+        routes=[
+            Route("/read", read),
+            Route("/nothing", nothing),
+            Route("/write", write, methods=["POST"]),
+            Route("/login/{user}", login, methods=["POST"]),
+            Route("/logout", logout, methods=["POST"]),
+            Route("/regenerate", regenerate, methods=["POST"]),
+            Route("/whoami", whoami),
+            WebSocketRoute("/ws", socket),
+        ]
+    )
+    options.setdefault("secure", False)
+    return SessionMiddleware(app, store=store if store is not None else MemoryStore(), **options)

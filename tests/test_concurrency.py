@@ -1,0 +1,106 @@
+"""No lost updates: concurrent requests on one session that change different keys all persist.
+
+Real concurrency: requests over real HTTP to uvicorn (ASGI) and to a threading WSGI server,
+and processes sharing one FileStore directory or SQLite file.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+
+from coatcheck.config import SessionConfig
+from coatcheck.engine import SessionEngine, run
+from coatcheck.stores import FileStore, MemoryStore, SQLiteStore, Store
+
+from .apps import starlette_app
+from .servers import serve_asgi, serve_wsgi
+from .wsgi_app import wsgi_app
+
+WRITERS = 24
+
+STORES: dict[str, Callable[[Path], Store]] = {
+    "memory": lambda _: MemoryStore(),
+    "file": lambda tmp: FileStore(tmp / "files"),
+    "sqlite": lambda tmp: SQLiteStore(tmp / "s.db"),
+}
+
+
+def hammer(base: str, write: Callable[[httpx.Client, str, int], httpx.Response]) -> None:
+    """Create a session, then send WRITERS concurrent requests each adding its own key."""
+    with httpx.Client(base_url=base, timeout=30) as client:
+        first = write(client, "", -1)
+        sid = first.headers["set-cookie"].split(";", 1)[0].split("=", 1)[1]
+        with ThreadPoolExecutor(WRITERS) as pool:
+            responses = list(pool.map(lambda n: write(client, sid, n), range(WRITERS)))
+        assert [r.status_code for r in responses] == [200] * WRITERS
+        final = write(client, sid, -2).json()
+    data = final.get("data", final)
+    expected = {f"k{n}": str(n) for n in range(-1, WRITERS)}
+    assert {k: str(v) for k, v in data.items() if k != "k-2"} == expected
+
+
+@pytest.mark.parametrize("kind", STORES)
+def test_asgi_requests_racing_on_one_session_lose_nothing(kind: str, tmp_path: Path) -> None:
+    app = starlette_app(STORES[kind](tmp_path))
+
+    def write(client: httpx.Client, sid: str, n: int) -> httpx.Response:
+        headers = {"Cookie": f"session={sid}"} if sid else {}
+        return client.post(
+            "/write", params={"delay": "0.05"}, json={f"k{n}": str(n)}, headers=headers
+        )
+
+    with serve_asgi(app) as base:
+        hammer(base, write)
+
+
+@pytest.mark.parametrize("kind", STORES)
+def test_wsgi_requests_racing_on_one_session_lose_nothing(kind: str, tmp_path: Path) -> None:
+    app = wsgi_app(STORES[kind](tmp_path))
+
+    def write(client: httpx.Client, sid: str, n: int) -> httpx.Response:
+        headers = {"Cookie": f"session={sid}"} if sid else {}
+        return client.get("/write", params={"delay": "0.05", f"k{n}": str(n)}, headers=headers)
+
+    with serve_wsgi(app) as base:
+        hammer(base, write)
+
+
+def _add_keys(kind: str, tmp: str, session_id: str, worker: int, count: int) -> None:
+    store = STORES[kind](Path(tmp))
+    engine = SessionEngine(SessionConfig(secure=False))
+    for i in range(count):
+        session = run(engine.load(session_id), store)
+        assert not session.is_new
+        session[f"w{worker}-{i}"] = i
+        run(engine.commit(session), store)
+    store.close()
+
+
+@pytest.mark.parametrize("kind", ["file", "sqlite"])
+def test_processes_sharing_a_store_lose_nothing(kind: str, tmp_path: Path) -> None:
+    store = STORES[kind](tmp_path)
+    engine = SessionEngine(SessionConfig(secure=False))
+    session = run(engine.load(None), store)
+    session["start"] = 0
+    set_cookie = run(engine.commit(session), store)
+    assert set_cookie is not None
+    session_id = set_cookie.split(";", 1)[0].split("=", 1)[1]
+    context = multiprocessing.get_context("fork")
+    workers, count = 4, 25
+    processes = [
+        context.Process(target=_add_keys, args=(kind, str(tmp_path), session_id, w, count))
+        for w in range(workers)
+    ]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(60)
+        assert process.exitcode == 0
+    final = run(engine.load(session_id), store)
+    assert len(final) == 1 + workers * count

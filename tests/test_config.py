@@ -1,0 +1,71 @@
+"""Options: sane defaults, and a bad value refused at construction with its name."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from coatcheck.config import ConfigError, SessionConfig
+
+
+def test_defaults() -> None:
+    config = SessionConfig()
+    assert (config.idle_timeout, config.absolute_timeout, config.touch_interval) == (
+        1800.0,
+        43200.0,
+        60.0,
+    )
+    assert (config.secure, config.same_site, config.path, config.domain) == (
+        True,
+        "lax",
+        "/",
+        None,
+    )
+    assert config.max_size == 65536
+    assert config.cookie_key == "__Host-session"
+
+
+def test_timedeltas_become_seconds() -> None:
+    config = SessionConfig(idle_timeout=timedelta(minutes=5), absolute_timeout=timedelta(hours=1))
+    assert (config.idle_timeout, config.absolute_timeout) == (300.0, 3600.0)
+
+
+def test_it_is_frozen() -> None:
+    with pytest.raises(AttributeError):
+        SessionConfig().secure = False  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("options", "named"),
+    [
+        ({"cookie_name": "bad name"}, "cookie_name"),
+        ({"cookie_name": ""}, "cookie_name"),
+        ({"same_site": "sometimes"}, "same_site"),
+        ({"same_site": "none", "secure": False}, "same_site"),
+        ({"domain": "exa mple.com"}, "domain"),
+        ({"path": "no-slash"}, "path"),
+        ({"path": "/a;b"}, "path"),
+        ({"idle_timeout": 0}, "idle_timeout"),
+        ({"idle_timeout": "30"}, "idle_timeout"),
+        ({"idle_timeout": True}, "idle_timeout"),
+        ({"absolute_timeout": -1}, "absolute_timeout"),
+        ({"idle_timeout": 7200, "absolute_timeout": 3600}, "idle_timeout"),
+        ({"touch_interval": 1800}, "touch_interval"),
+        ({"touch_interval": -1}, "touch_interval"),
+        ({"max_size": 1.5}, "max_size"),
+        ({"max_size": 0}, "max_size"),
+        ({"hash_secret": b"short"}, "hash_secret"),
+        ({"hash_secret": "text"}, "hash_secret"),
+        ({"clock": 5}, "clock"),
+    ],
+)
+def test_a_bad_value_is_refused_by_name(options: dict[str, Any], named: str) -> None:
+    with pytest.raises(ConfigError, match=named):
+        SessionConfig(**options)
+
+
+def test_unknown_options_are_refused_by_name() -> None:
+    with pytest.raises(ConfigError, match="idle_timeuot"):
+        SessionConfig.from_options(idle_timeuot=5)

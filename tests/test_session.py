@@ -1,0 +1,156 @@
+"""The Session mapping: a dict of JSON values that knows what the request changed."""
+
+from __future__ import annotations
+
+import copy
+import json
+import pickle
+from datetime import datetime
+
+import pytest
+
+from coatcheck.codec import SessionTooLarge
+from coatcheck.session import Session
+
+
+def fresh(max_size: int = 64 * 1024) -> Session:
+    return Session.fresh(now=1000.0, max_size=max_size)
+
+
+def test_it_is_a_dict_that_json_can_dump() -> None:
+    session = fresh()
+    session["cart"] = [{"sku": "A1", "qty": 2}]
+    assert isinstance(session, dict)
+    assert json.loads(json.dumps(session)) == {"cart": [{"sku": "A1", "qty": 2}]}
+    assert session == {"cart": [{"sku": "A1", "qty": 2}]}
+
+
+def test_a_fresh_session_is_new_and_unmodified() -> None:
+    session = fresh()
+    assert (session.is_new, session.modified, session.user_id) == (True, False, None)
+    assert session.created_at == session.last_active == 1000.0
+    assert session.expires_at is None
+
+
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        lambda s: s.__setitem__("a", 1),
+        lambda s: s.update(a=1),
+        lambda s: s.update({"a": 1}),
+        lambda s: s.setdefault("a", 1),
+        lambda s: s.__ior__({"a": 1}),
+    ],
+)
+def test_every_way_of_writing_marks_it_modified(mutate: object) -> None:
+    session = fresh()
+    mutate(session)  # type: ignore[operator]
+    assert session.modified
+    assert session["a"] == 1
+
+
+def test_every_way_of_removing_marks_it_modified() -> None:
+    for remove in (
+        lambda s: s.pop("a"),
+        lambda s: s.popitem(),
+        lambda s: s.__delitem__("a"),
+        lambda s: s.clear(),
+    ):
+        session = Session.stored(
+            {"a": 1},
+            session_id="x",
+            key="k",
+            version=1,
+            raw=b"",
+            created_at=1.0,
+            auth_at=1.0,
+            expires_at=2.0,
+            last_active=1.0,
+            user_id=None,
+            now=1.5,
+            max_size=100,
+        )
+        assert not session.modified
+        remove(session)
+        assert session.modified
+        assert session == {}
+
+
+def test_missing_keys_behave_as_in_a_dict() -> None:
+    session = fresh()
+    assert session.get("nope") is None
+    assert session.pop("nope", 7) == 7
+    with pytest.raises(KeyError):
+        session.pop("nope")
+    with pytest.raises(KeyError):
+        del session["nope"]
+    with pytest.raises(KeyError):
+        session.popitem()
+    assert not session.modified
+
+
+@pytest.mark.parametrize(
+    "value", [object(), {1, 2}, datetime(2026, 1, 1), b"bytes", float("nan"), {"k": {1: 2}}]
+)
+def test_a_value_json_cannot_hold_is_refused_naming_the_key(value: object) -> None:
+    session = fresh()
+    with pytest.raises(TypeError, match="session\\['when'\\]"):
+        session["when"] = value
+    assert "when" not in session
+    assert not session.modified
+
+
+def test_a_non_string_key_is_refused() -> None:
+    with pytest.raises(TypeError, match="keys must be str"):
+        fresh()[1] = "one"  # type: ignore[index]
+
+
+def test_growing_past_max_size_is_refused_and_the_data_is_kept() -> None:
+    session = fresh(max_size=100)
+    session["a"] = "x" * 50
+    with pytest.raises(SessionTooLarge, match="max_size=100"):
+        session["b"] = "y" * 50
+    assert session == {"a": "x" * 50}
+    session["a"] = "z" * 80  # replacing a value counts only the difference
+    assert json.dumps(session, separators=(",", ":")).__len__() <= 100
+
+
+def test_size_tracking_is_exact() -> None:
+    session = fresh(max_size=1000)
+    for i in range(20):
+        session[f"k{i}"] = ["v" * i, i]
+    for i in range(0, 20, 3):
+        del session[f"k{i}"]
+    session.pop("k1")
+    assert session._data_size() == len(json.dumps(session, separators=(",", ":")))
+
+
+def test_sessions_are_never_pickled() -> None:
+    session = fresh()
+    session["a"] = 1
+    with pytest.raises(TypeError, match="cannot be pickled"):
+        pickle.dumps(session)
+    with pytest.raises(TypeError):
+        copy.copy(session)
+
+
+def test_copy_is_a_plain_dict() -> None:
+    session = fresh()
+    session["a"] = [1]
+    assert type(session.copy()) is dict
+    assert type(session | {"b": 2}) is dict
+
+
+def test_login_requires_a_user_id() -> None:
+    with pytest.raises(TypeError):
+        fresh().login("")
+
+
+def test_logout_empties_the_session() -> None:
+    session = fresh()
+    session["a"] = 1
+    session.login("alice")
+    session.logout()
+    assert session == {}
+    assert session.user_id is None
+    assert session.is_new
