@@ -152,7 +152,7 @@ class TestBadCookies:
     def test_a_malformed_cookie_gets_an_anonymous_session_without_a_store_call(
         self, client: TestClient, store: CountingStore, value: str
     ) -> None:
-        response = client.get("/whoami", headers={"Cookie": f"session={value}".encode()})
+        response = client.get("/whoami", headers={b"Cookie": f"session={value}".encode()})
         assert response.status_code == 200
         assert response.json() == {"user": None, "new": True}
         assert store.calls == {}
@@ -161,7 +161,7 @@ class TestBadCookies:
         self, client: TestClient, store: CountingStore
     ) -> None:
         raw = b"session=\xff\xfe" + b"A" * 41 + b"; other=\x80"
-        response = client.get("/whoami", headers={"Cookie": raw})  # type: ignore[dict-item]
+        response = client.get("/whoami", headers={b"Cookie": raw})
         assert response.json() == {"user": None, "new": True}
         assert store.calls == {}
 
@@ -304,9 +304,7 @@ class TestCookieAttributes:
         app = starlette_app(store, secure=True)
         with TestClient(app, base_url="https://testserver") as client:
             sid = session_id(client.post("/login/carol"))
-            header = set_cookie(
-                client.post("/logout", headers={"Cookie": f"__Host-session={sid}"})
-            )
+            header = set_cookie(client.post("/logout", headers={"Cookie": f"__Host-session={sid}"}))
         assert header is not None
         assert header.startswith("__Host-session=; Path=/; HttpOnly; Secure; SameSite=Lax")
         assert "Max-Age=0" in header
@@ -315,9 +313,7 @@ class TestCookieAttributes:
 class TestDictBehaviour:
     def test_json_dumps_of_request_session(self, client: TestClient) -> None:
         sid = start_session(client, a=[1, {"b": None}])
-        assert json.loads(client.get("/read", headers=cookie(sid)).text) == {
-            "a": [1, {"b": None}]
-        }
+        assert json.loads(client.get("/read", headers=cookie(sid)).text) == {"a": [1, {"b": None}]}
 
 
 class TestWebSocket:

@@ -8,6 +8,8 @@ import pytest
 
 from coatcheck import codec
 
+pytestmark = pytest.mark.usefixtures("json_backend")
+
 
 def test_round_trip() -> None:
     data = {"a": [1, 2.5, None, True], "b": {"c": "é€😀"}}

@@ -28,7 +28,9 @@ def test_defaults() -> None:
 
 
 def test_timedeltas_become_seconds() -> None:
-    config = SessionConfig(idle_timeout=timedelta(minutes=5), absolute_timeout=timedelta(hours=1))
+    config = SessionConfig.from_options(
+        idle_timeout=timedelta(minutes=5), absolute_timeout=timedelta(hours=1)
+    )
     assert (config.idle_timeout, config.absolute_timeout) == (300.0, 3600.0)
 
 

@@ -5,12 +5,15 @@ from __future__ import annotations
 import copy
 import json
 import pickle
+from collections.abc import Callable
 from datetime import datetime
 
 import pytest
 
 from coatcheck.codec import SessionTooLarge
 from coatcheck.session import Session
+
+pytestmark = pytest.mark.usefixtures("json_backend")
 
 
 def fresh(max_size: int = 64 * 1024) -> Session:
@@ -50,12 +53,13 @@ def test_every_way_of_writing_marks_it_modified(mutate: object) -> None:
 
 
 def test_every_way_of_removing_marks_it_modified() -> None:
-    for remove in (
+    removals: list[Callable[[Session], object]] = [
         lambda s: s.pop("a"),
         lambda s: s.popitem(),
         lambda s: s.__delitem__("a"),
         lambda s: s.clear(),
-    ):
+    ]
+    for remove in removals:
         session = Session.stored(
             {"a": 1},
             session_id="x",

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from .config import SessionConfig
 from .cookies import find_cookie
 from .engine import SessionEngine, run_async
+from .session import Session
 from .stores.base import AsyncStore, Store, StoreError, as_async
 
 if TYPE_CHECKING:
@@ -34,6 +35,19 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 logger = logging.getLogger("coatcheck")
 
 UNAVAILABLE_BODY = b"Session store unavailable. Please retry shortly.\n"
+
+
+def session_of(connection: Any) -> Session:
+    """The typed session of a request, a websocket or a raw ASGI scope.
+
+    ``request.session`` is typed as a plain dict by frameworks; this gives the
+    :class:`~coatcheck.session.Session` with ``login``, ``logout`` and ``regenerate``.
+    """
+    scope = connection if isinstance(connection, MutableMapping) else connection.scope
+    session = scope.get("session")
+    if not isinstance(session, Session):
+        raise RuntimeError("no coatcheck session here: is coatcheck's SessionMiddleware installed?")
+    return session
 
 
 class SessionMiddleware:

@@ -13,7 +13,7 @@ from typing import Any, TypeGuard
 
 try:
     import orjson
-except ImportError:  # pragma: no cover - exercised by the no-orjson CI job
+except ImportError:  # tests run this path too (the json_backend fixture)
     orjson = None  # type: ignore[assignment]
 
 JSONValue = Any
@@ -39,11 +39,23 @@ if orjson is not None:
         """Parse UTF-8 JSON; ValueError when it is not."""
         return orjson.loads(data)
 
-else:  # pragma: no cover - exercised by the no-orjson CI job
+else:  # tests run this path too (the json_backend fixture)
     _encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+    def _check_keys(value: JSONValue) -> None:
+        """Refuse non-str keys, which json would silently turn into strings (orjson refuses)."""
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if not isinstance(key, str):
+                    raise TypeError(f"dict key {key!r} is not a str")
+                _check_keys(item)
+        elif isinstance(value, list | tuple):
+            for item in value:
+                _check_keys(item)
 
     def dumps(value: JSONValue) -> bytes:
         """Serialize ``value`` to compact UTF-8 JSON; TypeError for what JSON cannot hold."""
+        _check_keys(value)
         try:
             return _encoder.encode(value).encode("utf-8")
         except ValueError as exc:  # NaN, infinity, circular references

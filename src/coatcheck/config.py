@@ -57,7 +57,7 @@ def _seconds(name: str, value: object) -> float:
 class SessionConfig:
     """How sessions behave. Every field has a safe default.
 
-    >>> config = SessionConfig(idle_timeout=timedelta(minutes=15), secure=False)
+    >>> config = SessionConfig.from_options(idle_timeout=timedelta(minutes=15), secure=False)
     >>> config.idle_timeout, config.cookie_key
     (900.0, 'session')
     >>> SessionConfig(same_site="none", secure=False)
@@ -143,7 +143,10 @@ class SessionConfig:
 
     @classmethod
     def from_options(cls, **options: Any) -> SessionConfig:
-        """Build a config from keyword options, refusing unknown names with a clear message."""
+        """Build a config from keyword options (timeouts in seconds or as timedeltas).
+
+        Unknown names are refused with a clear message.
+        """
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(options) - known)
         if unknown:
