@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, MutableMapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .config import SessionConfig
 from .cookies import find_cookie
-from .engine import SessionEngine, run_async
+from .engine import Plan, SessionEngine, run, run_async
 from .session import Session
-from .stores.base import AsyncStore, Store, StoreError, as_async
+from .stores.base import AsyncStore, AsyncStoreAdapter, Store, StoreError, as_async
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -33,6 +33,8 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 logger = logging.getLogger("coatcheck")
+
+T = TypeVar("T")
 
 UNAVAILABLE_BODY = b"Session store unavailable. Please retry shortly.\n"
 
@@ -71,6 +73,12 @@ class SessionMiddleware:
     ) -> None:
         self.app = app
         self.store = as_async(store)
+        # A sync store that does not block (memory, SQLite) is driven directly, with no
+        # coroutine per store call.
+        adapter = self.store
+        self._inline: Store | None = None
+        if isinstance(adapter, AsyncStoreAdapter) and not adapter.offload:
+            self._inline = adapter.store
         self.engine = SessionEngine(config if config else SessionConfig.from_options(**options))
         self.unavailable_status = unavailable_status
         self._cookie_name = self.engine.cookies.name
@@ -80,12 +88,16 @@ class SessionMiddleware:
         if kind not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        engine, store = self.engine, self.store
-        try:
-            session = await run_async(engine.load(self._cookie(scope)), store)
-        except StoreError as exc:
-            await self._unavailable(scope, send, exc)
-            return
+        engine = self.engine
+        cookie_value = self._cookie(scope)
+        if cookie_value is None:
+            session = engine.fresh()
+        else:
+            try:
+                session = await self._carry_out(engine.load(cookie_value))
+            except StoreError as exc:
+                await self._unavailable(scope, send, exc)
+                return
         scope["session"] = session
         replaced = False
 
@@ -93,9 +105,11 @@ class SessionMiddleware:
             nonlocal replaced
             if replaced:
                 return
-            if message["type"] in ("http.response.start", "websocket.accept"):
+            if message["type"] in ("http.response.start", "websocket.accept") and (
+                engine.has_work(session)
+            ):
                 try:
-                    set_cookie = await run_async(engine.commit(session), store)
+                    set_cookie = await self._carry_out(engine.commit(session))
                 except StoreError as exc:
                     replaced = True
                     await self._unavailable(scope, send, exc)
@@ -107,12 +121,17 @@ class SessionMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_session)
-        if kind == "websocket" and not replaced:
+        if kind == "websocket" and not replaced and engine.has_work(session):
             # Changes made after the handshake are stored; no cookie can be set any more.
             try:
-                await run_async(engine.commit(session), store)
+                await self._carry_out(engine.commit(session))
             except StoreError as exc:
                 logger.error("could not store a WebSocket session: %s", exc)
+
+    async def _carry_out(self, plan: Plan[T]) -> T:
+        if self._inline is not None:
+            return run(plan, self._inline)
+        return await run_async(plan, self.store)
 
     def _cookie(self, scope: Scope) -> str | None:
         values = [value for name, value in scope["headers"] if name == b"cookie"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any, TypeGuard
+from typing import Any
 
 try:
     import orjson
@@ -100,17 +100,19 @@ def decode(blob: bytes) -> tuple[dict[str, JSONValue], float, float]:
     """Return ``(data, created_at, auth_at)`` from an envelope, or raise :class:`DecodeError`."""
     try:
         envelope = loads(blob)
-    except (ValueError, TypeError) as exc:
-        raise DecodeError(f"stored session is not JSON: {exc}") from None
-    if not isinstance(envelope, dict):
-        raise DecodeError("stored session is not an envelope object")
-    data, created_at, auth_at = envelope.get("d"), envelope.get("c"), envelope.get("a")
-    if not isinstance(data, dict):
+        data, created_at, auth_at = envelope["d"], envelope["c"], envelope["a"]
+    except (ValueError, TypeError, KeyError, IndexError) as exc:
+        raise DecodeError(f"stored session is not an envelope: {exc!r}") from None
+    if type(data) is not dict:
         raise DecodeError("stored session has no data object")
-    if not (_is_number(created_at) and _is_number(auth_at)):
+    if type(created_at) is not float:
+        created_at = _timestamp(created_at)
+    if type(auth_at) is not float:
+        auth_at = _timestamp(auth_at)
+    return data, created_at, auth_at
+
+
+def _timestamp(value: object) -> float:
+    if type(value) is not int:
         raise DecodeError("stored session has a bad timestamp")
-    return data, float(created_at), float(auth_at)
-
-
-def _is_number(value: object) -> TypeGuard[float]:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+    return float(value)

@@ -66,6 +66,21 @@ class SessionEngine:
 
     # -- load --------------------------------------------------------------------------------
 
+    def fresh(self) -> Session:
+        """A new, empty session, for a request that brought no cookie (no store call)."""
+        return Session.fresh(now=self.config.clock(), max_size=self.config.max_size)
+
+    @staticmethod
+    def has_work(session: Session) -> bool:
+        """Whether :meth:`commit` may do anything; False for an untouched anonymous session."""
+        return bool(
+            session._key is not None
+            or session._doomed_key is not None
+            or session._reject_cookie
+            or session._user_id is not None
+            or session
+        )
+
     def load(self, cookie_value: str | None) -> Plan[Session]:
         """Find the session a request's cookie value names; a fresh one when there is none.
 
@@ -74,10 +89,10 @@ class SessionEngine:
         fresh session whose cookie is expired on the response (strict mode: the client's ID
         is never adopted).
         """
+        if cookie_value is None:
+            return self.fresh()
         config = self.config
         now = config.clock()
-        if cookie_value is None:
-            return Session.fresh(now=now, max_size=config.max_size)
         if not is_well_formed(cookie_value):
             return Session.fresh(now=now, max_size=config.max_size, reject_cookie=True)
         key = store_key(cookie_value, config.hash_secret)

@@ -65,10 +65,13 @@ class SessionMiddleware:
         engine, store = self.engine, self.store
         header = environ.get("HTTP_COOKIE")
         cookie_value = find_cookie(header, self._cookie_name) if header else None
-        try:
-            session = run(engine.load(cookie_value), store)
-        except StoreError as exc:
-            return self._unavailable(start_response, exc)
+        if cookie_value is None:
+            session = engine.fresh()
+        else:
+            try:
+                session = run(engine.load(cookie_value), store)
+            except StoreError as exc:
+                return self._unavailable(start_response, exc)
         environ[ENVIRON_KEY] = session
         failed = False
 
@@ -76,7 +79,7 @@ class SessionMiddleware:
             status: str, headers: list[tuple[str, str]], exc_info: ExcInfo | None = None
         ) -> Any:
             nonlocal failed
-            if exc_info is None and not failed:
+            if exc_info is None and not failed and engine.has_work(session):
                 try:
                     set_cookie = run(engine.commit(session), store)
                 except StoreError as exc:
