@@ -1,9 +1,11 @@
 """Requests per second over real HTTP: each app under uvicorn (one worker), loaded by wrk.
 
-Each round starts every app's server in turn (the order rotates between rounds, so drift in the
-machine's speed spreads over all apps), creates a session with ``GET /setup`` and runs the three
-scenarios against it: a short warm-up, then the measured wrk run. The report takes the median of
-the rounds and divides it by bare Starlette's median for the same scenario.
+Every app's server runs at once, each on its own local port, with a session made by
+``GET /setup``. This machine's speed drifts by tens of percent within seconds, so the apps are
+compared in brackets: bare Starlette, the app twice, bare Starlette again (B A A B), one short
+run each, bare runs shared between neighbouring brackets. A bracket's ratio, the app's requests
+over bare's in the same seconds, cancels drift that is slow next to a bracket; an app's ratio is
+the median over the rounds, the order of the apps reversing every round.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import contextlib
 import importlib.util
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -30,8 +33,25 @@ HOST = "127.0.0.1"
 ROOT = Path(__file__).resolve().parent.parent
 COATCHECK_VARIANTS = (apps.COATCHECK_MEMORY, apps.COATCHECK_SQLITE)
 RIVALS = (apps.STARSESSIONS, apps.SIGNED_COOKIE)
+CONTENDERS = tuple(variant for variant in apps.VARIANTS if variant != apps.BARE)
 BARE_COOKIE = f"{apps.COOKIE_NAME}={'x' * 43}"
 """What the bare app is sent in the cookie scenarios: a cookie of the same size, unread."""
+
+
+def _placement() -> tuple[list[str], list[str], str]:
+    """taskset prefixes putting the servers on one CPU and wrk on the others, when there are two."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2 or shutil.which("taskset") is None:
+        return [], [], "wrk and the servers sharing every CPU"
+    rest = ",".join(str(cpu) for cpu in cpus[1:])
+    return (
+        ["taskset", "-c", str(cpus[0])],
+        ["taskset", "-c", rest],
+        f"the servers pinned to CPU {cpus[0]} and wrk to CPU {rest} with taskset",
+    )
+
+
+SERVER_PREFIX, WRK_PREFIX, PLACEMENT = _placement()
 
 
 @dataclass(frozen=True)
@@ -55,33 +75,38 @@ SCENARIOS = (
 class LoadSettings:
     """How hard and how long wrk pushes, and how many rounds are run."""
 
-    rounds: int = 3
-    duration: int = 5
+    rounds: int = 6
+    duration: int = 1
     warmup: int = 1
     connections: int = 32
     threads: int = 1
 
-    def wrk_flags(self) -> str:
-        return f"-t{self.threads} -c{self.connections} -d{self.duration}s"
+    def wrk_flags(self, seconds: int | None = None) -> list[str]:
+        duration = self.duration if seconds is None else seconds
+        return [f"-t{self.threads}", f"-c{self.connections}", f"-d{duration}s"]
 
     def estimated_seconds(self) -> float:
-        per_app = 1.5 + len(SCENARIOS) * (self.warmup + self.duration + 0.2)
-        return self.rounds * len(apps.VARIANTS) * per_app
+        warmups = len(apps.VARIANTS) * len(SCENARIOS) * (self.warmup + 0.1)
+        runs_per_round = len(SCENARIOS) * (2 * len(CONTENDERS) + len(CONTENDERS) + 1)
+        return 3 + warmups + self.rounds * runs_per_round * (self.duration + 0.1)
 
 
 @dataclass
 class HttpResult:
-    """Requests per second of every round, by app and scenario."""
+    """Every run's requests per second, and every bracket's ratio to bare Starlette."""
 
     settings: LoadSettings
     server: str
-    samples: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+    runs: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+    ratios: dict[str, dict[str, list[float]]] = field(default_factory=dict)
 
     def rps(self, variant: str, scenario: str) -> float:
-        return median(self.samples[variant][scenario])
+        return median(self.runs[variant][scenario])
 
     def ratio(self, variant: str, scenario: str) -> float:
-        return self.rps(variant, scenario) / self.rps(apps.BARE, scenario)
+        if variant == apps.BARE:
+            return 1.0
+        return median(self.ratios[variant][scenario])
 
     def targets(self) -> list[Target]:
         found = []
@@ -91,17 +116,17 @@ class HttpResult:
                 found.append(
                     Target(
                         f"{variant}, {scenario.name}: >= {scenario.target_ratio:.2f}x bare",
-                        f"{ratio:.3f}x",
+                        f"{ratio:.3f}x ({_range(self.ratios[variant][scenario.name])})",
                         ratio >= scenario.target_ratio,
                     )
                 )
             for scenario in SCENARIOS:
-                ours = self.rps(variant, scenario.name)
-                theirs = [self.rps(rival, scenario.name) for rival in RIVALS]
+                ours = self.ratio(variant, scenario.name)
+                theirs = [self.ratio(rival, scenario.name) for rival in RIVALS]
                 found.append(
                     Target(
                         f"{variant}, {scenario.name}: ahead of {' and '.join(RIVALS)}",
-                        f"{ours:,.0f} vs {' / '.join(f'{t:,.0f}' for t in theirs)} req/s",
+                        f"{ours:.3f}x vs {' / '.join(f'{t:.3f}x' for t in theirs)} bare",
                         all(ours > t for t in theirs),
                     )
                 )
@@ -121,21 +146,26 @@ class HttpResult:
                     f"{self.ratio(variant, scenario.name):.3f}",
                 ]
             rows.append(row)
-        runs = [
+        brackets = [
             (
                 variant,
                 scenario.name,
-                " / ".join(f"{v:,.0f}" for v in self.samples[variant][scenario.name]),
-                _spread(self.samples[variant][scenario.name]),
+                " / ".join(f"{r:.2f}" for r in self.ratios[variant][scenario.name]),
+                _range(self.ratios[variant][scenario.name]),
             )
-            for variant in apps.VARIANTS
+            for variant in CONTENDERS
             for scenario in SCENARIOS
         ]
         apps_list = "\n".join(f"- `{v}`: {apps.DESCRIPTIONS[v]}" for v in apps.VARIANTS)
         return f"""\
-Server: {self.server}. Load: `wrk {s.wrk_flags()}` on {HOST} after a {s.warmup} s warm-up of
-the same scenario; {s.rounds} rounds, the order of the apps rotating each round; each cell is the
-median of the rounds. wrk and the server share the machine's cores.
+Server: {self.server}.
+Load: `wrk {" ".join(s.wrk_flags())}` on {HOST}, {PLACEMENT}.
+After a {s.warmup} s warm-up of every app and scenario, {s.rounds} rounds; in each round and
+scenario, every app's two {s.duration} s runs sit between two runs of bare Starlette
+(B A A B B C C B ...), the order of the apps reversing every round. req/s is the median of all of
+an app's runs; "x bare" is the median of its brackets' ratios (its requests over bare's in the
+same bracket), the drift-corrected figure the targets use. The req/s of different apps come from
+different moments of the machine's drift, so compare the ratios, not the req/s, across apps.
 
 {apps_list}
 
@@ -145,14 +175,16 @@ sends the cookie of a session holding about 200 bytes of JSON to a route that re
 
 {table(headers, rows)}
 
-Every round (req/s), and the spread (max - min) / median:
+The ratio of every bracket, and their range (how far apart this machine's drift left them).
+`coatcheck-memory` and `coatcheck-sqlite` run the same code for anonymous requests (no store
+call), so the gap between their anonymous ratios shows how precise these medians are.
 
-{table(["app", "scenario", "rounds", "spread"], runs)}
+{table(["app", "scenario", "ratio to bare in each round", "range"], brackets, left=2)}
 """
 
 
-def _spread(values: list[float]) -> str:
-    return f"{(max(values) - min(values)) / median(values):.1%}"
+def _range(values: list[float]) -> str:
+    return f"{min(values):.2f}-{max(values):.2f}"
 
 
 def server_description() -> tuple[list[str], str]:
@@ -161,7 +193,15 @@ def server_description() -> tuple[list[str], str]:
     http = "httptools" if importlib.util.find_spec("httptools") else "h11"
     flags = ["--workers", "1", "--log-level", "warning", "--no-access-log"]
     flags += ["--loop", loop, "--http", http]
-    return flags, f"uvicorn `{' '.join(flags)}` (one process)"
+    summary = f"uvicorn `{' '.join(flags)}` (one process)"
+    if http == "h11":
+        summary += (
+            ". httptools is not installed, so uvicorn parses HTTP in pure Python (h11): that"
+            " makes every request dearer and each session layer a smaller share of it; with"
+            " `uvicorn[standard]` installed, this benchmark uses uvloop and httptools and the"
+            " same session layers weigh more"
+        )
+    return flags, summary
 
 
 def _free_port() -> int:
@@ -189,7 +229,8 @@ def serve(variant: str, flags: list[str]) -> Iterator[str]:
         port = _free_port()
         env = {**os.environ, apps.APP_ENV: variant}
         env[apps.SQLITE_ENV] = str(Path(scratch) / "sessions.db")
-        command = [sys.executable, "-m", "uvicorn", "--factory", "benchmarks.apps:from_env"]
+        command = [*SERVER_PREFIX, sys.executable, "-m", "uvicorn"]
+        command += ["--factory", "benchmarks.apps:from_env"]
         command += ["--host", HOST, "--port", str(port), *flags]
         log = Path(scratch) / "server.log"
         with log.open("wb") as output:
@@ -229,7 +270,7 @@ _SOCKET_ERRORS = re.compile(r"Socket errors: (.*)")
 
 def wrk(url: str, cookie: str | None, settings: LoadSettings, seconds: int) -> float:
     """Load ``url`` for ``seconds`` with wrk; return requests per second."""
-    command = ["wrk", f"-t{settings.threads}", f"-c{settings.connections}", f"-d{seconds}s"]
+    command = [*WRK_PREFIX, "wrk", *settings.wrk_flags(seconds)]
     if cookie is not None:
         command += ["-H", f"Cookie: {cookie}"]
     command.append(url)
@@ -244,26 +285,35 @@ def wrk(url: str, cookie: str | None, settings: LoadSettings, seconds: int) -> f
 
 
 def measure(settings: LoadSettings) -> HttpResult:
-    """Run every app through every scenario ``settings.rounds`` times."""
+    """Run every app through every scenario in bare-bracketed runs, ``settings.rounds`` times."""
     flags, server = server_description()
     result = HttpResult(settings, server)
-    for variant in apps.VARIANTS:
-        result.samples[variant] = {scenario.name: [] for scenario in SCENARIOS}
-    variants = list(apps.VARIANTS)
-    for round_number in range(settings.rounds):
-        shift = round_number % len(variants)
-        for variant in variants[shift:] + variants[:shift]:
-            with serve(variant, flags) as base_url:
-                cookie = session_cookie(variant, base_url)
-                for scenario in SCENARIOS:
-                    url = base_url + scenario.path
-                    sent = cookie if scenario.with_cookie else None
-                    wrk(url, sent, settings, settings.warmup)
-                    rps = wrk(url, sent, settings, settings.duration)
-                    result.samples[variant][scenario.name].append(rps)
-                    print(
-                        f"  round {round_number + 1}/{settings.rounds} {variant:<17}"
-                        f" {scenario.name:<10} {rps:>10,.0f} req/s",
-                        flush=True,
-                    )
+    with contextlib.ExitStack() as servers:
+        base_urls = {v: servers.enter_context(serve(v, flags)) for v in apps.VARIANTS}
+        cookies = {v: session_cookie(v, base_urls[v]) for v in apps.VARIANTS}
+
+        def load(variant: str, scenario: Scenario, seconds: int) -> float:
+            cookie = cookies[variant] if scenario.with_cookie else None
+            return wrk(base_urls[variant] + scenario.path, cookie, settings, seconds)
+
+        def measured(variant: str, scenario: Scenario) -> float:
+            rps = load(variant, scenario, settings.duration)
+            result.runs[variant][scenario.name].append(rps)
+            return rps
+
+        for variant in apps.VARIANTS:
+            result.runs[variant] = {scenario.name: [] for scenario in SCENARIOS}
+            result.ratios[variant] = {scenario.name: [] for scenario in SCENARIOS}
+            for scenario in SCENARIOS:
+                load(variant, scenario, settings.warmup)
+        for round_number in range(settings.rounds):
+            order = CONTENDERS if round_number % 2 == 0 else CONTENDERS[::-1]
+            for scenario in SCENARIOS:
+                before = measured(apps.BARE, scenario)
+                for variant in order:
+                    ours = measured(variant, scenario) + measured(variant, scenario)
+                    after = measured(apps.BARE, scenario)
+                    result.ratios[variant][scenario.name].append(ours / (before + after))
+                    before = after
+            print(f"  HTTP round {round_number + 1}/{settings.rounds} done", flush=True)
     return result

@@ -32,11 +32,11 @@ def verdict(holds: bool) -> str:
     return "yes" if holds else "**NO**"
 
 
-def table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
-    """A Markdown table; the first column is left-aligned, the others right-aligned."""
+def table(headers: Sequence[str], rows: Iterable[Sequence[object]], left: int = 1) -> str:
+    """A Markdown table; the first ``left`` columns are left-aligned, the others right-aligned."""
     lines = [
         "| " + " | ".join(headers) + " |",
-        "| " + " | ".join([":---"] + ["---:"] * (len(headers) - 1)) + " |",
+        "| " + " | ".join([":---"] * left + ["---:"] * (len(headers) - left)) + " |",
     ]
     lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
     return "\n".join(lines)
@@ -46,6 +46,7 @@ def targets_table(targets: Iterable[Target]) -> str:
     return table(
         ["target", "measured", "holds"],
         [(t.name, t.measured, verdict(t.holds)) for t in targets],
+        left=2,
     )
 
 

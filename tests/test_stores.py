@@ -51,6 +51,29 @@ class TestMemoryStore:
         assert store._buckets == {}
         assert store._bucket_heap == []
 
+    def test_touches_and_saves_add_nothing_to_the_expiry_index(self) -> None:
+        store = MemoryStore()
+        now = 1_000_000.0
+        for n in range(100):
+            store.create(Record(key(n), b"{}", now + 100, 1))
+        for step in range(1, 51):
+            for n in range(100):
+                if n % 2:
+                    store.touch(key(n), now + 100 + step * 60)
+                else:
+                    store.save(Record(key(n), b"[]", now + 100 + step * 60, step + 1), step)
+        assert sum(len(keys) for keys in store._buckets.values()) == 100
+        assert store.purge_expired(now + 200) == 0  # every key moves on, once
+        assert sum(len(keys) for keys in store._buckets.values()) == 100
+        assert store.purge_expired(now + 100 + 50 * 60) == 100
+
+    def test_an_expiry_moved_earlier_is_purged_on_time(self) -> None:
+        store = MemoryStore()
+        store.create(Record(key(1), b"{}", 5000.0))
+        store.touch(key(1), 100.0)
+        assert store.purge_expired(200.0) == 1
+        assert store.purge_expired(6000.0) == 0
+
     def test_purge_within_the_current_bucket_is_exact(self) -> None:
         store = MemoryStore(bucket_seconds=60)
         store.create(Record(key(1), b"{}", 100.0))

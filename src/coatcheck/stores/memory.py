@@ -2,8 +2,12 @@
 
 Load, create, save, touch and delete are O(1). Expiry is indexed by time buckets (a heap of
 bucket numbers, each bucket a list of keys), so purging costs O(expired), not a scan of every
-session. With ``max_entries`` the least recently used session is evicted to make room. A lock
-makes every call atomic across threads; no call awaits, so tasks are safe too.
+session. A key is filed once, when it is created; when a touch or save moves its expiry later,
+the key stays where it is until purge reaches that bucket, finds it alive and moves it on, so a
+busy session costs no extra memory.
+
+With ``max_entries`` the least recently used session is evicted to make room. A lock makes every
+call atomic across threads; no call awaits, so tasks are safe too.
 """
 
 from __future__ import annotations
@@ -75,10 +79,8 @@ class MemoryStore(Store, UserIndex, Purgeable, Iterable):
     def _bucket(self, expires_at: float) -> int:
         return math.floor(expires_at / self._bucket_seconds)
 
-    def _file_expiry(self, key: _Key, expires_at: float, previous: float | None) -> None:
+    def _file_expiry(self, key: _Key, expires_at: float) -> None:
         bucket = self._bucket(expires_at)
-        if previous is not None and self._bucket(previous) == bucket:
-            return
         keys = self._buckets.get(bucket)
         if keys is None:
             self._buckets[bucket] = keys = []
@@ -99,6 +101,11 @@ class MemoryStore(Store, UserIndex, Purgeable, Iterable):
             keys.discard(key)
             if not keys:
                 del self._users[user_id]
+
+    def _move_expiry(self, key: _Key, entry: _Entry, expires_at: float) -> None:
+        if self._bucket(expires_at) < self._bucket(entry.expires_at):
+            self._file_expiry(key, expires_at)  # earlier: file it now (later: purge follows)
+        entry.expires_at = expires_at
 
     def _remove(self, key: _Key) -> None:
         entry = self._entries.pop(key, None)
@@ -132,7 +139,7 @@ class MemoryStore(Store, UserIndex, Purgeable, Iterable):
                     self._remove(next(iter(self._entries)))
             entry = _Entry(record.data, record.expires_at, record.version, record.user_id)
             self._entries[key] = entry
-            self._file_expiry(key, record.expires_at, None)
+            self._file_expiry(key, record.expires_at)
             self._file_user(key, record.user_id, None)
             return True
 
@@ -142,10 +149,9 @@ class MemoryStore(Store, UserIndex, Purgeable, Iterable):
             entry = self._entries.get(key)
             if entry is None or entry.version != expected_version:
                 return False
-            self._file_expiry(key, record.expires_at, entry.expires_at)
+            self._move_expiry(key, entry, record.expires_at)
             self._file_user(key, record.user_id, entry.user_id)
-            entry.data, entry.expires_at = record.data, record.expires_at
-            entry.version, entry.user_id = record.version, record.user_id
+            entry.data, entry.version, entry.user_id = record.data, record.version, record.user_id
             self._used(key, entry)
             return True
 
@@ -154,8 +160,7 @@ class MemoryStore(Store, UserIndex, Purgeable, Iterable):
         with self._lock:
             entry = self._entries.get(packed)
             if entry is not None:
-                self._file_expiry(packed, expires_at, entry.expires_at)
-                entry.expires_at = expires_at
+                self._move_expiry(packed, entry, expires_at)
                 self._used(packed, entry)
 
     def delete(self, key: str) -> None:
@@ -181,7 +186,11 @@ class MemoryStore(Store, UserIndex, Purgeable, Iterable):
             return len(keys)
 
     def purge_expired(self, now: float) -> int:
-        """Delete expired sessions, visiting only the time buckets that have passed."""
+        """Delete expired sessions, visiting only the time buckets that have passed.
+
+        A live key found in a passed bucket (its expiry moved later) is filed where it now
+        belongs; each key is visited about once per touch, never once per purge.
+        """
         purged = 0
         current = self._bucket(now)
         with self._lock:
@@ -192,11 +201,13 @@ class MemoryStore(Store, UserIndex, Purgeable, Iterable):
                 survivors = []
                 for key in keys:
                     entry = entries.get(key)
-                    if entry is None or self._bucket(entry.expires_at) != bucket:
-                        continue  # deleted, or moved to a later bucket by a touch or save
+                    if entry is None:
+                        continue  # deleted since
                     if entry.expires_at <= now:
                         self._remove(key)
                         purged += 1
+                    elif self._bucket(entry.expires_at) > bucket:
+                        self._file_expiry(key, entry.expires_at)  # touched since: follow it
                     else:
                         survivors.append(key)  # only in the bucket that holds ``now``
                 if survivors:

@@ -1,0 +1,95 @@
+"""Run every benchmark and write the report, docs/benchmarks.md (``python -m benchmarks.run``)."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+from . import http_load, inprocess, memory, purge, store_ops
+from .apps import BARE
+from .report import Target, machine, targets_table
+
+T = TypeVar("T")
+
+DEFAULT_OUTPUT = http_load.ROOT / "docs" / "benchmarks.md"
+PREAMBLE = """\
+# Benchmarks
+
+Written by `scripts/bench` (`python -m benchmarks.run`); do not edit by hand. The HTTP numbers
+are ratios against bare Starlette measured side by side in one run, not absolute promises: they
+depend on the machine, and this one is a small shared virtual machine whose speed drifts.
+"""
+
+
+def _arguments(argv: list[str] | None) -> argparse.Namespace:
+    defaults = http_load.LoadSettings()
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__)
+    parser.add_argument("--rounds", type=int, default=defaults.rounds, help="HTTP rounds")
+    parser.add_argument("--duration", type=int, default=defaults.duration, help="seconds per run")
+    parser.add_argument("--warmup", type=int, default=defaults.warmup, help="warm-up seconds")
+    parser.add_argument("--connections", type=int, default=defaults.connections)
+    parser.add_argument("--skip-http", action="store_true", help="only the in-process benchmarks")
+    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="report to write")
+    return parser.parse_args(argv)
+
+
+def _timed(title: str, work: Callable[[], T]) -> T:
+    print(f"{title} ...", flush=True)
+    started = time.monotonic()
+    result = work()
+    print(f"  done in {time.monotonic() - started:.1f} s", flush=True)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _arguments(argv)
+    settings = http_load.LoadSettings(
+        rounds=args.rounds,
+        duration=args.duration,
+        warmup=args.warmup,
+        connections=args.connections,
+    )
+    began = time.monotonic()
+    ops = _timed("store calls per request", store_ops.measure)
+    footprint = _timed(f"memory per session ({memory.SESSIONS:,} sessions)", memory.measure)
+    purges = _timed("MemoryStore purge scaling", purge.measure)
+    costs = _timed("cost per request in-process", inprocess.measure)
+    targets: list[Target] = []
+    if args.skip_http:
+        http_section = "Skipped (`--skip-http`)."
+        cost_section = costs.markdown()
+    else:
+        minutes = settings.estimated_seconds() / 60
+        http = _timed(
+            f"HTTP load (about {minutes:.1f} minutes)", lambda: http_load.measure(settings)
+        )
+        http_section = http.markdown()
+        cost_section = costs.markdown({s.name: http.rps(BARE, s.name) for s in http_load.SCENARIOS})
+        targets += http.targets()
+    targets += store_ops.targets(ops)
+    targets += [*footprint.targets(), purge.target(purges)]
+
+    sections = [
+        ("Machine", machine()),
+        ("Targets", targets_table(targets)),
+        ("1. Requests per second over HTTP", http_section),
+        ("2. Cost per request, in-process", cost_section),
+        ("3. Store calls per request", store_ops.markdown(ops)),
+        ("4. Memory per session in MemoryStore", footprint.markdown()),
+        ("5. MemoryStore purge scaling", purge.markdown(purges)),
+    ]
+    report = PREAMBLE + "".join(f"\n## {title}\n\n{body.strip()}\n" for title, body in sections)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(report)
+    print(f"wrote {args.output} in {time.monotonic() - began:.0f} s")
+    for target in targets:
+        if not target.holds:
+            print(f"  target missed: {target.name} (measured {target.measured})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
