@@ -96,13 +96,17 @@ class TestRoundTrips:
         assert set_cookie(response) is None
 
     def test_a_writing_request_loads_and_saves_once(
-        self, client: TestClient, store: CountingStore
+        self, client: TestClient, store: CountingStore, clock: FakeClock
     ) -> None:
         sid = start_session(client, a=1)
         store.reset()
         response = client.post("/write", json={"b": 2}, headers=cookie(sid))
         assert store.calls == {"load": 1, "save": 1}
-        assert session_id(response) == sid  # the cookie is re-sent to slide its Max-Age
+        assert set_cookie(response) is None  # its Max-Age moved by less than touch_interval
+        clock.advance(TOUCH)
+        response = client.post("/write", json={"b": 3}, headers=cookie(sid))
+        assert session_id(response) == sid  # re-sent, so the browser's expiry slides too
+        assert "Max-Age=1800" in (set_cookie(response) or "")
 
     def test_writing_the_same_value_again_is_not_a_write(
         self, client: TestClient, store: CountingStore

@@ -15,6 +15,7 @@ def issue_sessions(store: Store, count: int = 20) -> list[str]:
     ids = []
     with TestClient(starlette_app(store)) as client:
         for n in range(count):
+            client.cookies.clear()
             response = client.post("/write", json={"n": n})
             sid = response.headers["set-cookie"].split(";", 1)[0].split("=", 1)[1]
             client.post("/login/user-" + str(n), headers={"Cookie": f"session={sid}"})

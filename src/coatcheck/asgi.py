@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, MutableMapping
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from .config import SessionConfig
 from .cookies import find_cookie
@@ -105,9 +105,7 @@ class SessionMiddleware:
             nonlocal replaced
             if replaced:
                 return
-            if message["type"] in ("http.response.start", "websocket.accept") and (
-                engine.has_work(session)
-            ):
+            if message["type"] in ("http.response.start", "websocket.accept"):
                 try:
                     set_cookie = await self._carry_out(engine.commit(session))
                 except StoreError as exc:
@@ -121,23 +119,33 @@ class SessionMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_session)
-        if kind == "websocket" and not replaced and engine.has_work(session):
+        if kind == "websocket" and not replaced:
             # Changes made after the handshake are stored; no cookie can be set any more.
             try:
                 await self._carry_out(engine.commit(session))
             except StoreError as exc:
                 logger.error("could not store a WebSocket session: %s", exc)
 
-    async def _carry_out(self, plan: Plan[T]) -> T:
+    @overload
+    async def _carry_out(self, plan: Plan[T]) -> T: ...
+    @overload
+    async def _carry_out(self, plan: None) -> None: ...
+    async def _carry_out(self, plan: Plan[T] | None) -> T | None:
+        """Run a plan: inline against a non-blocking sync store, else through the async face."""
+        if plan is None:
+            return None
         if self._inline is not None:
             return run(plan, self._inline)
         return await run_async(plan, self.store)
 
     def _cookie(self, scope: Scope) -> str | None:
-        values = [value for name, value in scope["headers"] if name == b"cookie"]
-        if not values:
+        header: bytes | None = None
+        for name, value in scope["headers"]:
+            if name == b"cookie":  # HTTP/2 may split cookies over several headers
+                header = value if header is None else header + b"; " + value
+        if header is None:
             return None
-        return find_cookie("; ".join(v.decode("latin-1") for v in values), self._cookie_name)
+        return find_cookie(header.decode("latin-1"), self._cookie_name)
 
     async def _unavailable(self, scope: Scope, send: Send, exc: StoreError) -> None:
         logger.error("session store failed: %s", exc)

@@ -81,8 +81,8 @@ def entry_size(key: str, value: JSONValue) -> int:
         ) from None
 
 
-def encode(data: dict[str, JSONValue], created_at: float, auth_at: float, max_size: int) -> bytes:
-    """Serialize session data in its envelope, enforcing ``max_size`` on the data part."""
+def encode_data(data: dict[str, JSONValue], max_size: int) -> bytes:
+    """Serialize session data, enforcing ``max_size``; TypeError names a bad key."""
     try:
         body = dumps(data)
     except TypeError:
@@ -93,7 +93,26 @@ def encode(data: dict[str, JSONValue], created_at: float, auth_at: float, max_si
         raise SessionTooLarge(
             f"session data is {len(body)} bytes serialized, over max_size={max_size}"
         )
+    return body
+
+
+def envelope(body: bytes, created_at: float, auth_at: float) -> bytes:
+    """Wrap serialized data in the stored envelope; the data always comes last."""
     return b'{"c":%s,"a":%s,"d":%s}' % (dumps(created_at), dumps(auth_at), body)
+
+
+def encode(data: dict[str, JSONValue], created_at: float, auth_at: float, max_size: int) -> bytes:
+    """Serialize session data in its envelope, enforcing ``max_size`` on the data part."""
+    return envelope(encode_data(data, max_size), created_at, auth_at)
+
+
+_DATA_KEY = b',"d":'
+
+
+def data_offset(blob: bytes) -> int:
+    """Where the data starts in an envelope :func:`envelope` wrote; -1 when it is not one."""
+    at = blob.find(_DATA_KEY)
+    return -1 if at < 0 or not blob.endswith(b"}") else at + len(_DATA_KEY)
 
 
 def decode(blob: bytes) -> tuple[dict[str, JSONValue], float, float]:

@@ -7,6 +7,7 @@ one; those two loops are the only code the two faces do not share.
 
 Round trips per request: no cookie 0; read-only 1 (plus a throttled touch); writing 2 (load, then
 one compare-and-set save); regenerate/login 3 (load, create, delete); logout 2 (load, delete).
+A commit with nothing to do makes no plan at all.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Generator
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple, TypeVar, overload
 
 from . import codec
 from .config import SessionConfig
@@ -72,7 +73,7 @@ class SessionEngine:
 
     @staticmethod
     def has_work(session: Session) -> bool:
-        """Whether :meth:`commit` may do anything; False for an untouched anonymous session."""
+        """Whether a session that is not stored-and-kept needs a commit at all."""
         return bool(
             session._key is not None
             or session._doomed_key is not None
@@ -133,8 +134,29 @@ class SessionEngine:
 
     # -- commit ------------------------------------------------------------------------------
 
-    def commit(self, session: Session) -> Plan[str | None]:
-        """Write what the request changed; return the ``Set-Cookie`` value, or None for none."""
+    def commit(self, session: Session) -> Plan[str | None] | None:
+        """Plan the writes the request's changes need; None when there is nothing to do.
+
+        The plan returns the ``Set-Cookie`` value, or None for no cookie. The common case, a
+        stored session read and left unchanged with no touch due, is decided here with no plan.
+        """
+        if session._key is None or session._rotate or session._doomed_key is not None:
+            return self._rebind(session) if self.has_work(session) else None
+        config = self.config
+        now = config.clock()
+        expires_at = self._expiry(session, now)
+        if expires_at <= now:  # the absolute deadline passed during the request
+            return self._destroy(session)
+        body = codec.encode_data(session, config.max_size)
+        if session._forced or not session._holds(body):
+            return self._save(session, body, expires_at, now)
+        assert session._expires_at is not None
+        if expires_at - session._expires_at < max(config.touch_interval, 1e-9):
+            return None
+        return self._touch(session, expires_at, now)
+
+    def _rebind(self, session: Session) -> Plan[str | None]:
+        """Create, rotate or destroy: the session's ID changes or goes."""
         now = self.config.clock()
         doomed = session._doomed_key
         if doomed is not None:
@@ -144,12 +166,10 @@ class SessionEngine:
             if session or session._user_id is not None:
                 return (yield from self._create(session, now))
             return self.cookies.expire() if session._reject_cookie else None
-        if session._rotate:
-            old_key = session._key
-            cookie = yield from self._create(session, now)
-            yield StoreCall("delete", (old_key,))
-            return cookie
-        return (yield from self._save_or_touch(session, now))
+        old_key = session._key
+        cookie = yield from self._create(session, now)
+        yield StoreCall("delete", (old_key,))
+        return cookie
 
     def _expiry(self, session: Session, now: float) -> float:
         config = self.config
@@ -160,11 +180,20 @@ class SessionEngine:
         assert session._expires_at is not None
         return self.cookies.issue(session._id, math.ceil(session._expires_at - now))
 
+    def _reissue(self, session: Session, previous: float, now: float) -> str | None:
+        """Re-send the cookie when its Max-Age moved by a touch interval or more."""
+        assert session._expires_at is not None
+        config = self.config
+        if config.persistent and session._expires_at - previous >= config.touch_interval:
+            return self._issue(session, now)
+        return None
+
     def _create(self, session: Session, now: float) -> Plan[str | None]:
         expires_at = self._expiry(session, now)
         if expires_at <= now:
             return self._gone(session)
-        blob = codec.encode(session, session._created_at, session._auth_at, self.config.max_size)
+        body = codec.encode_data(session, self.config.max_size)
+        blob = codec.envelope(body, session._created_at, session._auth_at)
         for _ in range(MAX_CREATE_ATTEMPTS):
             session_id = new_id()
             key = store_key(session_id, self.config.hash_secret)
@@ -175,25 +204,25 @@ class SessionEngine:
                 return self._issue(session, now)
         raise StoreError(f"create reported {MAX_CREATE_ATTEMPTS} collisions of fresh random IDs")
 
-    def _save_or_touch(self, session: Session, now: float) -> Plan[str | None]:
+    def _destroy(self, session: Session) -> Plan[str | None]:
         assert session._key is not None
-        assert session._raw is not None
+        yield StoreCall("delete", (session._key,))
+        return self._gone(session)
+
+    def _touch(self, session: Session, expires_at: float, now: float) -> Plan[str | None]:
         assert session._expires_at is not None
-        config = self.config
-        expires_at = self._expiry(session, now)
-        if expires_at <= now:  # the absolute deadline passed during the request
-            yield StoreCall("delete", (session._key,))
-            return self._gone(session)
-        blob = codec.encode(session, session._created_at, session._auth_at, config.max_size)
-        if blob == session._raw and not session._forced:
-            gained = expires_at - session._expires_at
-            if gained <= 0 or gained < config.touch_interval:
-                return None
-            yield StoreCall("touch", (session._key, expires_at))
-            session._expires_at, session._last_active = expires_at, now
-            return self._issue(session, now) if config.persistent else None
-        key = session._key
-        version = session._version
+        previous = session._expires_at
+        yield StoreCall("touch", (session._key, expires_at))
+        session._expires_at, session._last_active = expires_at, now
+        return self._reissue(session, previous, now)
+
+    def _save(
+        self, session: Session, body: bytes, expires_at: float, now: float
+    ) -> Plan[str | None]:
+        assert session._key is not None
+        assert session._expires_at is not None
+        key, version, previous = session._key, session._version, session._expires_at
+        blob = session._rewrap(body)
         for _ in range(MAX_SAVE_ATTEMPTS):
             record = Record(key, blob, expires_at, version + 1, session._user_id)
             if (yield StoreCall("save", (record, version))):
@@ -201,13 +230,13 @@ class SessionEngine:
                     session._id or "", key, version + 1, blob, expires_at, session._user_id
                 )
                 session._last_active = now
-                return self._issue(session, now) if config.persistent else None
+                return self._reissue(session, previous, now)
             current: Record | None = yield StoreCall("load", (key,))
             merged = self._replay(session, current, now)
             if merged is None:  # deleted or expired meanwhile: never resurrect it
                 return self._gone(session)
             version, data = merged
-            blob = codec.encode(data, session._created_at, session._auth_at, config.max_size)
+            blob = codec.encode(data, session._created_at, session._auth_at, self.config.max_size)
         raise WriteConflict(f"gave up saving a session after {MAX_SAVE_ATTEMPTS} conflicts")
 
     def _replay(
@@ -237,7 +266,8 @@ class SessionEngine:
                     merged[key] = value
         dict.clear(session)
         dict.update(session, merged)
-        session._raw = current.data  # the baseline for a further retry
+        session._rebase(current.data)  # the baseline for a further retry
+        session._size = None
         session._cleared = False
         return current.version, merged
 
@@ -247,8 +277,14 @@ class SessionEngine:
         return self.cookies.expire()
 
 
-def run(plan: Plan[T], store: Store) -> T:
-    """Carry out a plan against a sync store."""
+@overload
+def run(plan: Plan[T], store: Store) -> T: ...
+@overload
+def run(plan: None, store: Store) -> None: ...
+def run(plan: Plan[T] | None, store: Store) -> T | None:
+    """Carry out a plan against a sync store (None, the empty plan, gives None)."""
+    if plan is None:
+        return None
     try:
         result: Any = None
         while True:
@@ -260,8 +296,14 @@ def run(plan: Plan[T], store: Store) -> T:
         plan.close()
 
 
-async def run_async(plan: Plan[T], store: AsyncStore) -> T:
-    """Carry out a plan against an async store."""
+@overload
+async def run_async(plan: Plan[T], store: AsyncStore) -> T: ...
+@overload
+async def run_async(plan: None, store: AsyncStore) -> None: ...
+async def run_async(plan: Plan[T] | None, store: AsyncStore) -> T | None:
+    """Carry out a plan against an async store (None, the empty plan, gives None)."""
+    if plan is None:
+        return None
     try:
         result: Any = None
         while True:

@@ -13,6 +13,7 @@ from . import codec
 from .codec import JSONValue, SessionTooLarge
 
 _MISSING: Any = object()
+_UNKNOWN = -2
 
 
 class Session(dict[str, JSONValue]):
@@ -49,6 +50,7 @@ class Session(dict[str, JSONValue]):
         "_max_size",
         "_modified",
         "_now",
+        "_offset",
         "_raw",
         "_reject_cookie",
         "_rotate",
@@ -61,6 +63,7 @@ class Session(dict[str, JSONValue]):
     _key: str | None
     _version: int
     _raw: bytes | None
+    _offset: int
     _created_at: float
     _auth_at: float
     _expires_at: float | None
@@ -104,21 +107,20 @@ class Session(dict[str, JSONValue]):
         max_size: int,
     ) -> Session:
         """A session loaded from a store."""
-        session = cls(data)
-        session._reset(now)
-        session._max_size = max_size
-        session._reject_cookie = False
-        session._doomed_key = None
-        session._adopt(session_id, key, version, raw, expires_at, user_id)
-        session._created_at, session._auth_at = created_at, auth_at
-        session._last_active = last_active
+        session = cls(data)  # every slot is set once, here: this runs on every request
+        session._id, session._key, session._version = session_id, key, version
+        session._raw, session._offset, session._size = raw, _UNKNOWN, _UNKNOWN
+        session._created_at, session._auth_at, session._now = created_at, auth_at, now
+        session._expires_at, session._last_active = expires_at, last_active
+        session._user_id, session._max_size = user_id, max_size
+        session._modified = session._forced = session._cleared = session._rotate = False
+        session._reject_cookie, session._doomed_key = False, None
         return session
 
     def _reset(self, now: float) -> None:
         self._id = self._key = self._raw = self._expires_at = self._user_id = None
-        self._version = 0
+        self._version, self._offset, self._size = 0, -1, 2  # "{}"
         self._created_at = self._auth_at = self._last_active = self._now = now
-        self._size = None
         self._modified = self._forced = self._cleared = self._rotate = False
 
     def _adopt(
@@ -131,9 +133,33 @@ class Session(dict[str, JSONValue]):
         user_id: str | None,
     ) -> None:
         """Record that this session is now stored as described (after a load or a write)."""
-        self._id, self._key, self._version, self._raw = session_id, key, version, raw
+        self._id, self._key, self._version = session_id, key, version
+        self._rebase(raw)
         self._expires_at, self._user_id = expires_at, user_id
         self._forced = self._cleared = self._rotate = False
+
+    def _rebase(self, raw: bytes) -> None:
+        """Take ``raw`` as the stored bytes this request's changes are measured against."""
+        self._raw, self._offset = raw, _UNKNOWN
+
+    def _data_offset(self) -> int:
+        if self._offset == _UNKNOWN:
+            self._offset = codec.data_offset(self._raw) if self._raw is not None else -1
+        return self._offset
+
+    def _holds(self, body: bytes) -> bool:
+        """Whether the stored bytes hold exactly ``body`` as their data."""
+        raw = self._raw
+        if raw is None or not raw.endswith(body + b"}"):
+            return False
+        return self._data_offset() == len(raw) - len(body) - 1
+
+    def _rewrap(self, body: bytes) -> bytes:
+        """The stored envelope with ``body`` as its data (timestamps reused as stored)."""
+        offset = self._data_offset()
+        if self._raw is not None and offset > 0:
+            return self._raw[:offset] + body + b"}"
+        return codec.envelope(body, self._created_at, self._auth_at)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -211,6 +237,10 @@ class Session(dict[str, JSONValue]):
 
     def _data_size(self) -> int:
         """Serialized size of the data, tracked incrementally once a write happens."""
+        if self._size == _UNKNOWN:  # as loaded: read it off the stored bytes
+            offset = self._data_offset()
+            raw = self._raw
+            self._size = len(raw) - offset - 1 if raw is not None and offset > 0 else None
         if self._size is None:
             self._size = len(codec.dumps(self))
         return self._size
@@ -236,12 +266,11 @@ class Session(dict[str, JSONValue]):
         self._modified = True
 
     def _shrink(self, key: str) -> None:
-        if self._size is not None:
-            try:
-                self._size -= codec.entry_size(key, dict.__getitem__(self, key))
-                self._size -= 1 if len(self) > 1 else 0
-            except TypeError:
-                self._size = None
+        try:
+            size = self._data_size() - codec.entry_size(key, dict.__getitem__(self, key))
+            self._size = size - (1 if len(self) > 1 else 0)
+        except TypeError:
+            self._size = None
         self._modified = True
 
     def __setitem__(self, key: str, value: JSONValue) -> None:
@@ -284,7 +313,7 @@ class Session(dict[str, JSONValue]):
     def clear(self) -> None:
         """Remove all data; the session itself (its ID and user) stays."""
         dict.clear(self)
-        self._size = None
+        self._size = 2  # "{}"
         self._cleared = self._modified = True
 
     def copy(self) -> dict[str, JSONValue]:

@@ -22,7 +22,7 @@ import contextlib
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 import pytest
 
@@ -86,8 +86,14 @@ class Harness:
         assert self.portal is not None, "async stores need a blocking portal"
         return self.portal
 
-    def run(self, plan: Plan[T]) -> T:
+    @overload
+    def run(self, plan: Plan[T]) -> T: ...
+    @overload
+    def run(self, plan: None) -> None: ...
+    def run(self, plan: Plan[T] | None) -> T | None:
         """Carry out an engine plan against the store."""
+        if plan is None:
+            return None
         if isinstance(self.store, AsyncStore):
             result: T = self._portal().call(run_async, plan, self.store)
             return result

@@ -79,7 +79,7 @@ class SessionMiddleware:
             status: str, headers: list[tuple[str, str]], exc_info: ExcInfo | None = None
         ) -> Any:
             nonlocal failed
-            if exc_info is None and not failed and engine.has_work(session):
+            if exc_info is None and not failed:
                 try:
                     set_cookie = run(engine.commit(session), store)
                 except StoreError as exc:
