@@ -94,7 +94,11 @@ class SessionMiddleware:
             session = engine.fresh()
         else:
             try:
-                session = await self._carry_out(engine.load(cookie_value))
+                plan = engine.load(cookie_value)
+                inline = self._inline
+                session = (
+                    run(plan, inline) if inline is not None else await run_async(plan, self.store)
+                )
             except StoreError as exc:
                 await self._unavailable(scope, send, exc)
                 return
@@ -107,7 +111,12 @@ class SessionMiddleware:
                 return
             if message["type"] in ("http.response.start", "websocket.accept"):
                 try:
-                    set_cookie = await self._carry_out(engine.commit(session))
+                    commit, inline = engine.commit(session), self._inline
+                    set_cookie = (
+                        run(commit, inline)
+                        if inline is not None
+                        else await run_async(commit, self.store)
+                    )
                 except StoreError as exc:
                     replaced = True
                     await self._unavailable(scope, send, exc)

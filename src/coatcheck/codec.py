@@ -7,8 +7,10 @@ UTF-8 JSON. Decoding checks the shape of what it reads, so tampered or corrupt s
 
 from __future__ import annotations
 
+import functools
 import json
 import math
+from collections.abc import Callable
 from typing import Any
 
 try:
@@ -31,13 +33,11 @@ class SessionTooLarge(ValueError):
 if orjson is not None:
     _OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
 
-    def dumps(value: JSONValue) -> bytes:
-        """Serialize ``value`` to compact UTF-8 JSON; TypeError for what JSON cannot hold."""
-        return orjson.dumps(value, option=_OPTIONS)
-
-    def loads(data: bytes) -> JSONValue:
-        """Parse UTF-8 JSON; ValueError when it is not."""
-        return orjson.loads(data)
+    # Bound without a Python wrapper: these run several times per request.
+    dumps: Callable[[JSONValue], bytes] = functools.partial(orjson.dumps, option=_OPTIONS)
+    """Serialize a value to compact UTF-8 JSON; TypeError for what JSON cannot hold."""
+    loads: Callable[[bytes], JSONValue] = orjson.loads
+    """Parse UTF-8 JSON; ValueError when it is not."""
 
 else:  # tests run this path too (the json_backend fixture)
     _encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)

@@ -72,7 +72,7 @@ class SessionEngine:
         return Session.fresh(now=self.config.clock(), max_size=self.config.max_size)
 
     @staticmethod
-    def has_work(session: Session) -> bool:
+    def _has_work(session: Session) -> bool:
         """Whether a session that is not stored-and-kept needs a commit at all."""
         return bool(
             session._key is not None
@@ -141,10 +141,11 @@ class SessionEngine:
         stored session read and left unchanged with no touch due, is decided here with no plan.
         """
         if session._key is None or session._rotate or session._doomed_key is not None:
-            return self._rebind(session) if self.has_work(session) else None
+            return self._rebind(session) if self._has_work(session) else None
         config = self.config
         now = config.clock()
-        expires_at = self._expiry(session, now)
+        deadline = session._auth_at + config.absolute_timeout
+        expires_at = min(now + config.idle_timeout, deadline)
         if expires_at <= now:  # the absolute deadline passed during the request
             return self._destroy(session)
         body = codec.encode_data(session, config.max_size)
@@ -171,10 +172,6 @@ class SessionEngine:
         yield StoreCall("delete", (old_key,))
         return cookie
 
-    def _expiry(self, session: Session, now: float) -> float:
-        config = self.config
-        return min(now + config.idle_timeout, session._auth_at + config.absolute_timeout)
-
     def _issue(self, session: Session, now: float) -> str:
         assert session._id is not None
         assert session._expires_at is not None
@@ -189,7 +186,8 @@ class SessionEngine:
         return None
 
     def _create(self, session: Session, now: float) -> Plan[str | None]:
-        expires_at = self._expiry(session, now)
+        config = self.config
+        expires_at = min(now + config.idle_timeout, session._auth_at + config.absolute_timeout)
         if expires_at <= now:
             return self._gone(session)
         body = codec.encode_data(session, self.config.max_size)

@@ -236,7 +236,7 @@ class Session(dict[str, JSONValue]):
     # -- the dict, with every mutation checked and recorded ---------------------------------
 
     def _data_size(self) -> int:
-        """Serialized size of the data, tracked incrementally once a write happens."""
+        """An upper bound of the data's serialized size (exact when first computed)."""
         if self._size == _UNKNOWN:  # as loaded: read it off the stored bytes
             offset = self._data_offset()
             raw = self._raw
@@ -247,16 +247,9 @@ class Session(dict[str, JSONValue]):
 
     def _grow(self, key: str, value: JSONValue) -> None:
         """Check that ``self[key] = value`` may happen, and account for its size."""
-        new_entry = codec.entry_size(key, value)
-        size = self._data_size()
-        old = dict.get(self, key, _MISSING)
-        if old is _MISSING:
-            size += new_entry + (1 if len(self) else 0)
-        else:
-            try:
-                size += new_entry - codec.entry_size(key, old)
-            except TypeError:
-                size += new_entry
+        size = self._data_size() + codec.entry_size(key, value) + 1  # a bound: old value kept
+        if size > self._max_size:  # measure exactly before refusing
+            size = len(codec.dumps({**self, key: value}))
         if size > self._max_size:
             raise SessionTooLarge(
                 f"setting session[{key!r}] would make the session {size} bytes serialized, "

@@ -126,7 +126,8 @@ class MemoryStore(Store, UserIndex, Purgeable, Iterable):
             entry = self._entries.get(packed)
             if entry is None:
                 return None
-            self._used(packed, entry)
+            if self.max_entries is not None:
+                self._used(packed, entry)
             return Record(key, entry.data, entry.expires_at, entry.version, entry.user_id)
 
     def create(self, record: Record) -> bool:
