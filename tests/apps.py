@@ -15,7 +15,7 @@ from starlette.websockets import WebSocket
 
 from coatcheck.asgi import SessionMiddleware
 from coatcheck.session import Session
-from coatcheck.stores import MemoryStore, Record, Store
+from coatcheck.stores import AsyncStore, MemoryStore, Record, Store
 
 
 class CountingStore(Store):
@@ -100,7 +100,7 @@ async def socket(websocket: WebSocket) -> None:
     await websocket.close()
 
 
-def starlette_app(store: Store | None = None, **options: Any) -> SessionMiddleware:
+def starlette_app(store: Store | AsyncStore | None = None, **options: Any) -> SessionMiddleware:
     """A Starlette app with coatcheck's ASGI middleware on ``store``."""
     app = Starlette(
         routes=[

@@ -45,30 +45,28 @@ def hammer(base: str, write: Callable[[httpx.Client, str, int], httpx.Response])
     assert {k: str(v) for k, v in data.items() if k != "k-2"} == expected
 
 
+def asgi_write(client: httpx.Client, sid: str, n: int) -> httpx.Response:
+    """Add key ``k<n>`` to the session, holding the loaded version for 50 ms (ASGI app)."""
+    headers = {"Cookie": f"session={sid}"} if sid else {}
+    return client.post("/write", params={"delay": "0.05"}, json={f"k{n}": str(n)}, headers=headers)
+
+
+def wsgi_write(client: httpx.Client, sid: str, n: int) -> httpx.Response:
+    """The same against the WSGI app."""
+    headers = {"Cookie": f"session={sid}"} if sid else {}
+    return client.get("/write", params={"delay": "0.05", f"k{n}": str(n)}, headers=headers)
+
+
 @pytest.mark.parametrize("kind", STORES)
 def test_asgi_requests_racing_on_one_session_lose_nothing(kind: str, tmp_path: Path) -> None:
-    app = starlette_app(STORES[kind](tmp_path))
-
-    def write(client: httpx.Client, sid: str, n: int) -> httpx.Response:
-        headers = {"Cookie": f"session={sid}"} if sid else {}
-        return client.post(
-            "/write", params={"delay": "0.05"}, json={f"k{n}": str(n)}, headers=headers
-        )
-
-    with serve_asgi(app) as base:
-        hammer(base, write)
+    with serve_asgi(starlette_app(STORES[kind](tmp_path))) as base:
+        hammer(base, asgi_write)
 
 
 @pytest.mark.parametrize("kind", STORES)
 def test_wsgi_requests_racing_on_one_session_lose_nothing(kind: str, tmp_path: Path) -> None:
-    app = wsgi_app(STORES[kind](tmp_path))
-
-    def write(client: httpx.Client, sid: str, n: int) -> httpx.Response:
-        headers = {"Cookie": f"session={sid}"} if sid else {}
-        return client.get("/write", params={"delay": "0.05", f"k{n}": str(n)}, headers=headers)
-
-    with serve_wsgi(app) as base:
-        hammer(base, write)
+    with serve_wsgi(wsgi_app(STORES[kind](tmp_path))) as base:
+        hammer(base, wsgi_write)
 
 
 def _add_keys(kind: str, tmp: str, session_id: str, worker: int, count: int) -> None:

@@ -50,14 +50,17 @@ def _flag(value: str) -> bool:
     return value.lower() in _TRUE
 
 
-def from_url(url: str) -> Store | AsyncStore:
+def from_url(url: str, *, asynchronous: bool = False) -> Store | AsyncStore:
     """Build the store a URL names.
 
     - ``memory://`` (``?max_entries=N``)
     - ``file:///absolute/dir`` or ``file:relative/dir``
     - ``sqlite:///relative.db`` or ``sqlite:////absolute.db`` (as SQLAlchemy spells them),
       with ``?table=NAME`` and ``?offload=true``
+    - ``redis://[user:password@]host[:port][/db]`` and ``rediss://`` (TLS), with
+      ``?prefix=NAME:`` and ``?timeout=SECONDS``; ``asynchronous=True`` gives the asyncio store
 
+    Stores without a native async face ignore ``asynchronous``: the middleware adapts them.
     A URL coatcheck cannot use raises ValueError naming the scheme, never echoing credentials.
     """
     parts = urlsplit(url)
@@ -84,13 +87,30 @@ def from_url(url: str) -> Store | AsyncStore:
                 table=query.pop("table", "coatcheck_sessions"),
                 offload=_flag(query.pop("offload", "false")),
             )
+        elif scheme in ("redis", "rediss"):
+            return _redis(url, query, asynchronous)
         else:
             raise ValueError(
                 f"unknown session store scheme {scheme + '://' if scheme else 'in URL'}; "
-                "coatcheck knows memory://, file://, sqlite://"
+                "coatcheck knows memory://, file://, sqlite://, redis://, rediss://"
             )
     except ValueError as exc:
         raise ValueError(f"bad store URL ({scheme}://...): {exc}") from None
     if query:
         raise ValueError(f"bad store URL ({scheme}://...): unknown option(s) {sorted(query)}")
     return store
+
+
+def _redis(url: str, query: dict[str, str], asynchronous: bool) -> Store | AsyncStore:
+    try:
+        from .redis import DEFAULT_PREFIX, AsyncRedisStore, RedisStore  # noqa: PLC0415
+    except ImportError:
+        raise ValueError("redis:// needs the redis extra: pip install 'coatcheck[redis]'") from None
+    prefix = query.pop("prefix", DEFAULT_PREFIX)
+    timeout = float(query.pop("timeout", "2"))
+    if query:
+        raise ValueError(f"unknown option(s) {sorted(query)}")
+    parts = urlsplit(url)
+    server_url = parts._replace(query="").geturl()  # redis-py gets no coatcheck options
+    kind = AsyncRedisStore if asynchronous else RedisStore
+    return kind.from_url(server_url, prefix=prefix, timeout=timeout)

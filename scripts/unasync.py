@@ -1,0 +1,82 @@
+"""Generate the sync twins of coatcheck's async store modules (as httpcore's unasync does).
+
+    python scripts/unasync.py          # rewrite the generated files
+    python scripts/unasync.py --check  # exit 1 if a generated file is stale
+
+Each async source is the only hand-written copy: its sync twin is derived from it by the token
+rules below and formatted with ruff, so the two can never drift apart.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+STORES = ROOT / "src" / "coatcheck" / "stores"
+
+# (async source, sync target, the target's docstring)
+SOURCES = [
+    (
+        STORES / "redis" / "_async.py",
+        STORES / "redis" / "_sync.py",
+        "RedisStore: sessions in Redis through redis-py's sync client.\n\n"
+        "Generated from ``_async.py`` by ``scripts/unasync.py``: edit that file, not this one.",
+    ),
+]
+
+RULES = [
+    (r"\bAsyncRedisStore\b", "RedisStore"),
+    (r"class RedisStore\(AsyncStore\)", "class RedisStore(Store, UserIndex, Iterable)"),
+    (
+        r"from \.\.base import AsyncStore, Record",
+        "from ..base import Iterable, Record, Store, UserIndex",
+    ),
+    (r"from redis\.asyncio import", "from redis import"),
+    (r"\bAsyncIterator\b", "Iterator"),
+    (r"\basync def\b", "def"),
+    (r"\basync for\b", "for"),
+    (r"\basync with\b", "with"),
+    (r"\bawait ", ""),
+    (r"\.aclose\(\)", ".close()"),
+]
+
+
+def generate(source: Path, docstring: str) -> str:
+    text = source.read_text()
+    text = re.sub(r'\A""".*?"""', f'"""{docstring}\n"""', text, count=1, flags=re.DOTALL)
+    for pattern, replacement in RULES:
+        text = re.sub(pattern, replacement, text)
+    formatted = subprocess.run(
+        [sys.executable, "-m", "ruff", "format", "--stdin-filename", "generated.py", "-"],
+        input=text,
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    )
+    return formatted.stdout
+
+
+def main(argv: list[str]) -> int:
+    check = "--check" in argv
+    stale = []
+    for source, target, docstring in SOURCES:
+        text = generate(source, docstring)
+        if target.exists() and target.read_text() == text:
+            continue
+        if check:
+            stale.append(target.relative_to(ROOT))
+        else:
+            target.write_text(text)
+            print(f"wrote {target.relative_to(ROOT)}")
+    if stale:
+        print(f"stale generated files (run scripts/unasync.py): {', '.join(map(str, stale))}")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,112 @@
+"""RedisStore: sessions in Redis through redis-py's sync client.
+
+Generated from ``_async.py`` by ``scripts/unasync.py``: edit that file, not this one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from redis import Redis
+
+from ..base import Iterable, Record, Store, UserIndex
+from . import layout
+from .layout import DEFAULT_PREFIX, reported, session_key, user_key
+
+
+class RedisStore(Store, UserIndex, Iterable):
+    """Sessions in Redis (one round trip per call; see :mod:`~coatcheck.stores.redis.layout`).
+
+    A failure to reach Redis, or an answer later than ``timeout``, raises
+    :class:`~coatcheck.stores.StoreUnavailable`; the client reconnects by itself when Redis
+    is back.
+    """
+
+    offload_async = True
+
+    def __init__(self, client: Redis, *, prefix: str = DEFAULT_PREFIX) -> None:
+        self.client = client
+        self.prefix = prefix
+        self._create = client.register_script(layout.CREATE)
+        self._save = client.register_script(layout.SAVE)
+        self._touch = client.register_script(layout.TOUCH)
+        self._delete = client.register_script(layout.DELETE)
+        self._list_user = client.register_script(layout.LIST_USER)
+        self._delete_user = client.register_script(layout.DELETE_USER)
+
+    @classmethod
+    def from_url(
+        cls, url: str, *, prefix: str = DEFAULT_PREFIX, timeout: float = 2.0
+    ) -> RedisStore:
+        """A store on the Redis at ``url`` (``redis://`` or ``rediss://``), pooled."""
+        client = Redis.from_url(
+            url,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            health_check_interval=30,
+            retry_on_timeout=False,
+        )
+        return cls(client, prefix=prefix)
+
+    def load(self, key: str) -> Record | None:
+        with reported("load"):
+            fields = self.client.hgetall(session_key(self.prefix, key))
+        return layout.from_hash(key, fields)
+
+    def create(self, record: Record) -> bool:
+        keys = [session_key(self.prefix, record.key)]
+        with reported("create"):
+            created = self._create(keys=keys, args=layout.write_args(self.prefix, record))
+        return bool(created == 1)
+
+    def save(self, record: Record, expected_version: int) -> bool:
+        keys = [session_key(self.prefix, record.key)]
+        args = [*layout.write_args(self.prefix, record), expected_version]
+        with reported("save"):
+            saved = self._save(keys=keys, args=args)
+        return bool(saved == 1)
+
+    def touch(self, key: str, expires_at: float) -> None:
+        keys = [session_key(self.prefix, key)]
+        with reported("touch"):
+            self._touch(keys=keys, args=layout.touch_args(self.prefix, expires_at))
+
+    def delete(self, key: str) -> None:
+        with reported("delete"):
+            self._delete(keys=[session_key(self.prefix, key)], args=[self.prefix])
+
+    def list_by_user(self, user_id: str) -> list[Record]:
+        with reported("list_by_user"):
+            rows = self._list_user(keys=[user_key(self.prefix, user_id)])
+        return layout.from_rows(self.prefix, rows)
+
+    def delete_by_user(self, user_id: str) -> int:
+        with reported("delete_by_user"):
+            deleted = self._delete_user(keys=[user_key(self.prefix, user_id)])
+        return int(deleted)
+
+    def iter_records(self) -> Iterator[Record]:
+        start = len(session_key(self.prefix, ""))
+        batch: list[bytes] = []
+        with reported("iter_records"):
+            for name in self.client.scan_iter(match=session_key(self.prefix, "*"), count=500):
+                batch.append(name)
+                if len(batch) == 500:
+                    for record in self._fetch(batch, start):
+                        yield record
+                    batch = []
+            for record in self._fetch(batch, start):
+                yield record
+
+    def _fetch(self, names: list[bytes], start: int) -> list[Record]:
+        with self.client.pipeline(transaction=False) as pipe:
+            for name in names:
+                pipe.hgetall(name)
+            rows = pipe.execute()
+        found = (
+            layout.from_hash(n.decode()[start:], row) for n, row in zip(names, rows, strict=True)
+        )
+        return [record for record in found if record is not None]
+
+    def close(self) -> None:
+        self.client.close()

@@ -1,0 +1,188 @@
+"""The Redis key layout and the Lua scripts every Redis store face shares.
+
+Keys (``prefix`` defaults to ``coatcheck:``):
+
+- ``<prefix>s:<key>``: a HASH per session: ``d`` data, ``v`` version, ``e`` expires_at
+  (Unix seconds, as text), ``u`` user id (empty when anonymous); its Redis TTL is ``e``
+  (``PEXPIREAT``), so Redis itself drops expired sessions.
+- ``<prefix>u:<user id>``: a ZSET per user of session keys scored by their expiry in ms; its
+  own TTL is kept at its latest member's expiry, so an index outlives no session of its user.
+  Expired members are pruned whenever the index is read.
+
+Commands per call, each one round trip: load ``HGETALL``; create, save, touch, delete,
+list by user and delete by user one ``EVALSHA`` of the scripts below. Scripts derive a user's
+index key from the prefix, which a single Redis (or a Sentinel-managed one) allows; a Redis
+Cluster keeps the two in different slots and cannot update both atomically.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import redis.exceptions
+
+from ..base import Record, StoreError, StoreUnavailable
+
+DEFAULT_PREFIX = "coatcheck:"
+
+_HELPERS = """
+local function extend(index, ms)
+  if redis.call('PTTL', index) == -1 then
+    redis.call('PEXPIREAT', index, ms)
+  else
+    redis.call('PEXPIREAT', index, ms, 'GT')
+  end
+end
+local function file_user(prefix, user, key, ms)
+  if user ~= '' then
+    local index = prefix .. 'u:' .. user
+    redis.call('ZADD', index, ms, key)
+    extend(index, ms)
+  end
+end
+"""
+
+CREATE = (
+    _HELPERS
+    + """
+-- KEYS[1] session; ARGV: prefix, data, version, expires (s), expires (ms), user
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'd', ARGV[2], 'v', ARGV[3], 'e', ARGV[4], 'u', ARGV[6])
+redis.call('PEXPIREAT', KEYS[1], ARGV[5])
+file_user(ARGV[1], ARGV[6], KEYS[1], ARGV[5])
+return 1
+"""
+)
+
+SAVE = (
+    _HELPERS
+    + """
+-- KEYS[1] session; ARGV: prefix, data, version, expires (s), expires (ms), user, expected
+local current = redis.call('HMGET', KEYS[1], 'v', 'u')
+if current[1] ~= ARGV[7] then return 0 end
+redis.call('HSET', KEYS[1], 'd', ARGV[2], 'v', ARGV[3], 'e', ARGV[4], 'u', ARGV[6])
+redis.call('PEXPIREAT', KEYS[1], ARGV[5])
+if current[2] ~= ARGV[6] and current[2] ~= '' then
+  redis.call('ZREM', ARGV[1] .. 'u:' .. current[2], KEYS[1])
+end
+file_user(ARGV[1], ARGV[6], KEYS[1], ARGV[5])
+return 1
+"""
+)
+
+TOUCH = (
+    _HELPERS
+    + """
+-- KEYS[1] session; ARGV: prefix, expires (s), expires (ms)
+local user = redis.call('HGET', KEYS[1], 'u')
+if not user then return 0 end
+redis.call('HSET', KEYS[1], 'e', ARGV[2])
+redis.call('PEXPIREAT', KEYS[1], ARGV[3])
+file_user(ARGV[1], user, KEYS[1], ARGV[3])
+return 1
+"""
+)
+
+DELETE = """
+-- KEYS[1] session; ARGV: prefix
+local user = redis.call('HGET', KEYS[1], 'u')
+redis.call('DEL', KEYS[1])
+if user and user ~= '' then redis.call('ZREM', ARGV[1] .. 'u:' .. user, KEYS[1]) end
+return 1
+"""
+
+LIST_USER = """
+-- KEYS[1] user index; returns key, data, version, expires, user for each live session
+local now = redis.call('TIME')
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now[1] * 1000 + math.floor(now[2] / 1000))
+local out = {}
+for _, key in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  local h = redis.call('HMGET', key, 'd', 'v', 'e', 'u')
+  if h[1] then
+    table.insert(out, key)
+    for i = 1, 4 do table.insert(out, h[i]) end
+  else
+    redis.call('ZREM', KEYS[1], key)
+  end
+end
+return out
+"""
+
+DELETE_USER = """
+-- KEYS[1] user index; returns how many sessions were deleted
+local deleted = 0
+for _, key in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  deleted = deleted + redis.call('DEL', key)
+end
+redis.call('DEL', KEYS[1])
+return deleted
+"""
+
+
+def session_key(prefix: str, key: str) -> str:
+    return f"{prefix}s:{key}"
+
+
+def user_key(prefix: str, user_id: str) -> str:
+    return f"{prefix}u:{user_id}"
+
+
+def write_args(prefix: str, record: Record) -> list[str | bytes | int]:
+    """ARGV shared by the create and save scripts."""
+    return [
+        prefix,
+        record.data,
+        record.version,
+        repr(record.expires_at),
+        _ms(record.expires_at),
+        record.user_id or "",
+    ]
+
+
+def touch_args(prefix: str, expires_at: float) -> list[str | int]:
+    return [prefix, repr(expires_at), _ms(expires_at)]
+
+
+def _ms(seconds: float) -> int:
+    return max(1, round(seconds * 1000))
+
+
+def from_hash(key: str, fields: Mapping[Any, Any]) -> Record | None:
+    """A record from ``HGETALL``; None for a missing (or half-written) hash."""
+    try:
+        data, version, expires = fields[b"d"], fields[b"v"], fields[b"e"]
+    except KeyError:
+        return None
+    user = fields.get(b"u", b"")
+    return Record(key, data, float(expires), int(version), user.decode() if user else None)
+
+
+def from_rows(prefix: str, flat: list[bytes]) -> list[Record]:
+    """Records from the flat list :data:`LIST_USER` returns."""
+    records = []
+    start = len(prefix) + 2  # "<prefix>s:"
+    for i in range(0, len(flat), 5):
+        key, data, version, expires, user = flat[i : i + 5]
+        records.append(
+            Record(
+                key.decode()[start:],
+                data,
+                float(expires),
+                int(version),
+                user.decode() if user else None,
+            )
+        )
+    return records
+
+
+@contextlib.contextmanager
+def reported(call: str) -> Iterator[None]:
+    """Turn redis-py's connection and timeout errors into :class:`StoreUnavailable`."""
+    try:
+        yield
+    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+        raise StoreUnavailable(f"Redis {call}: {type(exc).__name__}: {exc}") from exc
+    except redis.exceptions.RedisError as exc:
+        raise StoreError(f"Redis {call}: {type(exc).__name__}: {exc}") from exc

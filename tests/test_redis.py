@@ -1,0 +1,165 @@
+"""The Redis stores against the real Redis server: conformance, round trips, failure."""
+
+from __future__ import annotations
+
+import secrets
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+import redis
+
+from coatcheck.config import SessionConfig
+from coatcheck.engine import SessionEngine, run
+from coatcheck.stores import AsyncStore, Record, StoreUnavailable, from_url
+from coatcheck.stores.redis import AsyncRedisStore, RedisStore
+from coatcheck.testing import StoreConformance
+
+from .servers import free_port
+from .services import REDIS_URL, require
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def prefix() -> Iterator[str]:
+    """A key prefix of this test's own, deleted afterwards."""
+    parts = urlsplit(REDIS_URL)
+    require("Redis", parts.hostname or "127.0.0.1", parts.port or 6379)
+    prefix = f"coatcheck-test-{secrets.token_hex(4)}:"
+    yield prefix
+    client = redis.Redis.from_url(REDIS_URL)
+    names = list(client.scan_iter(match=prefix + "*"))
+    if names:
+        client.delete(*names)
+    client.close()
+
+
+class TestRedisStore(StoreConformance):
+    @pytest.fixture
+    def store(self, prefix: str) -> RedisStore:
+        return RedisStore.from_url(REDIS_URL, prefix=prefix)
+
+
+class TestAsyncRedisStore(StoreConformance):
+    @pytest.fixture
+    def store(self, prefix: str) -> AsyncStore:
+        return AsyncRedisStore.from_url(REDIS_URL, prefix=prefix)
+
+
+def commands(client: redis.Redis) -> dict[str, int]:
+    stats = client.info("commandstats")
+    return {name.removeprefix("cmdstat_"): int(v["calls"]) for name, v in stats.items()}
+
+
+def test_one_round_trip_per_store_call(prefix: str) -> None:
+    """Each call is one command on the wire (a script counts once, whatever it runs)."""
+    store = RedisStore.from_url(REDIS_URL, prefix=prefix)
+    engine = SessionEngine(SessionConfig(secure=False, touch_interval=0))
+    session = run(engine.load(None), store)
+    session["cart"] = [1]
+    cookie = run(engine.commit(session), store)
+    assert cookie is not None
+    session_id = cookie.split(";")[0].split("=")[1]
+    observer = redis.Redis.from_url(REDIS_URL)
+    sent_by_store = {"hgetall", "evalsha", "eval"}
+
+    def traffic(action: object) -> int:
+        before = commands(observer)
+        action()  # type: ignore[operator]
+        after = commands(observer)
+        return sum(after.get(c, 0) - before.get(c, 0) for c in sent_by_store)
+
+    def read() -> None:
+        run(engine.commit(run(engine.load(session_id), store)), store)
+
+    def write() -> None:
+        session = run(engine.load(session_id), store)
+        session["cart"] = [1, 2, time.time()]
+        run(engine.commit(session), store)
+
+    assert traffic(read) == 1 + 1  # load, then a touch (touch_interval=0 here)
+    assert traffic(write) == 2  # load, compare-and-set save
+    observer.close()
+    store.close()
+
+
+def test_the_user_index_expires_with_its_last_session(prefix: str) -> None:
+    store = RedisStore.from_url(REDIS_URL, prefix=prefix)
+    now = time.time()
+    store.create(Record("a" * 64, b"{}", now + 30, 1, "dora"))
+    store.create(Record("b" * 64, b"{}", now + 90, 1, "dora"))
+    client = redis.Redis.from_url(REDIS_URL)
+    ttl = client.pttl(f"{prefix}u:dora")
+    assert 85_000 < ttl <= 90_000
+    store.touch("a" * 64, now + 300)
+    assert 295_000 < client.pttl(f"{prefix}u:dora") <= 300_000
+    store.delete("a" * 64)
+    store.delete("b" * 64)
+    assert store.list_by_user("dora") == []
+    assert client.exists(f"{prefix}u:dora") == 0
+    client.close()
+
+
+def test_an_unreachable_redis_is_unavailable_within_the_timeout() -> None:
+    store = RedisStore.from_url(f"redis://127.0.0.1:{free_port()}/0", timeout=0.5)
+    started = time.monotonic()
+    with pytest.raises(StoreUnavailable):
+        store.load("a" * 64)
+    assert time.monotonic() - started < 2
+
+
+def test_from_url(prefix: str) -> None:
+    sync = from_url(f"{REDIS_URL}?prefix={prefix}&timeout=1")
+    assert isinstance(sync, RedisStore)
+    assert sync.prefix == prefix
+    assert isinstance(from_url(REDIS_URL, asynchronous=True), AsyncRedisStore)
+    with pytest.raises(ValueError, match="unknown option") as caught:
+        from_url("redis://user:hunter2@127.0.0.1/0?colour=red")
+    assert "hunter2" not in str(caught.value)
+
+
+def test_the_generated_sync_store_is_up_to_date() -> None:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "unasync.py"), "--check"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_asgi_requests_racing_on_one_session_lose_nothing(prefix: str) -> None:
+    from .apps import starlette_app
+    from .servers import serve_asgi
+    from .test_concurrency import asgi_write, hammer
+
+    app = starlette_app(AsyncRedisStore.from_url(REDIS_URL, prefix=prefix))
+    with serve_asgi(app) as base:
+        hammer(base, asgi_write)
+
+
+def test_wsgi_requests_racing_on_one_session_lose_nothing(prefix: str) -> None:
+    from .servers import serve_wsgi
+    from .test_concurrency import hammer, wsgi_write
+    from .wsgi_app import wsgi_app
+
+    with serve_wsgi(wsgi_app(RedisStore.from_url(REDIS_URL, prefix=prefix))) as base:
+        hammer(base, wsgi_write)
+
+
+def test_redis_down_gives_503_within_the_timeout() -> None:
+    from starlette.testclient import TestClient
+
+    from .apps import starlette_app
+
+    store = AsyncRedisStore.from_url(f"redis://127.0.0.1:{free_port()}/0", timeout=0.5)
+    with TestClient(starlette_app(store)) as client:
+        started = time.monotonic()
+        response = client.get("/read", headers={"Cookie": "session=" + "A" * 43})
+    assert response.status_code == 503
+    assert time.monotonic() - started < 2
