@@ -17,24 +17,47 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 STORES = ROOT / "src" / "coatcheck" / "stores"
 
-# (async source, sync target, the target's docstring)
-SOURCES = [
+# (async source, sync target, the target's docstring, rules of its own applied first)
+SOURCES: list[tuple[Path, Path, str, list[tuple[str, str]]]] = [
     (
         STORES / "redis" / "_async.py",
         STORES / "redis" / "_sync.py",
         "RedisStore: sessions in Redis through redis-py's sync client.\n\n"
         "Generated from ``_async.py`` by ``scripts/unasync.py``: edit that file, not this one.",
+        [
+            (r"\bAsyncRedisStore\b", "RedisStore"),
+            (r"class RedisStore\(AsyncStore\)", "class RedisStore(Store, UserIndex, Iterable)"),
+            (
+                r"from \.\.base import AsyncStore, Record",
+                "from ..base import Iterable, Record, Store, UserIndex",
+            ),
+            (r"from redis\.asyncio import", "from redis import"),
+        ],
+    ),
+    (
+        STORES / "sql" / "_async.py",
+        STORES / "sql" / "_sync.py",
+        "SQLStore: sessions in PostgreSQL through psycopg 3's sync pool.\n\n"
+        "Generated from ``_async.py`` by ``scripts/unasync.py``: edit that file, not this one.",
+        [
+            (r"\bAsyncSQLStore\b", "SQLStore"),
+            (
+                r"class SQLStore\(AsyncStore\)",
+                "class SQLStore(Store, UserIndex, Purgeable, Iterable)",
+            ),
+            (
+                r"from \.\.base import AsyncStore, Record",
+                "from ..base import Iterable, Purgeable, Record, Store, UserIndex",
+            ),
+            (r"\bAsyncConnectionPool\b", "ConnectionPool"),
+            (r"\basyncio\.Lock\(\)", "threading.Lock()"),
+            (r"^import asyncio$", "import threading"),
+        ],
     ),
 ]
 
+# Then, for every source:
 RULES = [
-    (r"\bAsyncRedisStore\b", "RedisStore"),
-    (r"class RedisStore\(AsyncStore\)", "class RedisStore(Store, UserIndex, Iterable)"),
-    (
-        r"from \.\.base import AsyncStore, Record",
-        "from ..base import Iterable, Record, Store, UserIndex",
-    ),
-    (r"from redis\.asyncio import", "from redis import"),
     (r"\bAsyncIterator\b", "Iterator"),
     (r"\basync def\b", "def"),
     (r"\basync for\b", "for"),
@@ -44,11 +67,11 @@ RULES = [
 ]
 
 
-def generate(source: Path, docstring: str) -> str:
+def generate(source: Path, docstring: str, own_rules: list[tuple[str, str]]) -> str:
     text = source.read_text()
     text = re.sub(r'\A""".*?"""', f'"""{docstring}\n"""', text, count=1, flags=re.DOTALL)
-    for pattern, replacement in RULES:
-        text = re.sub(pattern, replacement, text)
+    for pattern, replacement in [*own_rules, *RULES]:
+        text = re.sub(pattern, replacement, text, flags=re.MULTILINE)
     formatted = subprocess.run(
         [sys.executable, "-m", "ruff", "format", "--stdin-filename", "generated.py", "-"],
         input=text,
@@ -63,8 +86,8 @@ def generate(source: Path, docstring: str) -> str:
 def main(argv: list[str]) -> int:
     check = "--check" in argv
     stale = []
-    for source, target, docstring in SOURCES:
-        text = generate(source, docstring)
+    for source, target, docstring, own_rules in SOURCES:
+        text = generate(source, docstring, own_rules)
         if target.exists() and target.read_text() == text:
             continue
         if check:

@@ -30,3 +30,8 @@ def require(name: str, host: str, port: int) -> None:
     if os.environ.get("CI") == "true":
         pytest.fail(f"{message}; CI must provide it (scripts/test starts it)", pytrace=False)
     pytest.skip(message)
+
+
+POSTGRESQL_URL = os.environ.get(
+    "COATCHECK_TEST_POSTGRESQL", "postgresql://postgres@127.0.0.1:5432/test"
+)

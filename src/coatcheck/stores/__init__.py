@@ -58,7 +58,11 @@ def from_url(url: str, *, asynchronous: bool = False) -> Store | AsyncStore:
     - ``sqlite:///relative.db`` or ``sqlite:////absolute.db`` (as SQLAlchemy spells them),
       with ``?table=NAME`` and ``?offload=true``
     - ``redis://[user:password@]host[:port][/db]`` and ``rediss://`` (TLS), with
-      ``?prefix=NAME:`` and ``?timeout=SECONDS``; ``asynchronous=True`` gives the asyncio store
+      ``?prefix=NAME:`` and ``?timeout=SECONDS``
+    - ``postgresql://[user[:password]@]host[:port]/dbname``, with ``?table=NAME``,
+      ``?timeout=SECONDS`` and ``?pool_size=N`` (other options go to libpq)
+
+    ``asynchronous=True`` gives a server store's asyncio face.
 
     Stores without a native async face ignore ``asynchronous``: the middleware adapts them.
     A URL coatcheck cannot use raises ValueError naming the scheme, never echoing credentials.
@@ -89,10 +93,12 @@ def from_url(url: str, *, asynchronous: bool = False) -> Store | AsyncStore:
             )
         elif scheme in ("redis", "rediss"):
             return _redis(url, query, asynchronous)
+        elif scheme in ("postgresql", "postgres"):
+            return _postgresql(url, query, asynchronous)
         else:
             raise ValueError(
                 f"unknown session store scheme {scheme + '://' if scheme else 'in URL'}; "
-                "coatcheck knows memory://, file://, sqlite://, redis://, rediss://"
+                "coatcheck knows memory://, file://, sqlite://, redis://, rediss://, postgresql://"
             )
     except ValueError as exc:
         raise ValueError(f"bad store URL ({scheme}://...): {exc}") from None
@@ -114,3 +120,20 @@ def _redis(url: str, query: dict[str, str], asynchronous: bool) -> Store | Async
     server_url = parts._replace(query="").geturl()  # redis-py gets no coatcheck options
     kind = AsyncRedisStore if asynchronous else RedisStore
     return kind.from_url(server_url, prefix=prefix, timeout=timeout)
+
+
+def _postgresql(url: str, query: dict[str, str], asynchronous: bool) -> Store | AsyncStore:
+    try:
+        from .sql import DEFAULT_TABLE, AsyncSQLStore, SQLStore  # noqa: PLC0415
+    except ImportError:
+        raise ValueError(
+            "postgresql:// needs the postgresql extra: pip install 'coatcheck[postgresql]'"
+        ) from None
+    table = query.pop("table", DEFAULT_TABLE)
+    timeout = float(query.pop("timeout", "5"))
+    max_size = int(query.pop("pool_size", "10"))
+    parts = urlsplit(url)
+    rest = "&".join(f"{k}={v}" for k, v in query.items())  # libpq's own options pass through
+    server_url = parts._replace(scheme="postgresql", query=rest).geturl()
+    kind = AsyncSQLStore if asynchronous else SQLStore
+    return kind.from_url(server_url, table=table, timeout=timeout, max_size=max_size)
