@@ -37,7 +37,7 @@ SOURCES: list[tuple[Path, Path, str, list[tuple[str, str]]]] = [
     (
         STORES / "sql" / "_async.py",
         STORES / "sql" / "_sync.py",
-        "SQLStore: sessions in PostgreSQL through psycopg 3's sync pool.\n\n"
+        "SQLStore: sessions in PostgreSQL, MariaDB or MySQL through a thread-safe pool.\n\n"
         "Generated from ``_async.py`` by ``scripts/unasync.py``: edit that file, not this one.",
         [
             (r"\bAsyncSQLStore\b", "SQLStore"),
@@ -49,7 +49,7 @@ SOURCES: list[tuple[Path, Path, str, list[tuple[str, str]]]] = [
                 r"from \.\.base import AsyncStore, Record",
                 "from ..base import Iterable, Purgeable, Record, Store, UserIndex",
             ),
-            (r"\bAsyncConnectionPool\b", "ConnectionPool"),
+            (r"\bAsyncPool\b", "Pool"),
             (r"\basyncio\.Lock\(\)", "threading.Lock()"),
             (r"^import asyncio$", "import threading"),
         ],

@@ -35,3 +35,4 @@ def require(name: str, host: str, port: int) -> None:
 POSTGRESQL_URL = os.environ.get(
     "COATCHECK_TEST_POSTGRESQL", "postgresql://postgres@127.0.0.1:5432/test"
 )
+MARIADB_URL = os.environ.get("COATCHECK_TEST_MARIADB", "mysql://root@127.0.0.1:3306/test")

@@ -59,8 +59,9 @@ def from_url(url: str, *, asynchronous: bool = False) -> Store | AsyncStore:
       with ``?table=NAME`` and ``?offload=true``
     - ``redis://[user:password@]host[:port][/db]`` and ``rediss://`` (TLS), with
       ``?prefix=NAME:`` and ``?timeout=SECONDS``
-    - ``postgresql://[user[:password]@]host[:port]/dbname``, with ``?table=NAME``,
-      ``?timeout=SECONDS`` and ``?pool_size=N`` (other options go to libpq)
+    - ``postgresql://[user[:password]@]host[:port]/dbname``, ``mysql://...`` and
+      ``mariadb://...``, with ``?table=NAME``, ``?timeout=SECONDS`` and ``?pool_size=N``
+      (other options go to libpq)
 
     ``asynchronous=True`` gives a server store's asyncio face.
 
@@ -93,12 +94,14 @@ def from_url(url: str, *, asynchronous: bool = False) -> Store | AsyncStore:
             )
         elif scheme in ("redis", "rediss"):
             return _redis(url, query, asynchronous)
-        elif scheme in ("postgresql", "postgres"):
-            return _postgresql(url, query, asynchronous)
+        elif scheme in ("postgresql", "postgres", "mysql", "mariadb"):
+            return _sql(scheme, url, query, asynchronous)
         else:
             raise ValueError(
                 f"unknown session store scheme {scheme + '://' if scheme else 'in URL'}; "
-                "coatcheck knows memory://, file://, sqlite://, redis://, rediss://, postgresql://"
+                "coatcheck knows memory://, file://, sqlite://, redis://, rediss://, "
+                "postgresql://, "
+                "mysql://, mariadb://"
             )
     except ValueError as exc:
         raise ValueError(f"bad store URL ({scheme}://...): {exc}") from None
@@ -122,18 +125,20 @@ def _redis(url: str, query: dict[str, str], asynchronous: bool) -> Store | Async
     return kind.from_url(server_url, prefix=prefix, timeout=timeout)
 
 
-def _postgresql(url: str, query: dict[str, str], asynchronous: bool) -> Store | AsyncStore:
+def _sql(scheme: str, url: str, query: dict[str, str], asynchronous: bool) -> Store | AsyncStore:
     try:
         from .sql import DEFAULT_TABLE, AsyncSQLStore, SQLStore  # noqa: PLC0415
     except ImportError:
+        extra = "postgresql" if scheme.startswith("postgres") else "mysql"
         raise ValueError(
-            "postgresql:// needs the postgresql extra: pip install 'coatcheck[postgresql]'"
+            f"{scheme}:// needs the {extra} extra: pip install 'coatcheck[{extra}]'"
         ) from None
     table = query.pop("table", DEFAULT_TABLE)
     timeout = float(query.pop("timeout", "5"))
     max_size = int(query.pop("pool_size", "10"))
-    parts = urlsplit(url)
+    if query and not scheme.startswith("postgres"):
+        raise ValueError(f"unknown option(s) {sorted(query)}")
     rest = "&".join(f"{k}={v}" for k, v in query.items())  # libpq's own options pass through
-    server_url = parts._replace(scheme="postgresql", query=rest).geturl()
+    server_url = urlsplit(url)._replace(query=rest).geturl()
     kind = AsyncSQLStore if asynchronous else SQLStore
     return kind.from_url(server_url, table=table, timeout=timeout, max_size=max_size)

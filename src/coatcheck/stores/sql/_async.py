@@ -1,4 +1,4 @@
-"""AsyncSQLStore: sessions in PostgreSQL through psycopg 3's asyncio pool.
+"""AsyncSQLStore: sessions in PostgreSQL, MariaDB or MySQL through an asyncio pool.
 
 This file is the source of the sync :class:`~coatcheck.stores.sql.SQLStore`:
 ``scripts/unasync.py`` generates ``_sync.py`` from it. The statements are in
@@ -11,15 +11,14 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
-from psycopg_pool import AsyncConnectionPool
-
 from ..base import AsyncStore, Record
-from .dialect import DEFAULT_TABLE, SCHEMA_LOCK, Statements, record_from_row
+from .dialect import DEFAULT_TABLE, Statements, record_from_row
 from .errors import reported
+from .pools import AsyncPool
 
 
 class AsyncSQLStore(AsyncStore):
-    """Sessions in a PostgreSQL table, one statement per call, over a connection pool.
+    """Sessions in a PostgreSQL, MariaDB or MySQL table, one statement per call, pooled.
 
     The table (and its indexes) is created on first use unless ``create_schema=False``.
     An unreachable database, or one slower than ``timeout``, raises
@@ -29,11 +28,11 @@ class AsyncSQLStore(AsyncStore):
     offload_async = True
 
     def __init__(
-        self, pool: AsyncConnectionPool, *, table: str = DEFAULT_TABLE, create_schema: bool = True
+        self, pool: AsyncPool, *, table: str = DEFAULT_TABLE, create_schema: bool = True
     ) -> None:
         self.pool = pool
         self.table = table
-        self.sql = Statements.postgresql(table)
+        self.sql = Statements.for_dialect(pool.dialect, table)
         self._create_schema = create_schema
         self._ready = False
         self._opening = asyncio.Lock()
@@ -45,51 +44,40 @@ class AsyncSQLStore(AsyncStore):
         *,
         table: str = DEFAULT_TABLE,
         timeout: float = 5.0,
-        min_size: int = 1,
         max_size: int = 10,
+        create_schema: bool = True,
     ) -> AsyncSQLStore:
-        """A store on the PostgreSQL database at ``url`` (``postgresql://...``)."""
-        pool = AsyncConnectionPool(
-            url,
-            min_size=min_size,
-            max_size=max_size,
-            timeout=timeout,
-            open=False,
-            kwargs={
-                "autocommit": True,
-                "connect_timeout": max(1, round(timeout)),
-                "options": f"-c statement_timeout={round(timeout * 1000)}",
-            },
-        )
-        return cls(pool, table=table)
+        """A store on the database at ``url``: ``postgresql://``, ``mysql://``, ``mariadb://``."""
+        pool = AsyncPool(url, timeout=timeout, max_size=max_size)
+        return cls(pool, table=table, create_schema=create_schema)
 
     async def _prepare(self) -> None:
         async with self._opening:
             if self._ready:
                 return
             with reported("open"):
-                await self.pool.open(wait=True, timeout=self.pool.timeout)
+                await self.pool.open()
                 if self._create_schema:
-                    async with self.pool.connection() as conn, conn.transaction():
-                        await conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
-                        await conn.execute(self.sql.schema)
+                    async with self.pool.connection() as conn, conn.cursor() as cursor:
+                        for statement in self.sql.schema:
+                            await cursor.execute(statement)
             self._ready = True
 
     async def _rows(self, call: str, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
         if not self._ready:
             await self._prepare()
         with reported(call):
-            async with self.pool.connection() as conn:
-                cursor = await conn.execute(sql, params)
-                return await cursor.fetchall()
+            async with self.pool.connection() as conn, conn.cursor() as cursor:
+                await cursor.execute(sql, params)
+                return list(await cursor.fetchall())
 
     async def _change(self, call: str, sql: str, params: tuple[Any, ...]) -> int:
         if not self._ready:
             await self._prepare()
         with reported(call):
-            async with self.pool.connection() as conn:
-                cursor = await conn.execute(sql, params)
-                return cursor.rowcount
+            async with self.pool.connection() as conn, conn.cursor() as cursor:
+                await cursor.execute(sql, params)
+                return int(cursor.rowcount)
 
     async def load(self, key: str) -> Record | None:
         rows = await self._rows("load", self.sql.load, (key,))

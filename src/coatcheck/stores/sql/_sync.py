@@ -1,4 +1,4 @@
-"""SQLStore: sessions in PostgreSQL through psycopg 3's sync pool.
+"""SQLStore: sessions in PostgreSQL, MariaDB or MySQL through a thread-safe pool.
 
 Generated from ``_async.py`` by ``scripts/unasync.py``: edit that file, not this one.
 """
@@ -9,15 +9,14 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-from psycopg_pool import ConnectionPool
-
 from ..base import Iterable, Purgeable, Record, Store, UserIndex
-from .dialect import DEFAULT_TABLE, SCHEMA_LOCK, Statements, record_from_row
+from .dialect import DEFAULT_TABLE, Statements, record_from_row
 from .errors import reported
+from .pools import Pool
 
 
 class SQLStore(Store, UserIndex, Purgeable, Iterable):
-    """Sessions in a PostgreSQL table, one statement per call, over a connection pool.
+    """Sessions in a PostgreSQL, MariaDB or MySQL table, one statement per call, pooled.
 
     The table (and its indexes) is created on first use unless ``create_schema=False``.
     An unreachable database, or one slower than ``timeout``, raises
@@ -27,11 +26,11 @@ class SQLStore(Store, UserIndex, Purgeable, Iterable):
     offload_async = True
 
     def __init__(
-        self, pool: ConnectionPool, *, table: str = DEFAULT_TABLE, create_schema: bool = True
+        self, pool: Pool, *, table: str = DEFAULT_TABLE, create_schema: bool = True
     ) -> None:
         self.pool = pool
         self.table = table
-        self.sql = Statements.postgresql(table)
+        self.sql = Statements.for_dialect(pool.dialect, table)
         self._create_schema = create_schema
         self._ready = False
         self._opening = threading.Lock()
@@ -43,51 +42,40 @@ class SQLStore(Store, UserIndex, Purgeable, Iterable):
         *,
         table: str = DEFAULT_TABLE,
         timeout: float = 5.0,
-        min_size: int = 1,
         max_size: int = 10,
+        create_schema: bool = True,
     ) -> SQLStore:
-        """A store on the PostgreSQL database at ``url`` (``postgresql://...``)."""
-        pool = ConnectionPool(
-            url,
-            min_size=min_size,
-            max_size=max_size,
-            timeout=timeout,
-            open=False,
-            kwargs={
-                "autocommit": True,
-                "connect_timeout": max(1, round(timeout)),
-                "options": f"-c statement_timeout={round(timeout * 1000)}",
-            },
-        )
-        return cls(pool, table=table)
+        """A store on the database at ``url``: ``postgresql://``, ``mysql://``, ``mariadb://``."""
+        pool = Pool(url, timeout=timeout, max_size=max_size)
+        return cls(pool, table=table, create_schema=create_schema)
 
     def _prepare(self) -> None:
         with self._opening:
             if self._ready:
                 return
             with reported("open"):
-                self.pool.open(wait=True, timeout=self.pool.timeout)
+                self.pool.open()
                 if self._create_schema:
-                    with self.pool.connection() as conn, conn.transaction():
-                        conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
-                        conn.execute(self.sql.schema)
+                    with self.pool.connection() as conn, conn.cursor() as cursor:
+                        for statement in self.sql.schema:
+                            cursor.execute(statement)
             self._ready = True
 
     def _rows(self, call: str, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
         if not self._ready:
             self._prepare()
         with reported(call):
-            with self.pool.connection() as conn:
-                cursor = conn.execute(sql, params)
-                return cursor.fetchall()
+            with self.pool.connection() as conn, conn.cursor() as cursor:
+                cursor.execute(sql, params)
+                return list(cursor.fetchall())
 
     def _change(self, call: str, sql: str, params: tuple[Any, ...]) -> int:
         if not self._ready:
             self._prepare()
         with reported(call):
-            with self.pool.connection() as conn:
-                cursor = conn.execute(sql, params)
-                return cursor.rowcount
+            with self.pool.connection() as conn, conn.cursor() as cursor:
+                cursor.execute(sql, params)
+                return int(cursor.rowcount)
 
     def load(self, key: str) -> Record | None:
         rows = self._rows("load", self.sql.load, (key,))

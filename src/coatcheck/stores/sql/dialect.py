@@ -43,6 +43,21 @@ CREATE INDEX IF NOT EXISTS {table}_user_id ON {table} (user_id) WHERE user_id IS
 """
 
 
+def mysql_schema(table: str = DEFAULT_TABLE) -> str:
+    """The MariaDB / MySQL schema (what the store creates on first use)."""
+    return f"""\
+CREATE TABLE IF NOT EXISTS {checked(table)} (
+    session_key VARCHAR(128) CHARACTER SET ascii COLLATE ascii_bin PRIMARY KEY,
+    data MEDIUMBLOB NOT NULL,
+    expires_at DOUBLE NOT NULL,
+    version BIGINT NOT NULL,
+    user_id VARCHAR(255) NULL,
+    INDEX {table}_expires_at (expires_at),
+    INDEX {table}_user_id (user_id)
+) ENGINE=InnoDB;
+"""
+
+
 def checked(table: str) -> str:
     if not _IDENTIFIER.fullmatch(table):
         raise ValueError(f"table must be a plain SQL identifier, not {table!r}")
@@ -51,9 +66,9 @@ def checked(table: str) -> str:
 
 @dataclass(frozen=True)
 class Statements:
-    """Every statement an SQL store sends, for one table."""
+    """Every statement an SQL store sends, for one table in one dialect."""
 
-    schema: str
+    schema: tuple[str, ...]
     load: str
     create: str
     save: str
@@ -65,16 +80,34 @@ class Statements:
     page: str
 
     @classmethod
-    def postgresql(cls, table: str = DEFAULT_TABLE) -> Statements:
+    def for_dialect(cls, dialect: str, table: str = DEFAULT_TABLE) -> Statements:
+        """The statements of ``postgresql`` or ``mysql`` (which MariaDB speaks)."""
         t = checked(table)
         columns = "session_key, data, expires_at, version, user_id"
-        return cls(
-            schema=postgresql_schema(t),
-            load=f"SELECT data, expires_at, version, user_id FROM {t} WHERE session_key = %s",
-            create=(
+        if dialect == "postgresql":
+            # Concurrent CREATE ... IF NOT EXISTS can collide in PostgreSQL: take turns.
+            schema = (
+                "BEGIN",
+                f"SELECT pg_advisory_xact_lock({SCHEMA_LOCK})",
+                *_statements(postgresql_schema(t)),
+                "COMMIT",
+            )
+            create = (
                 f"INSERT INTO {t} ({columns}) VALUES (%s, %s, %s, %s, %s) "
                 "ON CONFLICT (session_key) DO NOTHING"
-            ),
+            )
+        else:
+            schema = _statements(mysql_schema(t))
+            # A no-op update on a duplicate: 0 rows affected, and no warning (INSERT IGNORE
+            # would warn). The drivers do not set CLIENT_FOUND_ROWS, which would count it as 1.
+            create = (
+                f"INSERT INTO {t} ({columns}) VALUES (%s, %s, %s, %s, %s) "
+                "ON DUPLICATE KEY UPDATE session_key = session_key"
+            )
+        return cls(
+            schema=schema,
+            load=f"SELECT data, expires_at, version, user_id FROM {t} WHERE session_key = %s",
+            create=create,
             save=(
                 f"UPDATE {t} SET data = %s, expires_at = %s, version = %s, user_id = %s "
                 "WHERE session_key = %s AND version = %s"
@@ -86,3 +119,7 @@ class Statements:
             purge=f"DELETE FROM {t} WHERE expires_at <= %s",
             page=f"SELECT {columns} FROM {t} WHERE session_key > %s ORDER BY session_key LIMIT %s",
         )
+
+
+def _statements(script: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in script.split(";") if part.strip())
