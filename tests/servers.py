@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from socketserver import ThreadingMixIn
 from typing import Any
@@ -22,12 +23,22 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve_asgi(app: Any) -> Iterator[str]:
-    """Run ``app`` under uvicorn in a thread; yield its base URL."""
+def serve_asgi(app: Any, cleanup: Callable[[], Awaitable[None]] | None = None) -> Iterator[str]:
+    """Run ``app`` under uvicorn in a thread; yield its base URL.
+
+    ``cleanup`` runs on the server's event loop after it stops (e.g. closing a store's pool,
+    whose connections belong to that loop).
+    """
     port = free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
     server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
+
+    async def serve() -> None:
+        await server.serve()
+        if cleanup is not None:
+            await cleanup()
+
+    thread = threading.Thread(target=asyncio.run, args=(serve(),), daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
     while not server.started:

@@ -138,8 +138,8 @@ def test_asgi_requests_racing_on_one_session_lose_nothing(prefix: str) -> None:
     from .servers import serve_asgi
     from .test_concurrency import asgi_write, hammer
 
-    app = starlette_app(AsyncRedisStore.from_url(REDIS_URL, prefix=prefix))
-    with serve_asgi(app) as base:
+    store = AsyncRedisStore.from_url(REDIS_URL, prefix=prefix)
+    with serve_asgi(starlette_app(store), cleanup=store.close) as base:
         hammer(base, asgi_write)
 
 

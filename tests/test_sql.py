@@ -116,7 +116,8 @@ def test_asgi_requests_racing_on_one_session_lose_nothing(database: str, table: 
     from .servers import serve_asgi
     from .test_concurrency import asgi_write, hammer
 
-    with serve_asgi(starlette_app(AsyncSQLStore.from_url(database, table=table))) as base:
+    store = AsyncSQLStore.from_url(database, table=table)
+    with serve_asgi(starlette_app(store), cleanup=store.close) as base:
         hammer(base, asgi_write)
 
 
@@ -125,5 +126,7 @@ def test_wsgi_requests_racing_on_one_session_lose_nothing(database: str, table: 
     from .test_concurrency import hammer, wsgi_write
     from .wsgi_app import wsgi_app
 
-    with serve_wsgi(wsgi_app(SQLStore.from_url(database, table=table))) as base:
+    store = SQLStore.from_url(database, table=table)
+    with serve_wsgi(wsgi_app(store)) as base:
         hammer(base, wsgi_write)
+    store.close()
