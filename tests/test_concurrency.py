@@ -22,7 +22,7 @@ from .apps import starlette_app
 from .servers import serve_asgi, serve_wsgi
 from .wsgi_app import wsgi_app
 
-WRITERS = 24
+WRITERS = 50
 
 STORES: dict[str, Callable[[Path], Store]] = {
     "memory": lambda _: MemoryStore(),

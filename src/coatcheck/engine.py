@@ -12,8 +12,11 @@ A commit with nothing to do makes no plan at all.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
+import random
+import time
 from collections.abc import Generator
 from typing import Any, NamedTuple, TypeVar, overload
 
@@ -28,8 +31,12 @@ logger = logging.getLogger("coatcheck")
 
 T = TypeVar("T")
 
-MAX_SAVE_ATTEMPTS = 32
+MAX_SAVE_ATTEMPTS = 64
 """Compare-and-set attempts before a save gives up (each one reloads and replays)."""
+MAX_BACKOFF = 0.05
+"""Longest pause, in seconds, between two compare-and-set attempts (jittered, growing)."""
+PAUSE = "pause"
+"""The one :class:`StoreCall` that is not a store method: the driver sleeps ``args[0]`` s."""
 MAX_CREATE_ATTEMPTS = 4
 """Fresh IDs tried when ``create`` reports a collision (256-bit IDs never collide by chance)."""
 
@@ -221,7 +228,9 @@ class SessionEngine:
         assert session._expires_at is not None
         key, version, previous = session._key, session._version, session._expires_at
         blob = session._rewrap(body)
-        for _ in range(MAX_SAVE_ATTEMPTS):
+        for attempt in range(MAX_SAVE_ATTEMPTS):
+            if attempt:  # writers colliding on one session take turns instead of spinning
+                yield StoreCall(PAUSE, (random.uniform(0, min(MAX_BACKOFF, 0.001 * 2**attempt)),))
             record = Record(key, blob, expires_at, version + 1, session._user_id)
             if (yield StoreCall("save", (record, version))):
                 session._adopt(
@@ -287,7 +296,11 @@ def run(plan: Plan[T] | None, store: Store) -> T | None:
         result: Any = None
         while True:
             call = plan.send(result)
-            result = getattr(store, call.method)(*call.args)
+            if call.method == PAUSE:
+                time.sleep(call.args[0])
+                result = None
+            else:
+                result = getattr(store, call.method)(*call.args)
     except StopIteration as done:
         return done.value  # type: ignore[no-any-return]
     finally:
@@ -306,8 +319,21 @@ async def run_async(plan: Plan[T] | None, store: AsyncStore) -> T | None:
         result: Any = None
         while True:
             call = plan.send(result)
-            result = await getattr(store, call.method)(*call.args)
+            if call.method == PAUSE:
+                await _sleep(call.args[0])
+                result = None
+            else:
+                result = await getattr(store, call.method)(*call.args)
     except StopIteration as done:
         return done.value  # type: ignore[no-any-return]
     finally:
         plan.close()
+
+
+async def _sleep(seconds: float) -> None:
+    try:
+        import anyio  # noqa: PLC0415 - optional: works under trio too when present
+    except ImportError:  # pragma: no cover
+        await asyncio.sleep(seconds)
+    else:
+        await anyio.sleep(seconds)
