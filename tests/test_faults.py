@@ -1,0 +1,117 @@
+"""Fault tests: a store's server dies under traffic and comes back.
+
+Each test runs a private server of its own on a port of its own, never the machine's shared
+ones, and stops it afterwards.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from coatcheck.stores.redis import AsyncRedisStore
+
+from .apps import starlette_app
+from .servers import free_port, serve_asgi
+from .services import reachable
+
+TIMEOUT = 0.5
+
+
+class PrivateRedis:
+    """A redis-server of the test's own, persisting every write so a restart keeps sessions."""
+
+    def __init__(self, directory: Path) -> None:
+        self.port = free_port()
+        self.directory = directory
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [
+                "redis-server",
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+                "--dir",
+                str(self.directory),
+            ],
+            stdout=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while not reachable("127.0.0.1", self.port):
+            assert time.monotonic() < deadline, "private redis-server did not start"
+            time.sleep(0.05)
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait(10)
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
+    if shutil.which("redis-server") is None:
+        pytest.fail("redis-server is needed for the fault tests (Debian package redis-server)")
+    redis = PrivateRedis(tmp_path)
+    redis.start()
+    yield redis
+    if redis.process is not None and redis.process.poll() is None:
+        redis.kill()
+
+
+def test_redis_killed_under_traffic_gives_503s_then_service_resumes(
+    private_redis: PrivateRedis,
+) -> None:
+    store = AsyncRedisStore.from_url(f"redis://127.0.0.1:{private_redis.port}/0", timeout=TIMEOUT)
+    with serve_asgi(starlette_app(store), cleanup=store.close) as base:
+        http = httpx.Client(base_url=base, timeout=10)
+        created = http.post("/write", json={"cart": ["apple"]})
+        cookie = {"Cookie": created.headers["set-cookie"].split(";")[0]}
+        statuses: Counter[int] = Counter()
+        slowest = 0.0
+        stop = threading.Event()
+
+        def traffic() -> None:
+            nonlocal slowest
+            while not stop.is_set():
+                started = time.monotonic()
+                status = http.get("/read", headers=cookie).status_code
+                slowest = max(slowest, time.monotonic() - started)
+                statuses[status] += 1
+
+        worker = threading.Thread(target=traffic)
+        worker.start()
+        time.sleep(0.3)
+        private_redis.kill()
+        time.sleep(1.5)
+        during = statuses.copy()
+        private_redis.start()
+        deadline = time.monotonic() + 10
+        while http.get("/read", headers=cookie).status_code != 200:
+            assert time.monotonic() < deadline, "service did not resume after Redis returned"
+            time.sleep(0.1)
+        time.sleep(0.3)
+        stop.set()
+        worker.join(10)
+        assert http.get("/read", headers=cookie).json() == {"cart": ["apple"]}
+        http.close()
+    assert set(statuses) <= {200, 503}, statuses  # never a 500
+    assert during[503] > 0
+    assert statuses[200] > during[200]  # requests succeeded again after the restart
+    assert slowest < TIMEOUT * 4 + 1  # no request hung past the timeout
