@@ -82,8 +82,23 @@ def test_one_round_trip_per_store_call(prefix: str) -> None:
         session["cart"] = [1, 2, time.time()]
         run(engine.commit(session), store)
 
+    def login() -> None:
+        session = run(engine.load(session_id), store)
+        session.login("ada")
+        run(engine.commit(session), store)
+
+    def logout() -> None:
+        session = run(engine.load(session_id), store)
+        session.logout()
+        run(engine.commit(session), store)
+
     assert traffic(read) == 1 + 1  # load, then a touch (touch_interval=0 here)
     assert traffic(write) == 2  # load, compare-and-set save
+    assert traffic(logout) == 2  # load, delete
+    session = run(engine.load(None), store)
+    session["cart"] = [1]
+    session_id = (run(engine.commit(session), store) or "").split(";")[0].split("=")[1]
+    assert traffic(login) == 2  # load, rotate (create the new, drop the old: one script)
     observer.close()
     store.close()
 

@@ -6,7 +6,8 @@ written once. :func:`run` drives them against a sync store, :func:`run_async` ag
 one; those two loops are the only code the two faces do not share.
 
 Round trips per request: no cookie 0; read-only 1 (plus a throttled touch); writing 2 (load, then
-one compare-and-set save); regenerate/login 3 (load, create, delete); logout 2 (load, delete).
+one compare-and-set save); regenerate/login 2 (load, rotate) where the store rotates in one
+call, else 3 (load, create, delete); logout 2 (load, delete).
 A commit with nothing to do makes no plan at all.
 """
 
@@ -174,10 +175,7 @@ class SessionEngine:
             if session or session._user_id is not None:
                 return (yield from self._create(session, now))
             return self.cookies.expire() if session._reject_cookie else None
-        old_key = session._key
-        cookie = yield from self._create(session, now)
-        yield StoreCall("delete", (old_key,))
-        return cookie
+        return (yield from self._create(session, now, replaces=session._key))
 
     def _issue(self, session: Session, now: float) -> str:
         assert session._id is not None
@@ -192,10 +190,15 @@ class SessionEngine:
             return self._issue(session, now)
         return None
 
-    def _create(self, session: Session, now: float) -> Plan[str | None]:
+    def _create(
+        self, session: Session, now: float, replaces: str | None = None
+    ) -> Plan[str | None]:
+        """Store the session under a fresh ID; with ``replaces``, the old record goes too."""
         config = self.config
         expires_at = min(now + config.idle_timeout, session._auth_at + config.absolute_timeout)
         if expires_at <= now:
+            if replaces is not None:
+                yield StoreCall("delete", (replaces,))
             return self._gone(session)
         body = codec.encode_data(session, self.config.max_size)
         blob = codec.envelope(body, session._created_at, session._auth_at)
@@ -203,7 +206,12 @@ class SessionEngine:
             session_id = new_id()
             key = store_key(session_id, self.config.hash_secret)
             record = Record(key, blob, expires_at, 1, session._user_id)
-            if (yield StoreCall("create", (record,))):
+            call = (
+                StoreCall("create", (record,))
+                if replaces is None
+                else (StoreCall("rotate", (replaces, record)))
+            )
+            if (yield call):
                 session._adopt(session_id, key, 1, blob, expires_at, session._user_id)
                 session._last_active = now
                 return self._issue(session, now)

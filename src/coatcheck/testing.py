@@ -226,6 +226,21 @@ class StoreConformance:
         assert loaded.expires_at == pytest.approx(harness.clock.now + 500, abs=0.01)
         assert (loaded.data, loaded.version, loaded.user_id) == (b"data", 3, "u-3")
 
+    def test_rotate_moves_a_record_to_a_new_key(self, harness: Harness) -> None:
+        old, new, taken = (key_of(new_id()) for _ in range(3))
+        harness.call("create", Record(old, b"old", harness.clock.now + 100, 4, "u-4"))
+        harness.call("create", Record(taken, b"taken", harness.clock.now + 100))
+        refused = Record(taken, b"new", harness.clock.now + 200, 1, "u-4")
+        assert harness.call("rotate", old, refused) is False
+        assert harness.call("load", old).data == b"old"
+        assert harness.call("load", taken).data == b"taken"
+        moved = Record(new, b"new", harness.clock.now + 200, 1, "u-4")
+        assert harness.call("rotate", old, moved) is True
+        assert harness.call("load", old) is None
+        assert harness.call("load", new) == moved
+        with contextlib.suppress(NotSupported):
+            assert [r.key for r in harness.capability("list_by_user", "u-4")] == [new]
+
     def test_touch_and_delete_of_a_missing_key_do_nothing(self, harness: Harness) -> None:
         key = key_of(new_id())
         harness.call("touch", key, harness.clock.now + 100)

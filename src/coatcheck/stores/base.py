@@ -60,6 +60,8 @@ class Store(ABC):
       deleted meanwhile stays deleted.
     - ``touch`` sets a new ``expires_at`` without rewriting the data; no-op for a missing key.
     - ``delete`` removes a record; no-op for a missing key.
+    - ``rotate`` creates ``record`` as ``create`` does and, if it did, deletes ``old_key``.
+      The default makes the two calls; a store that can do both in one round trip overrides it.
     """
 
     offload_async: bool = False
@@ -79,6 +81,13 @@ class Store(ABC):
 
     @abstractmethod
     def delete(self, key: str) -> None: ...
+
+    def rotate(self, old_key: str, record: Record) -> bool:
+        """Move a session to a new key (regenerate, login): create, then delete the old."""
+        if not self.create(record):
+            return False
+        self.delete(old_key)
+        return True
 
     def close(self) -> None:
         """Release connections and files. The default does nothing."""
@@ -128,6 +137,13 @@ class AsyncStore(ABC):
 
     @abstractmethod
     async def delete(self, key: str) -> None: ...
+
+    async def rotate(self, old_key: str, record: Record) -> bool:
+        """Move a session to a new key (regenerate, login): create, then delete the old."""
+        if not await self.create(record):
+            return False
+        await self.delete(old_key)
+        return True
 
     async def close(self) -> None:
         """Release connections. The default does nothing."""
@@ -185,6 +201,9 @@ class AsyncStoreAdapter(AsyncStore):
 
     async def delete(self, key: str) -> None:
         await self._call(self.store.delete, key)
+
+    async def rotate(self, old_key: str, record: Record) -> bool:
+        return await self._call(self.store.rotate, old_key, record)
 
     async def close(self) -> None:
         await self._call(self.store.close)

@@ -33,6 +33,7 @@ class AsyncRedisStore(AsyncStore):
         self._save = client.register_script(layout.SAVE)
         self._touch = client.register_script(layout.TOUCH)
         self._delete = client.register_script(layout.DELETE)
+        self._rotate = client.register_script(layout.ROTATE)
         self._list_user = client.register_script(layout.LIST_USER)
         self._delete_user = client.register_script(layout.DELETE_USER)
 
@@ -76,6 +77,12 @@ class AsyncRedisStore(AsyncStore):
     async def delete(self, key: str) -> None:
         with reported("delete"):
             await self._delete(keys=[session_key(self.prefix, key)], args=[self.prefix])
+
+    async def rotate(self, old_key: str, record: Record) -> bool:
+        keys = [session_key(self.prefix, record.key), session_key(self.prefix, old_key)]
+        with reported("rotate"):
+            rotated = await self._rotate(keys=keys, args=layout.write_args(self.prefix, record))
+        return bool(rotated == 1)
 
     async def list_by_user(self, user_id: str) -> list[Record]:
         with reported("list_by_user"):

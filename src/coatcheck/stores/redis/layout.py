@@ -9,8 +9,9 @@ Keys (``prefix`` defaults to ``coatcheck:``):
   own TTL is kept at its latest member's expiry, so an index outlives no session of its user.
   Expired members are pruned whenever the index is read.
 
-Commands per call, each one round trip: load ``HGETALL``; create, save, touch, delete,
-list by user and delete by user one ``EVALSHA`` of the scripts below. Scripts derive a user's
+Commands per call, each one round trip: load ``HGETALL``; create, save, touch, delete, rotate
+(create the new, drop the old), list by user and delete by user one ``EVALSHA`` of the scripts
+below. Scripts derive a user's
 index key from the prefix, which a single Redis (or a Sentinel-managed one) allows; a Redis
 Cluster keeps the two in different slots and cannot update both atomically.
 """
@@ -44,16 +45,26 @@ local function file_user(prefix, user, key, ms)
 end
 """
 
-CREATE = (
-    _HELPERS
-    + """
--- KEYS[1] session; ARGV: prefix, data, version, expires (s), expires (ms), user
+_STORE_NEW = """
+-- KEYS[1] the new session; ARGV: prefix, data, version, expires (s), expires (ms), user
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('HSET', KEYS[1], 'd', ARGV[2], 'v', ARGV[3], 'e', ARGV[4], 'u', ARGV[6])
 redis.call('PEXPIREAT', KEYS[1], ARGV[5])
 file_user(ARGV[1], ARGV[6], KEYS[1], ARGV[5])
-return 1
 """
+
+_DROP = """
+local function drop(prefix, key)
+  local user = redis.call('HGET', key, 'u')
+  redis.call('DEL', key)
+  if user and user ~= '' then redis.call('ZREM', prefix .. 'u:' .. user, key) end
+end
+"""
+
+CREATE = _HELPERS + _STORE_NEW + "return 1\n"
+
+ROTATE = (
+    _HELPERS + _DROP + _STORE_NEW + "drop(ARGV[1], KEYS[2])  -- KEYS[2] the old session\nreturn 1\n"
 )
 
 SAVE = (
@@ -85,13 +96,7 @@ return 1
 """
 )
 
-DELETE = """
--- KEYS[1] session; ARGV: prefix
-local user = redis.call('HGET', KEYS[1], 'u')
-redis.call('DEL', KEYS[1])
-if user and user ~= '' then redis.call('ZREM', ARGV[1] .. 'u:' .. user, KEYS[1]) end
-return 1
-"""
+DELETE = _DROP + "drop(ARGV[1], KEYS[1])  -- KEYS[1] session; ARGV: prefix\nreturn 1\n"
 
 LIST_USER = """
 -- KEYS[1] user index; returns key, data, version, expires, user for each live session
