@@ -56,6 +56,21 @@ SOURCES: list[tuple[Path, Path, str, list[tuple[str, str]]]] = [
     ),
 ]
 
+SOURCES.append(
+    (
+        STORES / "memcached" / "_async.py",
+        STORES / "memcached" / "_sync.py",
+        "MemcachedStore: sessions in Memcached through pymemcache.\n\n"
+        "Generated from ``_async.py`` by ``scripts/unasync.py``: edit that file, not this one.",
+        [
+            (r"\bAsyncMemcachedStore\b", "MemcachedStore"),
+            (r"class MemcachedStore\(AsyncStore\)", "class MemcachedStore(Store)"),
+            (r"from \.\.base import AsyncStore, Record", "from ..base import Record, Store"),
+            (r"\bAsyncClient\b", "Client"),
+        ],
+    )
+)
+
 # Then, for every source:
 RULES = [
     (r"\bAsyncIterator\b", "Iterator"),

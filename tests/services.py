@@ -36,3 +36,5 @@ POSTGRESQL_URL = os.environ.get(
     "COATCHECK_TEST_POSTGRESQL", "postgresql://postgres@127.0.0.1:5432/test"
 )
 MARIADB_URL = os.environ.get("COATCHECK_TEST_MARIADB", "mysql://root@127.0.0.1:3306/test")
+MEMCACHED_ADDRESS = os.environ.get("COATCHECK_TEST_MEMCACHED", "127.0.0.1:21211")
+"""Where scripts/test starts a Memcached of the suite's own."""

@@ -62,6 +62,8 @@ def from_url(url: str, *, asynchronous: bool = False) -> Store | AsyncStore:
     - ``postgresql://[user[:password]@]host[:port]/dbname``, ``mysql://...`` and
       ``mariadb://...``, with ``?table=NAME``, ``?timeout=SECONDS`` and ``?pool_size=N``
       (other options go to libpq)
+    - ``memcached://host[:port]``, with ``?prefix=NAME:``, ``?timeout=SECONDS``,
+      ``?pool_size=N`` (no user index: log out everywhere is NotSupported)
 
     ``asynchronous=True`` gives a server store's asyncio face.
 
@@ -96,12 +98,13 @@ def from_url(url: str, *, asynchronous: bool = False) -> Store | AsyncStore:
             return _redis(url, query, asynchronous)
         elif scheme in ("postgresql", "postgres", "mysql", "mariadb"):
             return _sql(scheme, url, query, asynchronous)
+        elif scheme == "memcached":
+            return _memcached(url, query, asynchronous)
         else:
             raise ValueError(
                 f"unknown session store scheme {scheme + '://' if scheme else 'in URL'}; "
                 "coatcheck knows memory://, file://, sqlite://, redis://, rediss://, "
-                "postgresql://, "
-                "mysql://, mariadb://"
+                "postgresql://, mysql://, mariadb://, memcached://"
             )
     except ValueError as exc:
         raise ValueError(f"bad store URL ({scheme}://...): {exc}") from None
@@ -142,3 +145,20 @@ def _sql(scheme: str, url: str, query: dict[str, str], asynchronous: bool) -> St
     server_url = urlsplit(url)._replace(query=rest).geturl()
     kind = AsyncSQLStore if asynchronous else SQLStore
     return kind.from_url(server_url, table=table, timeout=timeout, max_size=max_size)
+
+
+def _memcached(url: str, query: dict[str, str], asynchronous: bool) -> Store | AsyncStore:
+    try:
+        from .memcached import AsyncMemcachedStore, MemcachedStore  # noqa: PLC0415
+        from .memcached.layout import DEFAULT_PREFIX  # noqa: PLC0415
+    except ImportError:
+        raise ValueError(
+            "memcached:// needs the memcached extra: pip install 'coatcheck[memcached]'"
+        ) from None
+    prefix = query.pop("prefix", DEFAULT_PREFIX)
+    timeout = float(query.pop("timeout", "2"))
+    pool_size = int(query.pop("pool_size", "10"))
+    if query:
+        raise ValueError(f"unknown option(s) {sorted(query)}")
+    kind = AsyncMemcachedStore if asynchronous else MemcachedStore
+    return kind.from_url(url, prefix=prefix, timeout=timeout, pool_size=pool_size)

@@ -1,0 +1,86 @@
+"""The Memcached stores against a real Memcached (scripts/test starts one on its own port)."""
+
+from __future__ import annotations
+
+import secrets
+import time
+
+import pytest
+
+from coatcheck.stores import AsyncStore, NotSupported, Record, StoreUnavailable, from_url
+from coatcheck.stores.memcached import AsyncMemcachedStore, MemcachedStore
+from coatcheck.testing import StoreConformance
+
+from .servers import free_port
+from .services import MEMCACHED_ADDRESS, require
+
+URL = f"memcached://{MEMCACHED_ADDRESS}"
+
+
+@pytest.fixture
+def prefix() -> str:
+    host, port = MEMCACHED_ADDRESS.rsplit(":", 1)
+    require("Memcached", host, int(port))
+    return f"coatcheck-test-{secrets.token_hex(4)}:"
+
+
+class TestMemcachedStore(StoreConformance):
+    @pytest.fixture
+    def store(self, prefix: str) -> MemcachedStore:
+        return MemcachedStore.from_url(URL, prefix=prefix)
+
+
+class TestAsyncMemcachedStore(StoreConformance):
+    @pytest.fixture
+    def store(self, prefix: str) -> AsyncStore:
+        return AsyncMemcachedStore.from_url(URL, prefix=prefix)
+
+
+def test_log_out_everywhere_is_not_supported(prefix: str) -> None:
+    store = from_url(f"{URL}?prefix={prefix}", asynchronous=True)
+    assert isinstance(store, AsyncMemcachedStore)
+    import asyncio
+
+    with pytest.raises(NotSupported, match="no user index"):
+        asyncio.run(store.delete_by_user("alice"))
+    sync = from_url(f"{URL}?prefix={prefix}")
+    assert isinstance(sync, MemcachedStore)
+    assert not hasattr(sync, "delete_by_user")
+
+
+def test_memcached_expires_items_itself(prefix: str) -> None:
+    store = MemcachedStore.from_url(URL, prefix=prefix)
+    store.create(Record("a" * 64, b"{}", time.time() + 1))
+    assert store.load("a" * 64) is not None
+    time.sleep(2.1)
+    assert store.load("a" * 64) is None
+    store.close()
+
+
+def test_an_unreachable_memcached_is_unavailable_within_the_timeout() -> None:
+    store = MemcachedStore.from_url(f"memcached://127.0.0.1:{free_port()}", timeout=0.5)
+    started = time.monotonic()
+    with pytest.raises(StoreUnavailable):
+        store.load("a" * 64)
+    assert time.monotonic() - started < 2
+
+
+def test_asgi_requests_racing_on_one_session_lose_nothing(prefix: str) -> None:
+    from .apps import starlette_app
+    from .servers import serve_asgi
+    from .test_concurrency import asgi_write, hammer
+
+    store = AsyncMemcachedStore.from_url(URL, prefix=prefix)
+    with serve_asgi(starlette_app(store), cleanup=store.close) as base:
+        hammer(base, asgi_write)
+
+
+def test_wsgi_requests_racing_on_one_session_lose_nothing(prefix: str) -> None:
+    from .servers import serve_wsgi
+    from .test_concurrency import hammer, wsgi_write
+    from .wsgi_app import wsgi_app
+
+    store = MemcachedStore.from_url(URL, prefix=prefix)
+    with serve_wsgi(wsgi_app(store)) as base:
+        hammer(base, wsgi_write)
+    store.close()
