@@ -16,7 +16,8 @@ from pathlib import Path
 
 import httpx
 
-from coatcheck.stores import MemoryStore, Record, SQLiteStore, Store
+from coatcheck.stores import MemoryStore, SQLiteStore, Store
+from coatcheck.testing import CountingStore, FakeClock
 
 from . import apps
 from .report import Target, table
@@ -27,48 +28,6 @@ READ_SPACING = 6.0
 """Seconds between the requests of the slow read-only scenario (100 requests span 10 minutes)."""
 TOUCH_INTERVAL = 60.0
 """coatcheck's default ``touch_interval``, which the apps keep."""
-
-
-class CountingStore(Store):
-    """A real store that counts the calls made on it, by method."""
-
-    def __init__(self, inner: Store) -> None:
-        self.inner = inner
-        self.offload_async = inner.offload_async
-        self.calls: Counter[str] = Counter()
-
-    def load(self, key: str) -> Record | None:
-        self.calls["load"] += 1
-        return self.inner.load(key)
-
-    def create(self, record: Record) -> bool:
-        self.calls["create"] += 1
-        return self.inner.create(record)
-
-    def save(self, record: Record, expected_version: int) -> bool:
-        self.calls["save"] += 1
-        return self.inner.save(record, expected_version)
-
-    def touch(self, key: str, expires_at: float) -> None:
-        self.calls["touch"] += 1
-        self.inner.touch(key, expires_at)
-
-    def delete(self, key: str) -> None:
-        self.calls["delete"] += 1
-        self.inner.delete(key)
-
-    def close(self) -> None:
-        self.inner.close()
-
-
-class Clock:
-    """A clock that stands still until the benchmark moves it."""
-
-    def __init__(self, now: float = 1_700_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @dataclass(frozen=True)
@@ -105,7 +64,7 @@ class OpsRow:
 
 
 async def _count(store: CountingStore, scenario: OpsScenario) -> Counter[str]:
-    clock = Clock()
+    clock = FakeClock(1_700_000_000.0)
     app = apps.coatcheck_app(store, clock=clock)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections import Counter
 from typing import Any
 
 import anyio
@@ -15,39 +14,10 @@ from starlette.websockets import WebSocket
 
 from coatcheck.asgi import SessionMiddleware
 from coatcheck.session import Session
-from coatcheck.stores import AsyncStore, MemoryStore, Record, Store
+from coatcheck.stores import AsyncStore, MemoryStore, Store
+from coatcheck.testing import CountingStore
 
-
-class CountingStore(Store):
-    """A real store wrapped so tests can count the calls the engine makes on it."""
-
-    def __init__(self, inner: Store) -> None:
-        self.inner = inner
-        self.calls: Counter[str] = Counter()
-        self.offload_async = inner.offload_async
-
-    def reset(self) -> None:
-        self.calls.clear()
-
-    def load(self, key: str) -> Record | None:
-        self.calls["load"] += 1
-        return self.inner.load(key)
-
-    def create(self, record: Record) -> bool:
-        self.calls["create"] += 1
-        return self.inner.create(record)
-
-    def save(self, record: Record, expected_version: int) -> bool:
-        self.calls["save"] += 1
-        return self.inner.save(record, expected_version)
-
-    def touch(self, key: str, expires_at: float) -> None:
-        self.calls["touch"] += 1
-        self.inner.touch(key, expires_at)
-
-    def delete(self, key: str) -> None:
-        self.calls["delete"] += 1
-        self.inner.delete(key)
+__all__ = ["CountingStore", "starlette_app"]
 
 
 def session_of(request: Request) -> Session:

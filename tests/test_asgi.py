@@ -214,7 +214,7 @@ class TestRegenerateLoginLogout:
         store.reset()
         after = session_id(client.post("/login/alice", headers=cookie(before)))
         assert after != before
-        assert store.calls == {"load": 1, "create": 1, "delete": 1}
+        assert store.calls == {"load": 1, "rotate": 1}
         assert client.get("/whoami", headers=cookie(before)).json() == {"user": None, "new": True}
         assert client.get("/whoami", headers=cookie(after)).json() == {
             "user": "alice",

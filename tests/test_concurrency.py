@@ -16,7 +16,7 @@ import pytest
 
 from coatcheck.config import SessionConfig
 from coatcheck.engine import SessionEngine, run
-from coatcheck.stores import FileStore, MemoryStore, SQLiteStore, Store
+from coatcheck.stores import AsyncStore, FileStore, MemoryStore, SQLiteStore, Store
 
 from .apps import starlette_app
 from .servers import serve_asgi, serve_wsgi
@@ -57,16 +57,32 @@ def wsgi_write(client: httpx.Client, sid: str, n: int) -> httpx.Response:
     return client.get("/write", params={"delay": "0.05", f"k{n}": str(n)}, headers=headers)
 
 
+def race_asgi(store: Store | AsyncStore) -> None:
+    """WRITERS concurrent requests on one session through uvicorn; the store closed after."""
+    if isinstance(store, AsyncStore):
+        with serve_asgi(starlette_app(store), cleanup=store.close) as base:
+            hammer(base, asgi_write)
+    else:
+        with serve_asgi(starlette_app(store)) as base:
+            hammer(base, asgi_write)
+        store.close()
+
+
+def race_wsgi(store: Store) -> None:
+    """WRITERS concurrent requests on one session through a threading WSGI server."""
+    with serve_wsgi(wsgi_app(store)) as base:
+        hammer(base, wsgi_write)
+    store.close()
+
+
 @pytest.mark.parametrize("kind", STORES)
 def test_asgi_requests_racing_on_one_session_lose_nothing(kind: str, tmp_path: Path) -> None:
-    with serve_asgi(starlette_app(STORES[kind](tmp_path))) as base:
-        hammer(base, asgi_write)
+    race_asgi(STORES[kind](tmp_path))
 
 
 @pytest.mark.parametrize("kind", STORES)
 def test_wsgi_requests_racing_on_one_session_lose_nothing(kind: str, tmp_path: Path) -> None:
-    with serve_wsgi(wsgi_app(STORES[kind](tmp_path))) as base:
-        hammer(base, wsgi_write)
+    race_wsgi(STORES[kind](tmp_path))
 
 
 def _add_keys(kind: str, tmp: str, session_id: str, worker: int, count: int) -> None:

@@ -13,6 +13,7 @@ from coatcheck.testing import StoreConformance
 
 from .servers import free_port
 from .services import MEMCACHED_ADDRESS, require
+from .test_concurrency import race_asgi, race_wsgi
 
 URL = f"memcached://{MEMCACHED_ADDRESS}"
 
@@ -66,21 +67,8 @@ def test_an_unreachable_memcached_is_unavailable_within_the_timeout() -> None:
 
 
 def test_asgi_requests_racing_on_one_session_lose_nothing(prefix: str) -> None:
-    from .apps import starlette_app
-    from .servers import serve_asgi
-    from .test_concurrency import asgi_write, hammer
-
-    store = AsyncMemcachedStore.from_url(URL, prefix=prefix)
-    with serve_asgi(starlette_app(store), cleanup=store.close) as base:
-        hammer(base, asgi_write)
+    race_asgi(AsyncMemcachedStore.from_url(URL, prefix=prefix))
 
 
 def test_wsgi_requests_racing_on_one_session_lose_nothing(prefix: str) -> None:
-    from .servers import serve_wsgi
-    from .test_concurrency import hammer, wsgi_write
-    from .wsgi_app import wsgi_app
-
-    store = MemcachedStore.from_url(URL, prefix=prefix)
-    with serve_wsgi(wsgi_app(store)) as base:
-        hammer(base, wsgi_write)
-    store.close()
+    race_wsgi(MemcachedStore.from_url(URL, prefix=prefix))

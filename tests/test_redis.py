@@ -21,6 +21,7 @@ from coatcheck.testing import StoreConformance
 
 from .servers import free_port
 from .services import REDIS_URL, require
+from .test_concurrency import race_asgi, race_wsgi
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -149,22 +150,11 @@ def test_the_generated_sync_store_is_up_to_date() -> None:
 
 
 def test_asgi_requests_racing_on_one_session_lose_nothing(prefix: str) -> None:
-    from .apps import starlette_app
-    from .servers import serve_asgi
-    from .test_concurrency import asgi_write, hammer
-
-    store = AsyncRedisStore.from_url(REDIS_URL, prefix=prefix)
-    with serve_asgi(starlette_app(store), cleanup=store.close) as base:
-        hammer(base, asgi_write)
+    race_asgi(AsyncRedisStore.from_url(REDIS_URL, prefix=prefix))
 
 
 def test_wsgi_requests_racing_on_one_session_lose_nothing(prefix: str) -> None:
-    from .servers import serve_wsgi
-    from .test_concurrency import hammer, wsgi_write
-    from .wsgi_app import wsgi_app
-
-    with serve_wsgi(wsgi_app(RedisStore.from_url(REDIS_URL, prefix=prefix))) as base:
-        hammer(base, wsgi_write)
+    race_wsgi(RedisStore.from_url(REDIS_URL, prefix=prefix))
 
 
 def test_redis_down_gives_503_within_the_timeout() -> None:

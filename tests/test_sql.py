@@ -17,6 +17,7 @@ from coatcheck.testing import StoreConformance
 
 from .servers import free_port
 from .services import MARIADB_URL, POSTGRESQL_URL, require
+from .test_concurrency import race_asgi, race_wsgi
 
 DATABASES = {"postgresql": POSTGRESQL_URL, "mariadb": MARIADB_URL}
 
@@ -112,21 +113,8 @@ def test_from_url(database: str, table: str) -> None:
 
 
 def test_asgi_requests_racing_on_one_session_lose_nothing(database: str, table: str) -> None:
-    from .apps import starlette_app
-    from .servers import serve_asgi
-    from .test_concurrency import asgi_write, hammer
-
-    store = AsyncSQLStore.from_url(database, table=table)
-    with serve_asgi(starlette_app(store), cleanup=store.close) as base:
-        hammer(base, asgi_write)
+    race_asgi(AsyncSQLStore.from_url(database, table=table))
 
 
 def test_wsgi_requests_racing_on_one_session_lose_nothing(database: str, table: str) -> None:
-    from .servers import serve_wsgi
-    from .test_concurrency import hammer, wsgi_write
-    from .wsgi_app import wsgi_app
-
-    store = SQLStore.from_url(database, table=table)
-    with serve_wsgi(wsgi_app(store)) as base:
-        hammer(base, wsgi_write)
-    store.close()
+    race_wsgi(SQLStore.from_url(database, table=table))

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from typing import TYPE_CHECKING, Any, TypeVar, overload
@@ -61,6 +62,51 @@ class FakeClock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
+
+
+class CountingStore(Store):
+    """A real store wrapped to count the calls the engine makes on it, by method name.
+
+    >>> from coatcheck.stores import MemoryStore
+    >>> store = CountingStore(MemoryStore())
+    >>> store.load("k" * 64) is None, store.calls
+    (True, Counter({'load': 1}))
+    """
+
+    def __init__(self, inner: Store) -> None:
+        self.inner = inner
+        self.offload_async = inner.offload_async
+        self.calls: Counter[str] = Counter()
+
+    def reset(self) -> None:
+        self.calls.clear()
+
+    def load(self, key: str) -> Record | None:
+        self.calls["load"] += 1
+        return self.inner.load(key)
+
+    def create(self, record: Record) -> bool:
+        self.calls["create"] += 1
+        return self.inner.create(record)
+
+    def save(self, record: Record, expected_version: int) -> bool:
+        self.calls["save"] += 1
+        return self.inner.save(record, expected_version)
+
+    def touch(self, key: str, expires_at: float) -> None:
+        self.calls["touch"] += 1
+        self.inner.touch(key, expires_at)
+
+    def delete(self, key: str) -> None:
+        self.calls["delete"] += 1
+        self.inner.delete(key)
+
+    def rotate(self, old_key: str, record: Record) -> bool:
+        self.calls["rotate"] += 1
+        return self.inner.rotate(old_key, record)
+
+    def close(self) -> None:
+        self.inner.close()
 
 
 class Harness:

@@ -26,11 +26,20 @@ def dialect_of(url: str) -> str:
     raise ValueError(f"no SQL dialect for {scheme}://; use postgresql:// or mysql:// (mariadb://)")
 
 
-def _pg_kwargs(timeout: float) -> dict[str, Any]:
-    return {
+def _pg_pool(url: str, timeout: float, max_size: int) -> dict[str, Any]:
+    """What psycopg's pools, sync and async alike, are built with."""
+    connection = {
         "autocommit": True,
         "connect_timeout": max(1, round(timeout)),
         "options": f"-c statement_timeout={round(timeout * 1000)}",
+    }
+    return {
+        "conninfo": url,
+        "min_size": 1,
+        "max_size": max_size,
+        "timeout": timeout,
+        "open": False,
+        "kwargs": connection,
     }
 
 
@@ -66,14 +75,7 @@ class AsyncPool:
         if self.dialect == "postgresql":
             from psycopg_pool import AsyncConnectionPool  # noqa: PLC0415
 
-            pool = AsyncConnectionPool(
-                self._url,
-                min_size=1,
-                max_size=self._max_size,
-                timeout=self.timeout,
-                open=False,
-                kwargs=_pg_kwargs(self.timeout),
-            )
+            pool = AsyncConnectionPool(**_pg_pool(self._url, self.timeout, self._max_size))
             await pool.open(wait=True, timeout=self.timeout)
             self._pool = pool
         else:
@@ -120,14 +122,7 @@ class Pool:
         if self.dialect == "postgresql":
             from psycopg_pool import ConnectionPool  # noqa: PLC0415
 
-            pool = ConnectionPool(
-                self._url,
-                min_size=1,
-                max_size=self._max_size,
-                timeout=self.timeout,
-                open=False,
-                kwargs=_pg_kwargs(self.timeout),
-            )
+            pool = ConnectionPool(**_pg_pool(self._url, self.timeout, self._max_size))
             pool.open(wait=True, timeout=self.timeout)
             self._pool = pool
 
