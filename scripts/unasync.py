@@ -31,6 +31,7 @@ SOURCES: list[tuple[Path, Path, str, list[tuple[str, str]]]] = [
                 r"from \.\.base import AsyncStore, Record",
                 "from ..base import Iterable, Record, Store, UserIndex",
             ),
+            (r"import redis\.asyncio\.sentinel as", "import redis.sentinel as"),
             (r"from redis\.asyncio import", "from redis import"),
         ],
     ),

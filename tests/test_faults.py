@@ -7,7 +7,6 @@ ones, and stops it afterwards.
 from __future__ import annotations
 
 import shutil
-import subprocess
 import threading
 import time
 from collections import Counter
@@ -20,48 +19,10 @@ import pytest
 from coatcheck.stores.redis import AsyncRedisStore
 
 from .apps import starlette_app
-from .servers import free_port, serve_asgi
-from .services import reachable
+from .redis_servers import PrivateRedis
+from .servers import serve_asgi
 
 TIMEOUT = 0.5
-
-
-class PrivateRedis:
-    """A redis-server of the test's own, persisting every write so a restart keeps sessions."""
-
-    def __init__(self, directory: Path) -> None:
-        self.port = free_port()
-        self.directory = directory
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [
-                "redis-server",
-                "--bind",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--save",
-                "",
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "always",
-                "--dir",
-                str(self.directory),
-            ],
-            stdout=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 10
-        while not reachable("127.0.0.1", self.port):
-            assert time.monotonic() < deadline, "private redis-server did not start"
-            time.sleep(0.05)
-
-    def kill(self) -> None:
-        assert self.process is not None
-        self.process.kill()
-        self.process.wait(10)
 
 
 @pytest.fixture

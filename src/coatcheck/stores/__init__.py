@@ -6,7 +6,8 @@
 
 from __future__ import annotations
 
-from urllib.parse import parse_qsl, unquote, urlsplit
+from typing import Any
+from urllib.parse import SplitResult, parse_qsl, unquote, urlsplit
 
 from .base import (
     AsyncStore,
@@ -58,7 +59,8 @@ def from_url(url: str, *, asynchronous: bool = False) -> Store | AsyncStore:
     - ``sqlite:///relative.db`` or ``sqlite:////absolute.db`` (as SQLAlchemy spells them),
       with ``?table=NAME`` and ``?offload=true``
     - ``redis://[user:password@]host[:port][/db]`` and ``rediss://`` (TLS), with
-      ``?prefix=NAME:`` and ``?timeout=SECONDS``
+      ``?prefix=NAME:`` and ``?timeout=SECONDS``; ``redis+sentinel://[:password@]host:port
+      [,host:port...]/service[/db]`` finds the master through Sentinel
     - ``postgresql://[user[:password]@]host[:port]/dbname``, ``mysql://...`` and
       ``mariadb://...``, with ``?table=NAME``, ``?timeout=SECONDS`` and ``?pool_size=N``
       (other options go to libpq)
@@ -94,7 +96,7 @@ def from_url(url: str, *, asynchronous: bool = False) -> Store | AsyncStore:
                 table=query.pop("table", "coatcheck_sessions"),
                 offload=_flag(query.pop("offload", "false")),
             )
-        elif scheme in ("redis", "rediss"):
+        elif scheme in ("redis", "rediss", "redis+sentinel"):
             return _redis(url, query, asynchronous)
         elif scheme in ("postgresql", "postgres", "mysql", "mariadb"):
             return _sql(scheme, url, query, asynchronous)
@@ -104,6 +106,7 @@ def from_url(url: str, *, asynchronous: bool = False) -> Store | AsyncStore:
             raise ValueError(
                 f"unknown session store scheme {scheme + '://' if scheme else 'in URL'}; "
                 "coatcheck knows memory://, file://, sqlite://, redis://, rediss://, "
+                "redis+sentinel://, "
                 "postgresql://, mysql://, mariadb://, memcached://"
             )
     except ValueError as exc:
@@ -123,9 +126,25 @@ def _redis(url: str, query: dict[str, str], asynchronous: bool) -> Store | Async
     if query:
         raise ValueError(f"unknown option(s) {sorted(query)}")
     parts = urlsplit(url)
-    server_url = parts._replace(query="").geturl()  # redis-py gets no coatcheck options
     kind = AsyncRedisStore if asynchronous else RedisStore
+    if parts.scheme.lower() == "redis+sentinel":
+        return kind.from_sentinel(**_sentinel_address(parts), prefix=prefix, timeout=timeout)
+    server_url = parts._replace(query="").geturl()  # redis-py gets no coatcheck options
     return kind.from_url(server_url, prefix=prefix, timeout=timeout)
+
+
+def _sentinel_address(parts: SplitResult) -> dict[str, Any]:
+    """``redis+sentinel://[:password@]host:port[,host:port...]/service[/db]``."""
+    credentials, _, hosts = parts.netloc.rpartition("@")
+    password = unquote(credentials.partition(":")[2]) or None if credentials else None
+    sentinels = []
+    for host in hosts.split(","):
+        name, _, port = host.rpartition(":")
+        sentinels.append((name or "127.0.0.1", int(port or 26379)))
+    service, _, db = parts.path.strip("/").partition("/")
+    if not service:
+        raise ValueError("redis+sentinel:// needs a service name, e.g. .../mymaster")
+    return {"sentinels": sentinels, "service": service, "db": int(db or 0), "password": password}
 
 
 def _sql(scheme: str, url: str, query: dict[str, str], asynchronous: bool) -> Store | AsyncStore:

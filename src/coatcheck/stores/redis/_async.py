@@ -8,7 +8,9 @@ is stale. The key layout and the scripts are in :mod:`coatcheck.stores.redis.lay
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
+import redis.asyncio.sentinel as sentinel_module
 from redis.asyncio import Redis
 
 from ..base import AsyncStore, Record
@@ -48,6 +50,33 @@ class AsyncRedisStore(AsyncStore):
             socket_connect_timeout=timeout,
             health_check_interval=30,
             retry_on_timeout=False,
+        )
+        return cls(client, prefix=prefix)
+
+    @classmethod
+    def from_sentinel(
+        cls,
+        sentinels: list[tuple[str, int]],
+        service: str,
+        *,
+        db: int = 0,
+        password: str | None = None,
+        prefix: str = DEFAULT_PREFIX,
+        timeout: float = 2.0,
+    ) -> AsyncRedisStore:
+        """A store on the master that Sentinel names ``service``, followed through failovers."""
+        sentinel_type: Any = sentinel_module.Sentinel  # redis-py leaves these calls untyped
+        sentinel = sentinel_type(
+            sentinels,
+            socket_timeout=timeout,
+            sentinel_kwargs={"socket_timeout": timeout, "socket_connect_timeout": timeout},
+        )
+        client: Redis = sentinel.master_for(
+            service,
+            db=db,
+            password=password,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
         )
         return cls(client, prefix=prefix)
 

@@ -6,7 +6,9 @@ Generated from ``_async.py`` by ``scripts/unasync.py``: edit that file, not this
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
+import redis.sentinel as sentinel_module
 from redis import Redis
 
 from ..base import Iterable, Record, Store, UserIndex
@@ -46,6 +48,33 @@ class RedisStore(Store, UserIndex, Iterable):
             socket_connect_timeout=timeout,
             health_check_interval=30,
             retry_on_timeout=False,
+        )
+        return cls(client, prefix=prefix)
+
+    @classmethod
+    def from_sentinel(
+        cls,
+        sentinels: list[tuple[str, int]],
+        service: str,
+        *,
+        db: int = 0,
+        password: str | None = None,
+        prefix: str = DEFAULT_PREFIX,
+        timeout: float = 2.0,
+    ) -> RedisStore:
+        """A store on the master that Sentinel names ``service``, followed through failovers."""
+        sentinel_type: Any = sentinel_module.Sentinel  # redis-py leaves these calls untyped
+        sentinel = sentinel_type(
+            sentinels,
+            socket_timeout=timeout,
+            sentinel_kwargs={"socket_timeout": timeout, "socket_connect_timeout": timeout},
+        )
+        client: Redis = sentinel.master_for(
+            service,
+            db=db,
+            password=password,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
         )
         return cls(client, prefix=prefix)
 
