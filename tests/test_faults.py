@@ -17,8 +17,11 @@ import httpx
 import pytest
 
 from coatcheck.stores.redis import AsyncRedisStore
+from coatcheck.stores.sql import AsyncSQLStore
 
 from .apps import starlette_app
+from .postgres_server import PrivatePostgres
+from .postgres_server import available as postgres_available
 from .redis_servers import PrivateRedis
 from .servers import serve_asgi
 
@@ -76,3 +79,49 @@ def test_redis_killed_under_traffic_gives_503s_then_service_resumes(
     assert during[503] > 0
     assert statuses[200] > during[200]  # requests succeeded again after the restart
     assert slowest < TIMEOUT * 4 + 1  # no request hung past the timeout
+
+
+@pytest.fixture
+def private_postgres() -> Iterator[PrivatePostgres]:
+    if not postgres_available():
+        pytest.fail("the PostgreSQL fault test needs root and PostgreSQL's server binaries")
+    server = PrivatePostgres()
+    server.start()
+    yield server
+    server.remove()
+
+
+def test_postgresql_restarted_under_traffic_gives_503s_then_service_resumes(
+    private_postgres: PrivatePostgres,
+) -> None:
+    store = AsyncSQLStore.from_url(private_postgres.url, timeout=TIMEOUT * 2)
+    with serve_asgi(starlette_app(store), cleanup=store.close) as base:
+        http = httpx.Client(base_url=base, timeout=10)
+        created = http.post("/write", json={"cart": ["pear"]})
+        cookie = {"Cookie": created.headers["set-cookie"].split(";")[0]}
+        statuses: Counter[int] = Counter()
+        stop = threading.Event()
+
+        def traffic() -> None:
+            while not stop.is_set():
+                statuses[http.get("/read", headers=cookie).status_code] += 1
+                time.sleep(0.01)
+
+        worker = threading.Thread(target=traffic)
+        worker.start()
+        time.sleep(0.3)
+        private_postgres.stop("immediate")  # a crash, as far as clients can tell
+        time.sleep(1.5)
+        during = statuses.copy()
+        private_postgres.start()
+        deadline = time.monotonic() + 15
+        while http.get("/read", headers=cookie).status_code != 200:
+            assert time.monotonic() < deadline, "service did not resume after PostgreSQL returned"
+            time.sleep(0.2)
+        stop.set()
+        worker.join(10)
+        assert http.get("/read", headers=cookie).json() == {"cart": ["pear"]}
+        assert http.post("/write", json={"more": 1}, headers=cookie).status_code == 200
+        http.close()
+    assert set(statuses) <= {200, 503}, statuses  # never a 500
+    assert during[503] > 0
