@@ -75,6 +75,7 @@ class SentinelGroup:
         self.master.start()
         self.replica.extra = ("--replicaof", "127.0.0.1", str(self.master.port))
         self.replica.start()
+        wait_until(self.replica_caught_up, "the replica to sync")
         for port in self.sentinel_ports:
             conf = self.directory / f"sentinel-{port}.conf"
             conf.write_text(
@@ -90,6 +91,14 @@ class SentinelGroup:
             )
         for port in self.sentinel_ports:
             wait_until(lambda p=port: self._sees_everyone(p), f"sentinel :{port} to settle")
+
+    def replica_caught_up(self) -> bool:
+        """Whether the replica is linked and has everything the master has written."""
+        with redis.Redis(port=self.master.port, socket_timeout=1) as master:
+            written = master.info("replication")["master_repl_offset"]
+        with redis.Redis(port=self.replica.port, socket_timeout=1) as replica:
+            info = replica.info("replication")
+        return bool(info.get("master_link_status") == "up" and info["slave_repl_offset"] >= written)
 
     def _sees_everyone(self, port: int) -> bool:
         try:

@@ -5,7 +5,8 @@ store calls they need (a :class:`StoreCall`) and receive each call's result, so 
 written once. :func:`run` drives them against a sync store, :func:`run_async` against an async
 one; those two loops are the only code the two faces do not share.
 
-Round trips per request: no cookie 0; read-only 1 (plus a throttled touch); writing 2 (load, then
+Round trips per request: no cookie 0; read-only 1 (plus a throttled touch, unless the store's
+load does it: ``load_touching``); writing 2 (load, then
 one compare-and-set save); regenerate/login 2 (load, rotate) where the store rotates in one
 call, else 3 (load, create, delete); logout 2 (load, delete).
 A commit with nothing to do makes no plan at all.
@@ -105,10 +106,15 @@ class SessionEngine:
         if not is_well_formed(cookie_value):
             return Session.fresh(now=now, max_size=config.max_size, reject_cookie=True)
         key = store_key(cookie_value, config.hash_secret)
-        record: Record | None = yield StoreCall("load", (key,))
+        # A store that can extends the expiry in the same round trip when a touch is due.
+        candidate = now + config.idle_timeout
+        loaded = yield StoreCall("load_touching", (key, now, candidate, config.touch_interval))
+        record, touched = loaded
         session = self._revive(record, cookie_value, now)
         if session is None:
             return Session.fresh(now=now, max_size=config.max_size, reject_cookie=True)
+        if touched:
+            session._touched, session._last_active = True, now
         return session
 
     def _revive(self, record: Record | None, session_id: str, now: float) -> Session | None:
@@ -161,6 +167,8 @@ class SessionEngine:
             return self._save(session, body, expires_at, now)
         assert session._expires_at is not None
         if expires_at - session._expires_at < max(config.touch_interval, 1e-9):
+            if session._touched and config.persistent:  # the load touched: slide the cookie
+                return _done(self._issue(session, now))
             return None
         return self._touch(session, expires_at, now)
 
@@ -195,7 +203,8 @@ class SessionEngine:
     ) -> Plan[str | None]:
         """Store the session under a fresh ID; with ``replaces``, the old record goes too."""
         config = self.config
-        expires_at = min(now + config.idle_timeout, session._auth_at + config.absolute_timeout)
+        deadline = session._auth_at + config.absolute_timeout
+        expires_at = min(now + config.idle_timeout, deadline)
         if expires_at <= now:
             if replaces is not None:
                 yield StoreCall("delete", (replaces,))
@@ -205,7 +214,7 @@ class SessionEngine:
         for _ in range(MAX_CREATE_ATTEMPTS):
             session_id = new_id()
             key = store_key(session_id, self.config.hash_secret)
-            record = Record(key, blob, expires_at, 1, session._user_id)
+            record = Record(key, blob, expires_at, 1, session._user_id, deadline)
             call = (
                 StoreCall("create", (record,))
                 if replaces is None
@@ -239,7 +248,8 @@ class SessionEngine:
         for attempt in range(MAX_SAVE_ATTEMPTS):
             if attempt:  # writers colliding on one session take turns instead of spinning
                 yield StoreCall(PAUSE, (random.uniform(0, min(MAX_BACKOFF, 0.001 * 2**attempt)),))
-            record = Record(key, blob, expires_at, version + 1, session._user_id)
+            deadline = session._auth_at + self.config.absolute_timeout
+            record = Record(key, blob, expires_at, version + 1, session._user_id, deadline)
             if (yield StoreCall("save", (record, version))):
                 session._adopt(
                     session._id or "", key, version + 1, blob, expires_at, session._user_id
@@ -290,6 +300,12 @@ class SessionEngine:
         dict.clear(session)
         session._reset(session._now)
         return self.cookies.expire()
+
+
+def _done(value: T) -> Plan[T]:
+    """A plan with no store call that returns ``value``."""
+    return value
+    yield  # a generator, so the drivers can run it  # pragma: no cover
 
 
 @overload

@@ -55,6 +55,7 @@ class Session(dict[str, JSONValue]):
         "_reject_cookie",
         "_rotate",
         "_size",
+        "_touched",
         "_user_id",
         "_version",
     )
@@ -78,6 +79,7 @@ class Session(dict[str, JSONValue]):
     _rotate: bool
     _doomed_key: str | None
     _reject_cookie: bool
+    _touched: bool
 
     @classmethod
     def fresh(cls, *, now: float, max_size: int, reject_cookie: bool = False) -> Session:
@@ -114,6 +116,7 @@ class Session(dict[str, JSONValue]):
         session._expires_at, session._last_active = expires_at, last_active
         session._user_id, session._max_size = user_id, max_size
         session._modified = session._forced = session._cleared = session._rotate = False
+        session._touched = False
         session._reject_cookie, session._doomed_key = False, None
         return session
 
@@ -121,7 +124,7 @@ class Session(dict[str, JSONValue]):
         self._id = self._key = self._raw = self._expires_at = self._user_id = None
         self._version, self._offset, self._size = 0, -1, 2  # "{}"
         self._created_at = self._auth_at = self._last_active = self._now = now
-        self._modified = self._forced = self._cleared = self._rotate = False
+        self._modified = self._forced = self._cleared = self._rotate = self._touched = False
 
     def _adopt(
         self,
@@ -136,7 +139,7 @@ class Session(dict[str, JSONValue]):
         self._id, self._key, self._version = session_id, key, version
         self._rebase(raw)
         self._expires_at, self._user_id = expires_at, user_id
-        self._forced = self._cleared = self._rotate = False
+        self._forced = self._cleared = self._rotate = self._touched = False
 
     def _rebase(self, raw: bytes) -> None:
         """Take ``raw`` as the stored bytes this request's changes are measured against."""

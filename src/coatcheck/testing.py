@@ -105,6 +105,12 @@ class CountingStore(Store):
         self.calls["rotate"] += 1
         return self.inner.rotate(old_key, record)
 
+    def load_touching(
+        self, key: str, now: float, expires_at: float, min_gain: float
+    ) -> tuple[Record | None, bool]:
+        self.calls["load"] += 1  # one call on the wire, whether or not it also touched
+        return self.inner.load_touching(key, now, expires_at, min_gain)
+
     def close(self) -> None:
         self.inner.close()
 
@@ -286,6 +292,29 @@ class StoreConformance:
         assert harness.call("load", new) == moved
         with contextlib.suppress(NotSupported):
             assert [r.key for r in harness.capability("list_by_user", "u-4")] == [new]
+
+    def test_load_touching_extends_a_due_expiry_up_to_the_deadline_or_only_loads(
+        self, harness: Harness
+    ) -> None:
+        now = harness.clock.now
+        key = key_of(new_id())
+        record = Record(key, b"data", now + 100, 2, "u-5", deadline=now + 1000)
+        harness.call("create", record)
+
+        def plain(loaded: tuple[Record, bool]) -> tuple[Record, bool]:
+            return loaded[0]._replace(deadline=record.deadline), loaded[1]  # kept or not
+
+        assert plain(harness.call("load_touching", key, now, now + 150, 60)) == (record, False)
+        later = now + 200  # past the expiry: an expired record is returned untouched
+        assert plain(harness.call("load_touching", key, later, later + 500, 60)) == (record, False)
+        loaded, touched = harness.call("load_touching", key, now, now + 5000, 60)
+        assert (loaded.data, loaded.version, loaded.user_id) == (b"data", 2, "u-5")
+        if touched:  # a store that touches as it loads caps the expiry at the deadline
+            assert loaded.expires_at == pytest.approx(now + 1000, abs=0.01)
+            assert harness.call("load", key).expires_at == pytest.approx(now + 1000, abs=0.01)
+        else:
+            assert loaded.expires_at == pytest.approx(now + 100, abs=0.01)
+        assert harness.call("load_touching", key_of(new_id()), now, now, 0) == (None, False)
 
     def test_touch_and_delete_of_a_missing_key_do_nothing(self, harness: Harness) -> None:
         key = key_of(new_id())

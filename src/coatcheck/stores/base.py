@@ -25,6 +25,8 @@ class Record(NamedTuple):
     ``key`` is the hashed session ID, ``data`` the encoded envelope, ``expires_at`` Unix seconds
     after which the record is dead, ``version`` a counter bumped on every save (the
     compare-and-set token), ``user_id`` the user the session is bound to, if any.
+    ``deadline`` is the absolute timeout's end, which ``expires_at`` never passes; a store may
+    keep it to extend expiries by itself (see :meth:`Store.load_touching`), or ignore it.
     """
 
     key: str
@@ -32,6 +34,7 @@ class Record(NamedTuple):
     expires_at: float
     version: int = 1
     user_id: str | None = None
+    deadline: float | None = None
 
 
 class StoreError(Exception):
@@ -89,6 +92,17 @@ class Store(ABC):
         self.delete(old_key)
         return True
 
+    def load_touching(
+        self, key: str, now: float, expires_at: float, min_gain: float
+    ) -> tuple[Record | None, bool]:
+        """Load, and in the same round trip extend the expiry of a record still live at ``now``
+        to ``min(expires_at, deadline)`` if that gains ``min_gain`` seconds or more; return the
+        record and whether it did. An expired record is returned untouched.
+
+        The default only loads; the engine then touches separately when a touch is due.
+        """
+        return self.load(key), False
+
     def close(self) -> None:
         """Release connections and files. The default does nothing."""
 
@@ -144,6 +158,12 @@ class AsyncStore(ABC):
             return False
         await self.delete(old_key)
         return True
+
+    async def load_touching(
+        self, key: str, now: float, expires_at: float, min_gain: float
+    ) -> tuple[Record | None, bool]:
+        """As :meth:`Store.load_touching`; the default only loads."""
+        return await self.load(key), False
 
     async def close(self) -> None:
         """Release connections. The default does nothing."""
@@ -204,6 +224,11 @@ class AsyncStoreAdapter(AsyncStore):
 
     async def rotate(self, old_key: str, record: Record) -> bool:
         return await self._call(self.store.rotate, old_key, record)
+
+    async def load_touching(
+        self, key: str, now: float, expires_at: float, min_gain: float
+    ) -> tuple[Record | None, bool]:
+        return await self._call(self.store.load_touching, key, now, expires_at, min_gain)
 
     async def close(self) -> None:
         await self._call(self.store.close)

@@ -36,6 +36,7 @@ class AsyncRedisStore(AsyncStore):
         self._touch = client.register_script(layout.TOUCH)
         self._delete = client.register_script(layout.DELETE)
         self._rotate = client.register_script(layout.ROTATE)
+        self._load_touching = client.register_script(layout.LOAD_TOUCHING)
         self._list_user = client.register_script(layout.LIST_USER)
         self._delete_user = client.register_script(layout.DELETE_USER)
 
@@ -84,6 +85,14 @@ class AsyncRedisStore(AsyncStore):
         with reported("load"):
             fields = await self.client.hgetall(session_key(self.prefix, key))
         return layout.from_hash(key, fields)
+
+    async def load_touching(
+        self, key: str, now: float, expires_at: float, min_gain: float
+    ) -> tuple[Record | None, bool]:
+        args = [self.prefix, repr(expires_at), repr(min_gain), repr(now)]
+        with reported("load"):
+            row = await self._load_touching(keys=[session_key(self.prefix, key)], args=args)
+        return layout.from_touching(key, row)
 
     async def create(self, record: Record) -> bool:
         keys = [session_key(self.prefix, record.key)]

@@ -34,6 +34,7 @@ class RedisStore(Store, UserIndex, Iterable):
         self._touch = client.register_script(layout.TOUCH)
         self._delete = client.register_script(layout.DELETE)
         self._rotate = client.register_script(layout.ROTATE)
+        self._load_touching = client.register_script(layout.LOAD_TOUCHING)
         self._list_user = client.register_script(layout.LIST_USER)
         self._delete_user = client.register_script(layout.DELETE_USER)
 
@@ -82,6 +83,14 @@ class RedisStore(Store, UserIndex, Iterable):
         with reported("load"):
             fields = self.client.hgetall(session_key(self.prefix, key))
         return layout.from_hash(key, fields)
+
+    def load_touching(
+        self, key: str, now: float, expires_at: float, min_gain: float
+    ) -> tuple[Record | None, bool]:
+        args = [self.prefix, repr(expires_at), repr(min_gain), repr(now)]
+        with reported("load"):
+            row = self._load_touching(keys=[session_key(self.prefix, key)], args=args)
+        return layout.from_touching(key, row)
 
     def create(self, record: Record) -> bool:
         keys = [session_key(self.prefix, record.key)]

@@ -9,9 +9,10 @@ Keys (``prefix`` defaults to ``coatcheck:``):
   own TTL is kept at its latest member's expiry, so an index outlives no session of its user.
   Expired members are pruned whenever the index is read.
 
-Commands per call, each one round trip: load ``HGETALL``; create, save, touch, delete, rotate
-(create the new, drop the old), list by user and delete by user one ``EVALSHA`` of the scripts
-below. Scripts derive a user's
+Commands per call, each one round trip: load ``HGETALL``; the engine's load, which also
+extends a due expiry (up to the deadline kept in field ``a``), create, save, touch, delete,
+rotate (create the new, drop the old), list by user and delete by user one ``EVALSHA`` of the
+scripts below. Scripts derive a user's
 index key from the prefix, which a single Redis (or a Sentinel-managed one) allows; a Redis
 Cluster keeps the two in different slots and cannot update both atomically.
 """
@@ -46,9 +47,10 @@ end
 """
 
 _STORE_NEW = """
--- KEYS[1] the new session; ARGV: prefix, data, version, expires (s), expires (ms), user
+-- KEYS[1] the new session; ARGV: prefix, data, version, expires (s), expires (ms), user,
+-- deadline (s, or empty)
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], 'd', ARGV[2], 'v', ARGV[3], 'e', ARGV[4], 'u', ARGV[6])
+redis.call('HSET', KEYS[1], 'd', ARGV[2], 'v', ARGV[3], 'e', ARGV[4], 'u', ARGV[6], 'a', ARGV[7])
 redis.call('PEXPIREAT', KEYS[1], ARGV[5])
 file_user(ARGV[1], ARGV[6], KEYS[1], ARGV[5])
 """
@@ -70,10 +72,11 @@ ROTATE = (
 SAVE = (
     _HELPERS
     + """
--- KEYS[1] session; ARGV: prefix, data, version, expires (s), expires (ms), user, expected
+-- KEYS[1] session; ARGV: prefix, data, version, expires (s), expires (ms), user, deadline,
+-- expected version
 local current = redis.call('HMGET', KEYS[1], 'v', 'u')
-if current[1] ~= ARGV[7] then return 0 end
-redis.call('HSET', KEYS[1], 'd', ARGV[2], 'v', ARGV[3], 'e', ARGV[4], 'u', ARGV[6])
+if current[1] ~= ARGV[8] then return 0 end
+redis.call('HSET', KEYS[1], 'd', ARGV[2], 'v', ARGV[3], 'e', ARGV[4], 'u', ARGV[6], 'a', ARGV[7])
 redis.call('PEXPIREAT', KEYS[1], ARGV[5])
 if current[2] ~= ARGV[6] and current[2] ~= '' then
   redis.call('ZREM', ARGV[1] .. 'u:' .. current[2], KEYS[1])
@@ -93,6 +96,32 @@ redis.call('HSET', KEYS[1], 'e', ARGV[2])
 redis.call('PEXPIREAT', KEYS[1], ARGV[3])
 file_user(ARGV[1], user, KEYS[1], ARGV[3])
 return 1
+"""
+)
+
+LOAD_TOUCHING = (
+    _HELPERS
+    + """
+-- KEYS[1] session; ARGV: prefix, wanted expiry (s), least gain (s), now (s)
+-- returns data, version, expiry, user, deadline, touched (1 or 0); nil when missing
+local h = redis.call('HMGET', KEYS[1], 'd', 'v', 'e', 'u', 'a')
+if not h[1] then return nil end
+local touched = 0
+local deadline = tonumber(h[5])
+if deadline then
+  local current = tonumber(h[3])
+  local wanted = math.min(tonumber(ARGV[2]), deadline)
+  local live = current > tonumber(ARGV[4])  -- never revive an expired session
+  if live and wanted > current and wanted - current >= tonumber(ARGV[3]) then
+    local ms = math.floor(wanted * 1000)
+    h[3] = string.format('%.6f', wanted)
+    redis.call('HSET', KEYS[1], 'e', h[3])
+    redis.call('PEXPIREAT', KEYS[1], ms)
+    file_user(ARGV[1], h[4], KEYS[1], ms)
+    touched = 1
+  end
+end
+return {h[1], h[2], h[3], h[4], h[5] or '', touched}
 """
 )
 
@@ -143,6 +172,7 @@ def write_args(prefix: str, record: Record) -> list[str | bytes | int]:
         repr(record.expires_at),
         _ms(record.expires_at),
         record.user_id or "",
+        "" if record.deadline is None else repr(record.deadline),
     ]
 
 
@@ -160,8 +190,31 @@ def from_hash(key: str, fields: Mapping[Any, Any]) -> Record | None:
         data, version, expires = fields[b"d"], fields[b"v"], fields[b"e"]
     except KeyError:
         return None
-    user = fields.get(b"u", b"")
-    return Record(key, data, float(expires), int(version), user.decode() if user else None)
+    user, deadline = fields.get(b"u", b""), fields.get(b"a", b"")
+    return Record(
+        key,
+        data,
+        float(expires),
+        int(version),
+        user.decode() if user else None,
+        float(deadline) if deadline else None,
+    )
+
+
+def from_touching(key: str, row: list[bytes] | None) -> tuple[Record | None, bool]:
+    """The record, and whether it was touched, from what :data:`LOAD_TOUCHING` returns."""
+    if not row:
+        return None, False
+    data, version, expires, user, deadline, touched = row
+    record = Record(
+        key,
+        data,
+        float(expires),
+        int(version),
+        user.decode() if user else None,
+        float(deadline) if deadline else None,
+    )
+    return record, int(touched) == 1
 
 
 def from_rows(prefix: str, flat: list[bytes]) -> list[Record]:
