@@ -6,6 +6,7 @@ import asyncio
 import socket
 import threading
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from socketserver import ThreadingMixIn
@@ -75,3 +76,33 @@ def serve_wsgi(app: Callable[..., Any]) -> Iterator[str]:
         server.shutdown()
         server.server_close()
         thread.join(10)
+
+
+class Traffic:
+    """Reads one session over and over from a thread while a test breaks things.
+
+    ``statuses`` counts the answers, ``slowest`` is the longest wait for one.
+    """
+
+    def __init__(self, http: Any, headers: dict[str, str], path: str = "/read") -> None:
+        self.http, self.headers, self.path = http, headers, path
+        self.statuses: Counter[int] = Counter()
+        self.slowest = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            started = time.monotonic()
+            status = self.http.get(self.path, headers=self.headers).status_code
+            self.slowest = max(self.slowest, time.monotonic() - started)
+            self.statuses[status] += 1
+            time.sleep(0.01)
+
+    def __enter__(self) -> Traffic:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(10)

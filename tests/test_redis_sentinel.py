@@ -7,9 +7,6 @@ from __future__ import annotations
 
 import secrets
 import shutil
-import threading
-import time
-from collections import Counter
 from collections.abc import Iterator
 
 import httpx
@@ -21,7 +18,7 @@ from coatcheck.testing import StoreConformance
 
 from .apps import starlette_app
 from .redis_servers import SentinelGroup, wait_until
-from .servers import serve_asgi
+from .servers import Traffic, serve_asgi
 
 
 @pytest.fixture(scope="module")
@@ -58,25 +55,14 @@ def test_sessions_stay_readable_and_writable_across_a_failover(group: SentinelGr
         created = http.post("/write", json={"cart": ["apple"]})
         cookie = {"Cookie": created.headers["set-cookie"].split(";")[0]}
         wait_until(group.replica_caught_up, "the replica to have the session")
-        statuses: Counter[int] = Counter()
-        stop = threading.Event()
-
-        def traffic() -> None:
-            while not stop.is_set():
-                statuses[http.get("/read", headers=cookie).status_code] += 1
-                time.sleep(0.02)
-
-        worker = threading.Thread(target=traffic)
-        worker.start()
-        old_master = group.master.port
-        group.master.kill()
-        wait_until(lambda: group.master_port() != old_master, "Sentinel to promote the replica", 30)
-        wait_until(lambda: http.get("/read", headers=cookie).status_code == 200, "service", 15)
-        stop.set()
-        worker.join(10)
+        with Traffic(http, cookie) as traffic:
+            old_master = group.master.port
+            group.master.kill()
+            wait_until(lambda: group.master_port() != old_master, "Sentinel to promote", 30)
+            wait_until(lambda: http.get("/read", headers=cookie).status_code == 200, "service")
         assert http.get("/read", headers=cookie).json() == {"cart": ["apple"]}
         written = http.post("/write", json={"after": "failover"}, headers=cookie)
         assert written.status_code == 200
         assert http.get("/read", headers=cookie).json() == {"cart": ["apple"], "after": "failover"}
         http.close()
-    assert set(statuses) <= {200, 503}, statuses  # never a 500
+    assert set(traffic.statuses) <= {200, 503}, traffic.statuses  # never a 500

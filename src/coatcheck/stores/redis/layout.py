@@ -190,7 +190,25 @@ def from_hash(key: str, fields: Mapping[Any, Any]) -> Record | None:
         data, version, expires = fields[b"d"], fields[b"v"], fields[b"e"]
     except KeyError:
         return None
-    user, deadline = fields.get(b"u", b""), fields.get(b"a", b"")
+    return _record(key, data, version, expires, fields.get(b"u"), fields.get(b"a"))
+
+
+def from_touching(key: str, row: list[bytes] | None) -> tuple[Record | None, bool]:
+    """The record, and whether it was touched, from what :data:`LOAD_TOUCHING` returns."""
+    if not row:
+        return None, False
+    data, version, expires, user, deadline, touched = row
+    return _record(key, data, version, expires, user, deadline), int(touched) == 1
+
+
+def _record(
+    key: str,
+    data: bytes,
+    version: bytes,
+    expires: bytes,
+    user: bytes | None,
+    deadline: bytes | None,
+) -> Record:
     return Record(
         key,
         data,
@@ -199,22 +217,6 @@ def from_hash(key: str, fields: Mapping[Any, Any]) -> Record | None:
         user.decode() if user else None,
         float(deadline) if deadline else None,
     )
-
-
-def from_touching(key: str, row: list[bytes] | None) -> tuple[Record | None, bool]:
-    """The record, and whether it was touched, from what :data:`LOAD_TOUCHING` returns."""
-    if not row:
-        return None, False
-    data, version, expires, user, deadline, touched = row
-    record = Record(
-        key,
-        data,
-        float(expires),
-        int(version),
-        user.decode() if user else None,
-        float(deadline) if deadline else None,
-    )
-    return record, int(touched) == 1
 
 
 def from_rows(prefix: str, flat: list[bytes]) -> list[Record]:
