@@ -129,11 +129,12 @@ def test_the_user_index_expires_with_its_last_session(prefix: str) -> None:
 
 
 def test_an_unreachable_redis_is_unavailable_within_the_timeout() -> None:
-    store = RedisStore.from_url(f"redis://127.0.0.1:{free_port()}/0", timeout=0.5)
+    store = RedisStore.from_url(f"redis://:hunter2@127.0.0.1:{free_port()}/0", timeout=0.5)
     started = time.monotonic()
-    with pytest.raises(StoreUnavailable):
+    with pytest.raises(StoreUnavailable) as caught:
         store.load("a" * 64)
     assert time.monotonic() - started < 2
+    assert "hunter2" not in str(caught.value)  # the message is logged: no credentials in it
 
 
 def test_from_url(prefix: str) -> None:
