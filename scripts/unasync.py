@@ -32,6 +32,7 @@ SOURCES: list[tuple[Path, Path, str, list[tuple[str, str]]]] = [
                 "from ..base import Iterable, Record, Store, UserIndex",
             ),
             (r"import redis\.asyncio\.sentinel as", "import redis.sentinel as"),
+            (r"import redis\.asyncio\.cluster as", "import redis.cluster as"),
             (r"from redis\.asyncio import", "from redis import"),
         ],
     ),

@@ -124,3 +124,63 @@ class SentinelGroup:
             process.wait(10)
         self.master.kill()
         self.replica.kill()
+
+
+class ClusterGroup:
+    """Three masters forming a Redis Cluster (no replicas), on ports of their own."""
+
+    def __init__(self, directory: Path) -> None:
+        self.nodes = [
+            PrivateRedis(
+                directory / f"node-{i}",
+                "--cluster-enabled",
+                "yes",
+                "--cluster-node-timeout",
+                "2000",
+            )
+            for i in range(3)
+        ]
+
+    def start(self) -> None:
+        for node in self.nodes:
+            node.port = _cluster_port()
+            node.extra = (*node.extra, "--cluster-config-file", str(node.directory / "nodes.conf"))
+            node.start()
+        subprocess.run(
+            [
+                "redis-cli",
+                "--cluster",
+                "create",
+                *(f"127.0.0.1:{n.port}" for n in self.nodes),
+                "--cluster-replicas",
+                "0",
+                "--cluster-yes",
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        wait_until(self._ok, "the cluster to settle")
+
+    def _ok(self) -> bool:
+        for node in self.nodes:
+            with redis.Redis(port=node.port, socket_timeout=1) as client:
+                if client.cluster("info").get("cluster_state") != "ok":
+                    return False
+        return True
+
+    @property
+    def url(self) -> str:
+        return f"redis+cluster://127.0.0.1:{self.nodes[0].port}"
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.kill()
+
+
+def _cluster_port() -> int:
+    """A free port whose cluster bus port (port + 10000) is free and valid too."""
+    for _ in range(100):
+        port = free_port()
+        if port + 10000 < 65536 and not reachable("127.0.0.1", port + 10000):
+            return port
+    raise RuntimeError("no free port pair for a cluster node")

@@ -60,7 +60,8 @@ def from_url(url: str, *, asynchronous: bool = False) -> Store | AsyncStore:
       with ``?table=NAME`` and ``?offload=true``
     - ``redis://[user:password@]host[:port][/db]`` and ``rediss://`` (TLS), with
       ``?prefix=NAME:`` and ``?timeout=SECONDS``; ``redis+sentinel://[:password@]host:port
-      [,host:port...]/service[/db]`` finds the master through Sentinel
+      [,host:port...]/service[/db]`` finds the master through Sentinel;
+      ``redis+cluster://host:port`` (any node) uses a Redis Cluster
     - ``postgresql://[user[:password]@]host[:port]/dbname``, ``mysql://...`` and
       ``mariadb://...``, with ``?table=NAME``, ``?timeout=SECONDS`` and ``?pool_size=N``
       (other options go to libpq)
@@ -96,7 +97,7 @@ def from_url(url: str, *, asynchronous: bool = False) -> Store | AsyncStore:
                 table=query.pop("table", "coatcheck_sessions"),
                 offload=_flag(query.pop("offload", "false")),
             )
-        elif scheme in ("redis", "rediss", "redis+sentinel"):
+        elif scheme in ("redis", "rediss", "redis+sentinel", "redis+cluster"):
             return _redis(url, query, asynchronous)
         elif scheme in ("postgresql", "postgres", "mysql", "mariadb"):
             return _sql(scheme, url, query, asynchronous)
@@ -106,7 +107,7 @@ def from_url(url: str, *, asynchronous: bool = False) -> Store | AsyncStore:
             raise ValueError(
                 f"unknown session store scheme {scheme + '://' if scheme else 'in URL'}; "
                 "coatcheck knows memory://, file://, sqlite://, redis://, rediss://, "
-                "redis+sentinel://, "
+                "redis+sentinel://, redis+cluster://, "
                 "postgresql://, mysql://, mariadb://, memcached://"
             )
     except ValueError as exc:
@@ -129,6 +130,9 @@ def _redis(url: str, query: dict[str, str], asynchronous: bool) -> Store | Async
     kind = AsyncRedisStore if asynchronous else RedisStore
     if parts.scheme.lower() == "redis+sentinel":
         return kind.from_sentinel(**_sentinel_address(parts), prefix=prefix, timeout=timeout)
+    if parts.scheme.lower() == "redis+cluster":
+        node_url = parts._replace(scheme="redis", query="").geturl()
+        return kind.from_cluster(node_url, prefix=prefix, timeout=timeout)
     server_url = parts._replace(query="").geturl()  # redis-py gets no coatcheck options
     return kind.from_url(server_url, prefix=prefix, timeout=timeout)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
+import redis.asyncio.cluster as cluster_module
 import redis.asyncio.sentinel as sentinel_module
 from redis.asyncio import Redis
 
@@ -28,17 +29,20 @@ class AsyncRedisStore(AsyncStore):
 
     offload_async = True
 
-    def __init__(self, client: Redis, *, prefix: str = DEFAULT_PREFIX) -> None:
+    def __init__(self, client: Any, *, prefix: str = DEFAULT_PREFIX, cluster: bool = False) -> None:
         self.client = client
         self.prefix = prefix
-        self._create = client.register_script(layout.CREATE)
-        self._save = client.register_script(layout.SAVE)
-        self._touch = client.register_script(layout.TOUCH)
-        self._delete = client.register_script(layout.DELETE)
-        self._rotate = client.register_script(layout.ROTATE)
-        self._load_touching = client.register_script(layout.LOAD_TOUCHING)
+        self.cluster = cluster
+        scripts = layout.CLUSTER if cluster else layout.SINGLE
+        self._create = client.register_script(scripts.create)
+        self._save = client.register_script(scripts.save)
+        self._touch = client.register_script(scripts.touch)
+        self._delete = client.register_script(scripts.delete)
+        self._rotate = client.register_script(scripts.rotate)
+        self._load_touching = client.register_script(scripts.load_touching)
         self._list_user = client.register_script(layout.LIST_USER)
         self._delete_user = client.register_script(layout.DELETE_USER)
+        self._index_add = client.register_script(layout.INDEX_ADD)
 
     @classmethod
     def from_url(
@@ -81,6 +85,32 @@ class AsyncRedisStore(AsyncStore):
         )
         return cls(client, prefix=prefix)
 
+    @classmethod
+    def from_cluster(
+        cls, url: str, *, prefix: str = DEFAULT_PREFIX, timeout: float = 2.0
+    ) -> AsyncRedisStore:
+        """A store on the Redis Cluster that ``url`` (``redis://`` of any node) reaches.
+
+        Each session lives in one slot; a user's index lives in another, so the store updates
+        it with a command of its own: not atomic with the session's, and repaired on read.
+        """
+        cluster_type: Any = cluster_module.RedisCluster  # redis-py leaves this untyped
+        client = cluster_type.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
+        return cls(client, prefix=prefix, cluster=True)
+
+    async def _file(self, user: bytes | str | None, key: str, expires_at: float) -> None:
+        """Cluster only: add a session to its user's index (the scripts cannot reach it)."""
+        if self.cluster and user:
+            name = user.decode() if isinstance(user, bytes) else user
+            args = [layout.expiry_ms(expires_at), session_key(self.prefix, key)]
+            await self._index_add(keys=[user_key(self.prefix, name)], args=args)
+
+    async def _unfile(self, user: bytes | None, key: str) -> None:
+        if self.cluster and user:
+            await self.client.zrem(
+                user_key(self.prefix, user.decode()), session_key(self.prefix, key)
+            )
+
     async def load(self, key: str) -> Record | None:
         with reported("load"):
             fields = await self.client.hgetall(session_key(self.prefix, key))
@@ -92,12 +122,17 @@ class AsyncRedisStore(AsyncStore):
         args = [self.prefix, repr(expires_at), repr(min_gain), repr(now)]
         with reported("load"):
             row = await self._load_touching(keys=[session_key(self.prefix, key)], args=args)
-        return layout.from_touching(key, row)
+            record, touched = layout.from_touching(key, row)
+            if touched and record is not None:
+                await self._file(record.user_id, key, record.expires_at)
+        return record, touched
 
     async def create(self, record: Record) -> bool:
         keys = [session_key(self.prefix, record.key)]
         with reported("create"):
             created = await self._create(keys=keys, args=layout.write_args(self.prefix, record))
+            if created == 1:
+                await self._file(record.user_id, record.key, record.expires_at)
         return bool(created == 1)
 
     async def save(self, record: Record, expected_version: int) -> bool:
@@ -105,31 +140,57 @@ class AsyncRedisStore(AsyncStore):
         args = [*layout.write_args(self.prefix, record), expected_version]
         with reported("save"):
             saved = await self._save(keys=keys, args=args)
+            if saved == 1:
+                await self._file(record.user_id, record.key, record.expires_at)
         return bool(saved == 1)
 
     async def touch(self, key: str, expires_at: float) -> None:
         keys = [session_key(self.prefix, key)]
         with reported("touch"):
-            await self._touch(keys=keys, args=layout.touch_args(self.prefix, expires_at))
+            user = await self._touch(keys=keys, args=layout.touch_args(self.prefix, expires_at))
+            if user != 0:
+                await self._file(user, key, expires_at)
 
     async def delete(self, key: str) -> None:
         with reported("delete"):
-            await self._delete(keys=[session_key(self.prefix, key)], args=[self.prefix])
+            user = await self._delete(keys=[session_key(self.prefix, key)], args=[self.prefix])
+            await self._unfile(user, key)
 
     async def rotate(self, old_key: str, record: Record) -> bool:
+        if self.cluster:  # the two keys live in different slots: create, then delete
+            return await super().rotate(old_key, record)
         keys = [session_key(self.prefix, record.key), session_key(self.prefix, old_key)]
         with reported("rotate"):
             rotated = await self._rotate(keys=keys, args=layout.write_args(self.prefix, record))
         return bool(rotated == 1)
 
     async def list_by_user(self, user_id: str) -> list[Record]:
+        index = user_key(self.prefix, user_id)
+        if not self.cluster:
+            with reported("list_by_user"):
+                rows = await self._list_user(keys=[index])
+            return layout.from_rows(self.prefix, rows)
         with reported("list_by_user"):
-            rows = await self._list_user(keys=[user_key(self.prefix, user_id)])
-        return layout.from_rows(self.prefix, rows)
+            names = await self.client.zrange(index, 0, -1)
+            records = await self._fetch(names, len(session_key(self.prefix, "")))
+            found = {session_key(self.prefix, record.key).encode() for record in records}
+            gone = [name for name in names if name not in found]
+            if gone:
+                await self.client.zrem(index, *gone)
+        return records
 
     async def delete_by_user(self, user_id: str) -> int:
+        index = user_key(self.prefix, user_id)
+        if not self.cluster:
+            with reported("delete_by_user"):
+                deleted = await self._delete_user(keys=[index])
+            return int(deleted)
         with reported("delete_by_user"):
-            deleted = await self._delete_user(keys=[user_key(self.prefix, user_id)])
+            names = await self.client.zrange(index, 0, -1)
+            deleted = 0
+            for name in names:  # one slot each: no multi-key DEL across them
+                deleted += await self.client.delete(name)
+            await self.client.delete(index)
         return int(deleted)
 
     async def iter_records(self) -> AsyncIterator[Record]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import redis.cluster as cluster_module
 import redis.sentinel as sentinel_module
 from redis import Redis
 
@@ -26,17 +27,20 @@ class RedisStore(Store, UserIndex, Iterable):
 
     offload_async = True
 
-    def __init__(self, client: Redis, *, prefix: str = DEFAULT_PREFIX) -> None:
+    def __init__(self, client: Any, *, prefix: str = DEFAULT_PREFIX, cluster: bool = False) -> None:
         self.client = client
         self.prefix = prefix
-        self._create = client.register_script(layout.CREATE)
-        self._save = client.register_script(layout.SAVE)
-        self._touch = client.register_script(layout.TOUCH)
-        self._delete = client.register_script(layout.DELETE)
-        self._rotate = client.register_script(layout.ROTATE)
-        self._load_touching = client.register_script(layout.LOAD_TOUCHING)
+        self.cluster = cluster
+        scripts = layout.CLUSTER if cluster else layout.SINGLE
+        self._create = client.register_script(scripts.create)
+        self._save = client.register_script(scripts.save)
+        self._touch = client.register_script(scripts.touch)
+        self._delete = client.register_script(scripts.delete)
+        self._rotate = client.register_script(scripts.rotate)
+        self._load_touching = client.register_script(scripts.load_touching)
         self._list_user = client.register_script(layout.LIST_USER)
         self._delete_user = client.register_script(layout.DELETE_USER)
+        self._index_add = client.register_script(layout.INDEX_ADD)
 
     @classmethod
     def from_url(
@@ -79,6 +83,30 @@ class RedisStore(Store, UserIndex, Iterable):
         )
         return cls(client, prefix=prefix)
 
+    @classmethod
+    def from_cluster(
+        cls, url: str, *, prefix: str = DEFAULT_PREFIX, timeout: float = 2.0
+    ) -> RedisStore:
+        """A store on the Redis Cluster that ``url`` (``redis://`` of any node) reaches.
+
+        Each session lives in one slot; a user's index lives in another, so the store updates
+        it with a command of its own: not atomic with the session's, and repaired on read.
+        """
+        cluster_type: Any = cluster_module.RedisCluster  # redis-py leaves this untyped
+        client = cluster_type.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
+        return cls(client, prefix=prefix, cluster=True)
+
+    def _file(self, user: bytes | str | None, key: str, expires_at: float) -> None:
+        """Cluster only: add a session to its user's index (the scripts cannot reach it)."""
+        if self.cluster and user:
+            name = user.decode() if isinstance(user, bytes) else user
+            args = [layout.expiry_ms(expires_at), session_key(self.prefix, key)]
+            self._index_add(keys=[user_key(self.prefix, name)], args=args)
+
+    def _unfile(self, user: bytes | None, key: str) -> None:
+        if self.cluster and user:
+            self.client.zrem(user_key(self.prefix, user.decode()), session_key(self.prefix, key))
+
     def load(self, key: str) -> Record | None:
         with reported("load"):
             fields = self.client.hgetall(session_key(self.prefix, key))
@@ -90,12 +118,17 @@ class RedisStore(Store, UserIndex, Iterable):
         args = [self.prefix, repr(expires_at), repr(min_gain), repr(now)]
         with reported("load"):
             row = self._load_touching(keys=[session_key(self.prefix, key)], args=args)
-        return layout.from_touching(key, row)
+            record, touched = layout.from_touching(key, row)
+            if touched and record is not None:
+                self._file(record.user_id, key, record.expires_at)
+        return record, touched
 
     def create(self, record: Record) -> bool:
         keys = [session_key(self.prefix, record.key)]
         with reported("create"):
             created = self._create(keys=keys, args=layout.write_args(self.prefix, record))
+            if created == 1:
+                self._file(record.user_id, record.key, record.expires_at)
         return bool(created == 1)
 
     def save(self, record: Record, expected_version: int) -> bool:
@@ -103,31 +136,57 @@ class RedisStore(Store, UserIndex, Iterable):
         args = [*layout.write_args(self.prefix, record), expected_version]
         with reported("save"):
             saved = self._save(keys=keys, args=args)
+            if saved == 1:
+                self._file(record.user_id, record.key, record.expires_at)
         return bool(saved == 1)
 
     def touch(self, key: str, expires_at: float) -> None:
         keys = [session_key(self.prefix, key)]
         with reported("touch"):
-            self._touch(keys=keys, args=layout.touch_args(self.prefix, expires_at))
+            user = self._touch(keys=keys, args=layout.touch_args(self.prefix, expires_at))
+            if user != 0:
+                self._file(user, key, expires_at)
 
     def delete(self, key: str) -> None:
         with reported("delete"):
-            self._delete(keys=[session_key(self.prefix, key)], args=[self.prefix])
+            user = self._delete(keys=[session_key(self.prefix, key)], args=[self.prefix])
+            self._unfile(user, key)
 
     def rotate(self, old_key: str, record: Record) -> bool:
+        if self.cluster:  # the two keys live in different slots: create, then delete
+            return super().rotate(old_key, record)
         keys = [session_key(self.prefix, record.key), session_key(self.prefix, old_key)]
         with reported("rotate"):
             rotated = self._rotate(keys=keys, args=layout.write_args(self.prefix, record))
         return bool(rotated == 1)
 
     def list_by_user(self, user_id: str) -> list[Record]:
+        index = user_key(self.prefix, user_id)
+        if not self.cluster:
+            with reported("list_by_user"):
+                rows = self._list_user(keys=[index])
+            return layout.from_rows(self.prefix, rows)
         with reported("list_by_user"):
-            rows = self._list_user(keys=[user_key(self.prefix, user_id)])
-        return layout.from_rows(self.prefix, rows)
+            names = self.client.zrange(index, 0, -1)
+            records = self._fetch(names, len(session_key(self.prefix, "")))
+            found = {session_key(self.prefix, record.key).encode() for record in records}
+            gone = [name for name in names if name not in found]
+            if gone:
+                self.client.zrem(index, *gone)
+        return records
 
     def delete_by_user(self, user_id: str) -> int:
+        index = user_key(self.prefix, user_id)
+        if not self.cluster:
+            with reported("delete_by_user"):
+                deleted = self._delete_user(keys=[index])
+            return int(deleted)
         with reported("delete_by_user"):
-            deleted = self._delete_user(keys=[user_key(self.prefix, user_id)])
+            names = self.client.zrange(index, 0, -1)
+            deleted = 0
+            for name in names:  # one slot each: no multi-key DEL across them
+                deleted += self.client.delete(name)
+            self.client.delete(index)
         return int(deleted)
 
     def iter_records(self) -> Iterator[Record]:

@@ -13,15 +13,16 @@ Commands per call, each one round trip: load ``HGETALL``; the engine's load, whi
 extends a due expiry (up to the deadline kept in field ``a``), create, save, touch, delete,
 rotate (create the new, drop the old), list by user and delete by user one ``EVALSHA`` of the
 scripts below. Scripts derive a user's
-index key from the prefix, which a single Redis (or a Sentinel-managed one) allows; a Redis
-Cluster keeps the two in different slots and cannot update both atomically.
+index key from the prefix, which a single Redis (or a Sentinel-managed one) allows. On a Redis
+Cluster the two live in different slots: the :data:`CLUSTER` scripts leave the index alone and
+the store updates it with :data:`INDEX_ADD` or ``ZREM`` on the index's own node.
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import redis.exceptions
 
@@ -44,6 +45,16 @@ local function file_user(prefix, user, key, ms)
     extend(index, ms)
   end
 end
+local function unfile_user(prefix, user, key)
+  if user and user ~= '' then redis.call('ZREM', prefix .. 'u:' .. user, key) end
+end
+"""
+
+# In a Redis Cluster a user's index lives in another slot than the session: the scripts leave
+# it alone, and the store updates it with a command of its own (see INDEX_ADD).
+_CLUSTER_HELPERS = """
+local function file_user(prefix, user, key, ms) end
+local function unfile_user(prefix, user, key) end
 """
 
 _STORE_NEW = """
@@ -59,49 +70,34 @@ _DROP = """
 local function drop(prefix, key)
   local user = redis.call('HGET', key, 'u')
   redis.call('DEL', key)
-  if user and user ~= '' then redis.call('ZREM', prefix .. 'u:' .. user, key) end
+  unfile_user(prefix, user, key)
+  return user
 end
 """
 
-CREATE = _HELPERS + _STORE_NEW + "return 1\n"
-
-ROTATE = (
-    _HELPERS + _DROP + _STORE_NEW + "drop(ARGV[1], KEYS[2])  -- KEYS[2] the old session\nreturn 1\n"
-)
-
-SAVE = (
-    _HELPERS
-    + """
+_SAVE = """
 -- KEYS[1] session; ARGV: prefix, data, version, expires (s), expires (ms), user, deadline,
 -- expected version
 local current = redis.call('HMGET', KEYS[1], 'v', 'u')
 if current[1] ~= ARGV[8] then return 0 end
 redis.call('HSET', KEYS[1], 'd', ARGV[2], 'v', ARGV[3], 'e', ARGV[4], 'u', ARGV[6], 'a', ARGV[7])
 redis.call('PEXPIREAT', KEYS[1], ARGV[5])
-if current[2] ~= ARGV[6] and current[2] ~= '' then
-  redis.call('ZREM', ARGV[1] .. 'u:' .. current[2], KEYS[1])
-end
+if current[2] ~= ARGV[6] then unfile_user(ARGV[1], current[2], KEYS[1]) end
 file_user(ARGV[1], ARGV[6], KEYS[1], ARGV[5])
 return 1
 """
-)
 
-TOUCH = (
-    _HELPERS
-    + """
--- KEYS[1] session; ARGV: prefix, expires (s), expires (ms)
+_TOUCH = """
+-- KEYS[1] session; ARGV: prefix, expires (s), expires (ms); returns the user, or 0
 local user = redis.call('HGET', KEYS[1], 'u')
 if not user then return 0 end
 redis.call('HSET', KEYS[1], 'e', ARGV[2])
 redis.call('PEXPIREAT', KEYS[1], ARGV[3])
 file_user(ARGV[1], user, KEYS[1], ARGV[3])
-return 1
+return user
 """
-)
 
-LOAD_TOUCHING = (
-    _HELPERS
-    + """
+_LOAD_TOUCHING = """
 -- KEYS[1] session; ARGV: prefix, wanted expiry (s), least gain (s), now (s)
 -- returns data, version, expiry, user, deadline, touched (1 or 0); nil when missing
 local h = redis.call('HMGET', KEYS[1], 'd', 'v', 'e', 'u', 'a')
@@ -123,9 +119,6 @@ if deadline then
 end
 return {h[1], h[2], h[3], h[4], h[5] or '', touched}
 """
-)
-
-DELETE = _DROP + "drop(ARGV[1], KEYS[1])  -- KEYS[1] session; ARGV: prefix\nreturn 1\n"
 
 LIST_USER = """
 -- KEYS[1] user index; returns key, data, version, expires, user for each live session
@@ -154,6 +147,45 @@ redis.call('DEL', KEYS[1])
 return deleted
 """
 
+INDEX_ADD = (
+    _HELPERS
+    + """
+-- KEYS[1] a user index (Cluster only); ARGV: expires (ms), session key
+redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
+extend(KEYS[1], ARGV[1])
+return 1
+"""
+)
+
+
+class Scripts(NamedTuple):
+    """The Lua of one deployment: a single Redis (or Sentinel's master), or a Cluster."""
+
+    create: str
+    rotate: str
+    save: str
+    touch: str
+    load_touching: str
+    delete: str
+
+
+def _scripts(helpers: str) -> Scripts:
+    return Scripts(
+        create=helpers + _STORE_NEW + "return 1\n",
+        rotate=helpers
+        + _DROP
+        + _STORE_NEW
+        + "drop(ARGV[1], KEYS[2])  -- the old session\nreturn 1\n",
+        save=helpers + _SAVE,
+        touch=helpers + _TOUCH,
+        load_touching=helpers + _LOAD_TOUCHING,
+        delete=helpers + _DROP + "return drop(ARGV[1], KEYS[1])  -- KEYS[1] session\n",
+    )
+
+
+SINGLE = _scripts(_HELPERS)
+CLUSTER = _scripts(_CLUSTER_HELPERS)
+
 
 def session_key(prefix: str, key: str) -> str:
     return f"{prefix}s:{key}"
@@ -170,17 +202,18 @@ def write_args(prefix: str, record: Record) -> list[str | bytes | int]:
         record.data,
         record.version,
         repr(record.expires_at),
-        _ms(record.expires_at),
+        expiry_ms(record.expires_at),
         record.user_id or "",
         "" if record.deadline is None else repr(record.deadline),
     ]
 
 
 def touch_args(prefix: str, expires_at: float) -> list[str | int]:
-    return [prefix, repr(expires_at), _ms(expires_at)]
+    return [prefix, repr(expires_at), expiry_ms(expires_at)]
 
 
-def _ms(seconds: float) -> int:
+def expiry_ms(seconds: float) -> int:
+    """An expiry in Unix milliseconds, as PEXPIREAT and the index scores take it."""
     return max(1, round(seconds * 1000))
 
 
