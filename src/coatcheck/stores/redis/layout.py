@@ -12,10 +12,10 @@ Keys (``prefix`` defaults to ``coatcheck:``):
 Commands per call, each one round trip: load ``HGETALL``; the engine's load, which also
 extends a due expiry (up to the deadline kept in field ``a``), create, save, touch, delete,
 rotate (create the new, drop the old), list by user and delete by user one ``EVALSHA`` of the
-scripts below. Scripts derive a user's
-index key from the prefix, which a single Redis (or a Sentinel-managed one) allows. On a Redis
-Cluster the two live in different slots: the :data:`CLUSTER` scripts leave the index alone and
-the store updates it with :data:`INDEX_ADD` or ``ZREM`` on the index's own node.
+scripts below. Scripts derive a user's index key from the prefix, which a single Redis (or a
+Sentinel-managed one) allows. On a Redis Cluster the two live in different slots: the
+:data:`CLUSTER` scripts leave the index alone and the store updates it with :data:`INDEX_ADD`
+or ``ZREM`` on the index's own node.
 """
 
 from __future__ import annotations
