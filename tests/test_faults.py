@@ -32,9 +32,11 @@ def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
     if shutil.which("redis-server") is None:
         pytest.fail("redis-server is needed for the fault tests (Debian package redis-server)")
     redis = PrivateRedis(tmp_path)
-    redis.start()
-    yield redis
-    redis.kill()
+    try:
+        redis.start()
+        yield redis
+    finally:
+        redis.kill()
 
 
 @pytest.fixture
@@ -42,9 +44,11 @@ def private_postgres() -> Iterator[PrivatePostgres]:
     if not postgres_available():
         pytest.fail("the PostgreSQL fault test needs root and PostgreSQL's server binaries")
     server = PrivatePostgres()
-    server.start()
-    yield server
-    server.remove()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.remove()
 
 
 def outage(store: AsyncStore, kill: Callable[[], None], restart: Callable[[], None]) -> None:

@@ -25,9 +25,11 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterGroup]:
     if shutil.which("redis-server") is None or shutil.which("redis-cli") is None:
         pytest.fail("redis-server and redis-cli are needed for the Cluster tests")
     group = ClusterGroup(tmp_path_factory.mktemp("cluster"))
-    group.start()
-    yield group
-    group.stop()
+    try:  # a group that fails to start is stopped too: nothing outlives the tests
+        group.start()
+        yield group
+    finally:
+        group.stop()
 
 
 def prefixed(cluster: ClusterGroup) -> str:

@@ -26,9 +26,11 @@ def group(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SentinelGroup]:
     if shutil.which("redis-server") is None:
         pytest.fail("redis-server is needed for the Sentinel tests (Debian package redis-server)")
     group = SentinelGroup(tmp_path_factory.mktemp("sentinel"))
-    group.start()
-    yield group
-    group.stop()
+    try:  # a group that fails to start is stopped too: nothing outlives the tests
+        group.start()
+        yield group
+    finally:
+        group.stop()
 
 
 class TestSentinelRedisStore(StoreConformance):
