@@ -101,6 +101,12 @@ def test_one_round_trip_per_store_call(prefix: str) -> None:
     touched = store.load(store_key(session_id))
     assert touched is not None
     assert touched.expires_at == pytest.approx(clock.now + 1800, abs=0.01)
+    clock.advance(61)  # a touch is due again, and this time the request also writes
+    session = run(engine.load(session_id), store)
+    session["cart"] = [1, 2]
+    cookie = run(engine.commit(session), store)
+    assert cookie is not None  # the load slid the expiry: the cookie slides with it
+    assert "Max-Age=1800" in cookie
     assert traffic(write) == 2  # load, compare-and-set save
     assert traffic(logout) == 2  # load, delete
     session = run(engine.load(None), store)

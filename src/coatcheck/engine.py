@@ -215,11 +215,10 @@ class SessionEngine:
             session_id = new_id()
             key = store_key(session_id, self.config.hash_secret)
             record = Record(key, blob, expires_at, 1, session._user_id, deadline)
-            call = (
-                StoreCall("create", (record,))
-                if replaces is None
-                else (StoreCall("rotate", (replaces, record)))
-            )
+            if replaces is None:
+                call = StoreCall("create", (record,))
+            else:
+                call = StoreCall("rotate", (replaces, record))
             if (yield call):
                 session._adopt(session_id, key, 1, blob, expires_at, session._user_id)
                 session._last_active = now
@@ -244,17 +243,20 @@ class SessionEngine:
         assert session._key is not None
         assert session._expires_at is not None
         key, version, previous = session._key, session._version, session._expires_at
+        touched_by_load = session._touched
+        deadline = session._auth_at + self.config.absolute_timeout
         blob = session._rewrap(body)
         for attempt in range(MAX_SAVE_ATTEMPTS):
             if attempt:  # writers colliding on one session take turns instead of spinning
                 yield StoreCall(PAUSE, (random.uniform(0, min(MAX_BACKOFF, 0.001 * 2**attempt)),))
-            deadline = session._auth_at + self.config.absolute_timeout
             record = Record(key, blob, expires_at, version + 1, session._user_id, deadline)
             if (yield StoreCall("save", (record, version))):
                 session._adopt(
                     session._id or "", key, version + 1, blob, expires_at, session._user_id
                 )
                 session._last_active = now
+                if touched_by_load and self.config.persistent:
+                    return self._issue(session, now)  # the load moved the expiry: slide
                 return self._reissue(session, previous, now)
             current: Record | None = yield StoreCall("load", (key,))
             merged = self._replay(session, current, now)
