@@ -94,11 +94,7 @@ class SessionMiddleware:
             session = engine.fresh()
         else:
             try:
-                plan = engine.load(cookie_value)
-                inline = self._inline
-                session = (
-                    run(plan, inline) if inline is not None else await run_async(plan, self.store)
-                )
+                session = await self._carry_out(engine.load(cookie_value))
             except StoreError as exc:
                 await self._unavailable(scope, send, exc)
                 return
@@ -111,12 +107,7 @@ class SessionMiddleware:
                 return
             if message["type"] in ("http.response.start", "websocket.accept"):
                 try:
-                    commit, inline = engine.commit(session), self._inline
-                    set_cookie = (
-                        run(commit, inline)
-                        if inline is not None
-                        else await run_async(commit, self.store)
-                    )
+                    set_cookie = await self._carry_out(engine.commit(session))
                 except StoreError as exc:
                     replaced = True
                     await self._unavailable(scope, send, exc)

@@ -27,7 +27,7 @@ from .config import SessionConfig
 from .cookies import CookieWriter
 from .ids import is_well_formed, new_id, store_key
 from .session import Session
-from .stores.base import AsyncStore, Record, Store, StoreError
+from .stores.base import AsyncStore, Record, Store, StoreError, anyio_module
 
 logger = logging.getLogger("coatcheck")
 
@@ -357,9 +357,8 @@ async def run_async(plan: Plan[T] | None, store: AsyncStore) -> T | None:
 
 
 async def _sleep(seconds: float) -> None:
-    try:
-        import anyio  # noqa: PLC0415 - optional: works under trio too when present
-    except ImportError:  # pragma: no cover
+    anyio = anyio_module()
+    if anyio is None:  # pragma: no cover
         await asyncio.sleep(seconds)
     else:
         await anyio.sleep(seconds)

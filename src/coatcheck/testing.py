@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
@@ -119,8 +120,6 @@ class Harness:
     """One store under test, an engine with a fake clock, and calls in the store's own face."""
 
     def __init__(self, store: Store | AsyncStore, portal: BlockingPortal | None) -> None:
-        import time  # noqa: PLC0415
-
         self.store = store
         self.portal = portal
         self.clock = FakeClock(time.time())

@@ -12,9 +12,10 @@ A sync store gets its async face from :class:`AsyncStoreAdapter`, so no store is
 from __future__ import annotations
 
 import asyncio
+import functools
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import NamedTuple, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 T = TypeVar("T")
 
@@ -183,12 +184,22 @@ class AsyncStore(ABC):
         raise NotSupported(f"{type(self).__name__} cannot list its records")
 
 
-async def _in_thread(function: Callable[..., T], *args: object) -> T:
+@functools.cache
+def anyio_module() -> Any | None:
+    """anyio when installed (so trio works too), else None; looked up once."""
     try:
-        import anyio.to_thread  # noqa: PLC0415 - optional: works under trio too when present
+        import anyio.to_thread  # noqa: PLC0415 - optional
     except ImportError:  # pragma: no cover
+        return None
+    return anyio
+
+
+async def _in_thread(function: Callable[..., T], *args: object) -> T:
+    anyio = anyio_module()
+    if anyio is None:  # pragma: no cover
         return await asyncio.to_thread(function, *args)
-    return await anyio.to_thread.run_sync(function, *args)
+    result: T = await anyio.to_thread.run_sync(function, *args)
+    return result
 
 
 class AsyncStoreAdapter(AsyncStore):

@@ -54,9 +54,7 @@ def retouched(record: Record, expires_at: float) -> Record:
     return record._replace(expires_at=expires_at)
 
 
-@contextlib.contextmanager
-def reported(call: str) -> Iterator[None]:
-    """Turn client errors (refused, timed out, protocol) into :class:`StoreUnavailable`."""
+def _client_errors() -> tuple[type[BaseException], ...]:
     errors: list[type[BaseException]] = [OSError, TimeoutError, asyncio.TimeoutError]
     with contextlib.suppress(ImportError):
         import pymemcache.exceptions  # noqa: PLC0415
@@ -66,9 +64,18 @@ def reported(call: str) -> Iterator[None]:
         import aiomcache.exceptions  # noqa: PLC0415
 
         errors.append(aiomcache.exceptions.ClientException)
+    return tuple(errors)
+
+
+CLIENT_ERRORS = _client_errors()
+
+
+@contextlib.contextmanager
+def reported(call: str) -> Iterator[None]:
+    """Turn client errors (refused, timed out, protocol) into :class:`StoreUnavailable`."""
     try:
         yield
-    except tuple(errors) as exc:
+    except CLIENT_ERRORS as exc:
         raise StoreUnavailable(f"Memcached {call}: {type(exc).__name__}: {exc}") from exc
 
 
