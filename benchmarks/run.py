@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from . import http_load, inprocess, memory, purge, store_ops
+from . import frameworks, http_load, inprocess, memory, purge, store_ops
 from .apps import BARE
 from .report import Target, machine, targets_table
 
@@ -32,6 +32,12 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=defaults.warmup, help="warm-up seconds")
     parser.add_argument("--connections", type=int, default=defaults.connections)
     parser.add_argument("--skip-http", action="store_true", help="only the in-process benchmarks")
+    parser.add_argument(
+        "--only-frameworks",
+        nargs="*",
+        metavar="NAME",
+        help="run only these framework benchmarks (all when given no name), nothing else",
+    )
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="report to write")
     return parser.parse_args(argv)
 
@@ -53,6 +59,8 @@ def main(argv: list[str] | None = None) -> int:
         connections=args.connections,
     )
     began = time.monotonic()
+    if args.only_frameworks is not None:
+        return _frameworks_only(args.only_frameworks or list(frameworks.MODULES), settings)
     ops = _timed("store calls per request", store_ops.measure)
     footprint = _timed(f"memory per session ({memory.SESSIONS:,} sessions)", memory.measure)
     purges = _timed("MemoryStore purge scaling", purge.measure)
@@ -71,6 +79,13 @@ def main(argv: list[str] | None = None) -> int:
         targets += http.targets()
     targets += store_ops.targets(ops)
     targets += [*footprint.targets(), purge.target(purges)]
+    framework_sections = []
+    if not args.skip_http:
+        for number, name in enumerate(frameworks.MODULES, start=6):
+            title, measure = frameworks.load(name)
+            result = _timed(title, lambda measure=measure: measure(settings))  # type: ignore[misc]
+            framework_sections.append((f"{number}. {title}", result.markdown))
+            targets += result.targets
 
     sections = [
         ("Machine", machine()),
@@ -80,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         ("3. Store calls per request", store_ops.markdown(ops)),
         ("4. Memory per session in MemoryStore", footprint.markdown()),
         ("5. MemoryStore purge scaling", purge.markdown(purges)),
+        *framework_sections,
     ]
     report = PREAMBLE + "".join(f"\n## {title}\n\n{body.strip()}\n" for title, body in sections)
     args.output.parent.mkdir(parents=True, exist_ok=True)
@@ -88,6 +104,17 @@ def main(argv: list[str] | None = None) -> int:
     for target in targets:
         if not target.holds:
             print(f"  target missed: {target.name} (measured {target.measured})")
+    return 0
+
+
+def _frameworks_only(names: list[str], settings: http_load.LoadSettings) -> int:
+    """Run some framework benchmarks and print their sections (docs/benchmarks.md is untouched)."""
+    for name in names:
+        title, measure = frameworks.load(name)
+        result = measure(settings)
+        print(f"\n## {title}\n\n{result.markdown.strip()}\n")
+        for target in result.targets:
+            print(f"  {'holds' if target.holds else 'MISSED'}: {target.name} ({target.measured})")
     return 0
 
 
