@@ -40,3 +40,18 @@ def store_key(session_id: str, secret: bytes | None = None) -> str:
     if secret is None:
         return hashlib.sha256(raw).hexdigest()
     return hmac.new(secret, raw, hashlib.sha256).hexdigest()
+
+
+FINGERPRINT_LENGTH = 16
+
+
+def fingerprint(key: str) -> str:
+    """A short name for a stored session, safe to show, log or pass around: 16 hex digits.
+
+    It is a prefix of the store key (itself a hash of the ID), so it identifies the record
+    without being usable as a cookie or revealing the ID.
+
+    >>> fingerprint(store_key("A" * 43))
+    '0f007385b6f9d4b7'
+    """
+    return key[:FINGERPRINT_LENGTH]

@@ -1,0 +1,7 @@
+"""``python -m coatcheck.cli``: the same as the ``coatcheck`` command."""
+
+import sys
+
+from . import main
+
+sys.exit(main())
