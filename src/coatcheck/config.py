@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import timedelta
 from typing import Any, Literal, TypedDict
+
+from .encryption import InvalidKey, parse_key
 
 SameSite = Literal["lax", "strict", "none"]
 Seconds = float | int | timedelta
@@ -38,11 +40,21 @@ class SessionOptions(TypedDict, total=False):
     touch_interval: Seconds
     max_size: int
     hash_secret: bytes | None
+    encryption_keys: Sequence[bytes | str]
     clock: Callable[[], float]
 
 
 class ConfigError(ValueError):
     """An option has a value coatcheck refuses; the message names the option."""
+
+
+def _keys(value: object) -> tuple[bytes, ...]:
+    if isinstance(value, bytes | str) or not isinstance(value, tuple | list):
+        raise ConfigError("encryption_keys must be a list of keys, newest first")
+    try:
+        return tuple(parse_key(key) for key in value)
+    except InvalidKey as exc:
+        raise ConfigError(f"encryption_keys: {exc}") from None
 
 
 def _seconds(name: str, value: object) -> float:
@@ -84,14 +96,18 @@ class SessionConfig:
     """A read-only request refreshes the expiry at most once per this many seconds."""
     max_size: int = 64 * 1024
     """Largest serialized session data, in bytes."""
-    hash_secret: bytes | None = None
+    hash_secret: bytes | None = field(default=None, repr=False)
     """Key the at-rest hash of IDs (HMAC-SHA-256) instead of plain SHA-256."""
+    encryption_keys: tuple[bytes, ...] = field(default=(), repr=False)
+    """AES-256-GCM keys (32 bytes, or base64url text), newest first: when given, every record is
+    encrypted at rest with the first and decrypts with any (see :mod:`coatcheck.encryption`)."""
     clock: Callable[[], float] = field(default=time.time, repr=False)
     """Where the current time (Unix seconds) comes from; tests inject their own."""
 
     def __post_init__(self) -> None:
         for name in ("idle_timeout", "absolute_timeout", "touch_interval"):
             object.__setattr__(self, name, _seconds(name, getattr(self, name)))
+        object.__setattr__(self, "encryption_keys", _keys(self.encryption_keys))
         self._validate()
 
     def _validate(self) -> None:

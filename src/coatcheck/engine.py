@@ -25,6 +25,7 @@ from typing import Any, NamedTuple, TypeVar, overload
 from . import codec
 from .config import SessionConfig
 from .cookies import CookieWriter
+from .encryption import KeyRing
 from .ids import is_well_formed, new_id, store_key
 from .session import Session
 from .stores.base import AsyncStore, Record, Store, StoreError, anyio_module
@@ -73,6 +74,8 @@ class SessionEngine:
     def __init__(self, config: SessionConfig | None = None) -> None:
         self.config = config if config is not None else SessionConfig()
         self.cookies = CookieWriter(self.config)
+        keys = self.config.encryption_keys
+        self._ring = KeyRing(keys) if keys else None
 
     # -- load --------------------------------------------------------------------------------
 
@@ -117,11 +120,20 @@ class SessionEngine:
             session._touched, session._last_active = True, now
         return session
 
+    def _sealed(self, blob: bytes, key: str) -> bytes:
+        """What the store is given for ``blob``: the blob itself, or it encrypted at rest."""
+        return blob if self._ring is None else self._ring.seal(blob, key)
+
+    def _opened(self, record: Record) -> bytes:
+        """The envelope a stored record holds (decrypted); :class:`codec.DecodeError` if none."""
+        return record.data if self._ring is None else self._ring.open(record.data, record.key)
+
     def _revive(self, record: Record | None, session_id: str, now: float) -> Session | None:
         if record is None or record.expires_at <= now:
             return None
         try:
-            data, created_at, auth_at = codec.decode(record.data)
+            raw = self._opened(record)
+            data, created_at, auth_at = codec.decode(raw)
         except codec.DecodeError as exc:
             logger.warning("discarding a stored session that does not decode: %s", exc)
             return None
@@ -136,7 +148,7 @@ class SessionEngine:
             session_id=session_id,
             key=record.key,
             version=record.version,
-            raw=record.data,
+            raw=raw,
             created_at=created_at,
             auth_at=auth_at,
             expires_at=record.expires_at,
@@ -214,7 +226,7 @@ class SessionEngine:
         for _ in range(MAX_CREATE_ATTEMPTS):
             session_id = new_id()
             key = store_key(session_id, self.config.hash_secret)
-            record = Record(key, blob, expires_at, 1, session._user_id, deadline)
+            record = Record(key, self._sealed(blob, key), expires_at, 1, session._user_id, deadline)
             if replaces is None:
                 call = StoreCall("create", (record,))
             else:
@@ -249,7 +261,8 @@ class SessionEngine:
         for attempt in range(MAX_SAVE_ATTEMPTS):
             if attempt:  # writers colliding on one session take turns instead of spinning
                 yield StoreCall(PAUSE, (random.uniform(0, min(MAX_BACKOFF, 0.001 * 2**attempt)),))
-            record = Record(key, blob, expires_at, version + 1, session._user_id, deadline)
+            sealed = self._sealed(blob, key)
+            record = Record(key, sealed, expires_at, version + 1, session._user_id, deadline)
             if (yield StoreCall("save", (record, version))):
                 session._adopt(
                     session._id or "", key, version + 1, blob, expires_at, session._user_id
@@ -276,8 +289,10 @@ class SessionEngine:
         """
         if current is None or current.expires_at <= now:
             return None
+        raw = current.data
         try:
-            theirs, _, _ = codec.decode(current.data)
+            raw = self._opened(current)
+            theirs, _, _ = codec.decode(raw)
         except codec.DecodeError:
             theirs = {}
         if session._cleared:
@@ -293,7 +308,7 @@ class SessionEngine:
                     merged[key] = value
         dict.clear(session)
         dict.update(session, merged)
-        session._rebase(current.data)  # the baseline for a further retry
+        session._rebase(raw)  # the baseline for a further retry
         session._size = None
         session._cleared = False
         return current.version, merged

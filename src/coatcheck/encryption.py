@@ -1,0 +1,107 @@
+"""Encryption at rest: AES-256-GCM of what a store holds, under a ring of keys.
+
+A :class:`KeyRing` encrypts with its newest key and decrypts with any of them, so keys rotate
+without a flag day: put the new key first, keep the old ones until ``coatcheck rekey`` (or the
+sessions' own expiry) has moved every record to the new key, then drop them. The record's store
+key is the associated data, so a ciphertext moved to another record does not decrypt.
+
+A sealed record is ``MAGIC (4 bytes) | key id (4) | nonce (12) | ciphertext and tag``; the
+magic cannot begin JSON, so sealed and plain records are told apart without guessing.
+
+>>> ring = KeyRing([bytes(32)])
+>>> sealed = ring.seal(b'{"d":{}}', "a-store-key")
+>>> ring.open(sealed, "a-store-key")
+b'{"d":{}}'
+>>> ring.open(sealed, "another-key")
+Traceback (most recent call last):
+...
+coatcheck.codec.DecodeError: stored session fails authentication: tampered?
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import os
+from collections.abc import Iterable
+
+from .codec import DecodeError
+
+MAGIC = b"\x00cc1"
+KEY_BYTES = 32
+_ID_BYTES = 4
+_NONCE_BYTES = 12
+_HEADER = len(MAGIC) + _ID_BYTES + _NONCE_BYTES
+
+
+class InvalidKey(ValueError):
+    """An encryption key is not 32 bytes (or their unpadded base64url spelling)."""
+
+
+def parse_key(key: bytes | str) -> bytes:
+    """A 32-byte key from raw bytes or from base64url text (as ``coatcheck keygen`` prints)."""
+    if isinstance(key, str):
+        try:
+            raw = base64.urlsafe_b64decode(key + "=" * (-len(key) % 4))
+        except (binascii.Error, ValueError):
+            raise InvalidKey("an encryption key given as text must be base64url") from None
+    elif isinstance(key, bytes):
+        raw = key
+    else:
+        raise InvalidKey(f"an encryption key must be bytes or str, not {type(key).__name__}")
+    if len(raw) != KEY_BYTES:
+        raise InvalidKey(f"an encryption key must be {KEY_BYTES} bytes, not {len(raw)}")
+    return raw
+
+
+def is_sealed(data: bytes) -> bool:
+    """Whether ``data`` is a sealed record (as opposed to a plain JSON envelope)."""
+    return data.startswith(MAGIC)
+
+
+class KeyRing:
+    """AES-256-GCM keys, newest first: seals with the first, opens with whichever sealed it."""
+
+    def __init__(self, keys: Iterable[bytes | str]) -> None:
+        try:
+            from cryptography.exceptions import InvalidTag  # noqa: PLC0415
+            from cryptography.hazmat.primitives.ciphers.aead import AESGCM  # noqa: PLC0415
+        except ImportError as exc:  # pragma: no cover - the extra is missing
+            raise ImportError(
+                "encryption at rest needs the cryptography package: "
+                "pip install 'coatcheck[encryption]'"
+            ) from exc
+        parsed = [parse_key(key) for key in keys]
+        if not parsed:
+            raise InvalidKey("a key ring needs at least one key")
+        self._ciphers = {hashlib.sha256(key).digest()[:_ID_BYTES]: AESGCM(key) for key in parsed}
+        if len(self._ciphers) != len(parsed):
+            raise InvalidKey("the key ring holds the same key twice")
+        self._current_id = hashlib.sha256(parsed[0]).digest()[:_ID_BYTES]
+        self._current = self._ciphers[self._current_id]
+        self._invalid: type[Exception] = InvalidTag
+
+    def seal(self, plaintext: bytes, store_key: str) -> bytes:
+        """Encrypt ``plaintext`` for the record at ``store_key`` with the newest key."""
+        nonce = os.urandom(_NONCE_BYTES)
+        sealed = self._current.encrypt(nonce, plaintext, store_key.encode("ascii"))
+        return MAGIC + self._current_id + nonce + sealed
+
+    def open(self, data: bytes, store_key: str) -> bytes:
+        """Decrypt a record sealed by any key of the ring; :class:`DecodeError` otherwise."""
+        if not data.startswith(MAGIC) or len(data) < _HEADER + 16:
+            raise DecodeError("stored session is not encrypted, but encryption is configured")
+        key_id = data[len(MAGIC) : len(MAGIC) + _ID_BYTES]
+        cipher = self._ciphers.get(key_id)
+        if cipher is not None:
+            nonce = data[len(MAGIC) + _ID_BYTES : _HEADER]
+            try:
+                return bytes(cipher.decrypt(nonce, data[_HEADER:], store_key.encode("ascii")))
+            except self._invalid:  # tampered, or another record's data
+                raise DecodeError("stored session fails authentication: tampered?") from None
+        raise DecodeError("stored session does not decrypt with any key of the ring")
+
+    def is_current(self, data: bytes) -> bool:
+        """Whether ``data`` is sealed under the newest key (``rekey`` leaves such records)."""
+        return data[len(MAGIC) : len(MAGIC) + _ID_BYTES] == self._current_id and is_sealed(data)
