@@ -53,6 +53,11 @@ async def logout(request: Request) -> Response:
     return PlainTextResponse("bye")
 
 
+async def logout_everywhere(request: Request) -> Response:
+    session_of(request).logout(everywhere=True)
+    return PlainTextResponse("bye, everywhere")
+
+
 async def regenerate(request: Request) -> Response:
     session_of(request).regenerate()
     return PlainTextResponse("rotated")
@@ -79,6 +84,7 @@ def starlette_app(store: Store | AsyncStore | None = None, **options: Any) -> Se
             Route("/write", write, methods=["POST"]),
             Route("/login/{user}", login, methods=["POST"]),
             Route("/logout", logout, methods=["POST"]),
+            Route("/logout-everywhere", logout_everywhere, methods=["POST"]),
             Route("/regenerate", regenerate, methods=["POST"]),
             Route("/whoami", whoami),
             WebSocketRoute("/ws", socket),

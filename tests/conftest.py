@@ -1,9 +1,5 @@
 """Shared test set-up: assertion rewriting for the conformance suite, and both JSON backends."""
 
-import importlib
-import sys
-from collections.abc import Iterator
-
 import pytest
 
 from coatcheck import codec
@@ -17,19 +13,9 @@ def anyio_backend() -> str:
 
 
 @pytest.fixture(params=["orjson", "stdlib"])
-def json_backend(request: pytest.FixtureRequest) -> Iterator[str]:
+def json_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Run a test with orjson, then again with the standard library's json module."""
     if request.param == "stdlib":
-        saved = sys.modules.get("orjson")
-        sys.modules["orjson"] = None  # type: ignore[assignment]
-        importlib.reload(codec)
-        try:
-            yield "stdlib"
-        finally:
-            if saved is None:
-                del sys.modules["orjson"]
-            else:
-                sys.modules["orjson"] = saved
-            importlib.reload(codec)
-    else:
-        yield "orjson"
+        monkeypatch.setattr(codec, "dumps", codec.stdlib_dumps)
+        monkeypatch.setattr(codec, "loads", codec.stdlib_loads)
+    return str(request.param)

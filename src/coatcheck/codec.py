@@ -30,40 +30,44 @@ class SessionTooLarge(ValueError):
     """The serialized session data would exceed the configured ``max_size``."""
 
 
-if orjson is not None:
+_encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def _check_keys(value: JSONValue) -> None:
+    """Refuse non-str keys, which json would silently turn into strings (orjson refuses)."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise TypeError(f"dict key {key!r} is not a str")
+            _check_keys(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _check_keys(item)
+
+
+def stdlib_dumps(value: JSONValue) -> bytes:
+    """:func:`dumps` with the standard library's json module (used when orjson is missing)."""
+    _check_keys(value)
+    try:
+        return _encoder.encode(value).encode("utf-8")
+    except ValueError as exc:  # NaN, infinity, circular references
+        raise TypeError(str(exc)) from exc
+
+
+def stdlib_loads(data: bytes) -> JSONValue:
+    """:func:`loads` with the standard library's json module (used when orjson is missing)."""
+    return json.loads(data)
+
+
+dumps: Callable[[JSONValue], bytes] = stdlib_dumps
+"""Serialize a value to compact UTF-8 JSON; TypeError for what JSON cannot hold."""
+loads: Callable[[bytes], JSONValue] = stdlib_loads
+"""Parse UTF-8 JSON; ValueError when it is not."""
+
+if orjson is not None:  # bound without a Python wrapper: these run several times per request
     _OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
-
-    # Bound without a Python wrapper: these run several times per request.
-    dumps: Callable[[JSONValue], bytes] = functools.partial(orjson.dumps, option=_OPTIONS)
-    """Serialize a value to compact UTF-8 JSON; TypeError for what JSON cannot hold."""
-    loads: Callable[[bytes], JSONValue] = orjson.loads
-    """Parse UTF-8 JSON; ValueError when it is not."""
-
-else:  # tests run this path too (the json_backend fixture)
-    _encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-
-    def _check_keys(value: JSONValue) -> None:
-        """Refuse non-str keys, which json would silently turn into strings (orjson refuses)."""
-        if isinstance(value, dict):
-            for key, item in value.items():
-                if not isinstance(key, str):
-                    raise TypeError(f"dict key {key!r} is not a str")
-                _check_keys(item)
-        elif isinstance(value, list | tuple):
-            for item in value:
-                _check_keys(item)
-
-    def dumps(value: JSONValue) -> bytes:
-        """Serialize ``value`` to compact UTF-8 JSON; TypeError for what JSON cannot hold."""
-        _check_keys(value)
-        try:
-            return _encoder.encode(value).encode("utf-8")
-        except ValueError as exc:  # NaN, infinity, circular references
-            raise TypeError(str(exc)) from exc
-
-    def loads(data: bytes) -> JSONValue:
-        """Parse UTF-8 JSON; ValueError when it is not."""
-        return json.loads(data)
+    dumps = functools.partial(orjson.dumps, option=_OPTIONS)
+    loads = orjson.loads
 
 
 def entry_size(key: str, value: JSONValue) -> int:

@@ -14,6 +14,7 @@ from datetime import timedelta
 from typing import Any, Literal, TypedDict
 
 from .encryption import InvalidKey, parse_key
+from .events import EventHandler
 
 SameSite = Literal["lax", "strict", "none"]
 Seconds = float | int | timedelta
@@ -42,6 +43,7 @@ class SessionOptions(TypedDict, total=False):
     hash_secret: bytes | None
     encryption_keys: Sequence[bytes | str]
     clock: Callable[[], float]
+    on_event: EventHandler | None
 
 
 class ConfigError(ValueError):
@@ -103,6 +105,9 @@ class SessionConfig:
     encrypted at rest with the first and decrypts with any (see :mod:`coatcheck.encryption`)."""
     clock: Callable[[], float] = field(default=time.time, repr=False)
     """Where the current time (Unix seconds) comes from; tests inject their own."""
+    on_event: EventHandler | None = field(default=None, repr=False)
+    """Called with every :class:`~coatcheck.events.SessionEvent` (created, logged in, rejected,
+    ...), besides the ``coatcheck.audit`` log line each one gets."""
 
     def __post_init__(self) -> None:
         for name in ("idle_timeout", "absolute_timeout", "touch_interval"):
@@ -149,6 +154,8 @@ class SessionConfig:
             raise ConfigError("hash_secret must be bytes of at least 16 (random) bytes")
         if not callable(self.clock):
             raise ConfigError("clock must be a callable returning Unix seconds")
+        if self.on_event is not None and not callable(self.on_event):
+            raise ConfigError("on_event must be a callable taking a SessionEvent")
 
     @property
     def cookie_key(self) -> str:

@@ -26,9 +26,10 @@ from . import codec
 from .config import SessionConfig
 from .cookies import CookieWriter
 from .encryption import KeyRing
-from .ids import is_well_formed, new_id, store_key
+from .events import EventKind, SessionEvent, log_event
+from .ids import fingerprint, is_well_formed, new_id, store_key
 from .session import Session
-from .stores.base import AsyncStore, Record, Store, StoreError, anyio_module
+from .stores.base import AsyncStore, NotSupported, Record, Store, StoreError, anyio_module
 
 logger = logging.getLogger("coatcheck")
 
@@ -76,6 +77,26 @@ class SessionEngine:
         self.cookies = CookieWriter(self.config)
         keys = self.config.encryption_keys
         self._ring = KeyRing(keys) if keys else None
+        self._on_event = self.config.on_event
+
+    def _emit(
+        self,
+        kind: EventKind,
+        key: str | None,
+        user_id: str | None = None,
+        reason: str | None = None,
+        count: int = 1,
+    ) -> None:
+        """Report a lifecycle step to the audit log and to ``on_event``; never raises."""
+        event = SessionEvent(
+            kind, fingerprint(key) if key else None, user_id, reason, self.config.clock(), count
+        )
+        log_event(event)
+        if self._on_event is not None:
+            try:
+                self._on_event(event)
+            except Exception:
+                logger.exception("the on_event handler failed on %s", event.describe())
 
     # -- load --------------------------------------------------------------------------------
 
@@ -89,6 +110,7 @@ class SessionEngine:
         return bool(
             session._key is not None
             or session._doomed_key is not None
+            or session._everywhere
             or session._reject_cookie
             or session._user_id is not None
             or session
@@ -107,6 +129,7 @@ class SessionEngine:
         config = self.config
         now = config.clock()
         if not is_well_formed(cookie_value):
+            self._emit("rejected", None, reason="malformed" if cookie_value else "ambiguous")
             return Session.fresh(now=now, max_size=config.max_size, reject_cookie=True)
         key = store_key(cookie_value, config.hash_secret)
         # A store that can extends the expiry in the same round trip when a touch is due.
@@ -114,8 +137,11 @@ class SessionEngine:
         loaded = yield StoreCall("load_touching", (key, now, candidate, config.touch_interval))
         record, touched = loaded
         session = self._revive(record, cookie_value, now)
-        if session is None:
+        if type(session) is str:  # why it could not be revived
+            kind: EventKind = "expired" if session in ("idle", "absolute") else "rejected"
+            self._emit(kind, key, record.user_id if record else None, session)
             return Session.fresh(now=now, max_size=config.max_size, reject_cookie=True)
+        assert isinstance(session, Session)
         if touched:
             session._touched, session._last_active = True, now
         return session
@@ -128,19 +154,22 @@ class SessionEngine:
         """The envelope a stored record holds (decrypted); :class:`codec.DecodeError` if none."""
         return record.data if self._ring is None else self._ring.open(record.data, record.key)
 
-    def _revive(self, record: Record | None, session_id: str, now: float) -> Session | None:
-        if record is None or record.expires_at <= now:
-            return None
+    def _revive(self, record: Record | None, session_id: str, now: float) -> Session | str:
+        """The stored session, or why there is none: a reason as reported in events."""
+        if record is None:
+            return "unknown"
+        if record.expires_at <= now:
+            return "idle"
         try:
             raw = self._opened(record)
             data, created_at, auth_at = codec.decode(raw)
         except codec.DecodeError as exc:
             logger.warning("discarding a stored session that does not decode: %s", exc)
-            return None
+            return "undecodable"
         config = self.config
         deadline = auth_at + config.absolute_timeout
         if deadline <= now:
-            return None
+            return "absolute"
         # The last touch set expires_at to min(then + idle, deadline); recover "then".
         last_active = record.expires_at - config.idle_timeout
         return Session.stored(
@@ -166,7 +195,12 @@ class SessionEngine:
         The plan returns the ``Set-Cookie`` value, or None for no cookie. The common case, a
         stored session read and left unchanged with no touch due, is decided here with no plan.
         """
-        if session._key is None or session._rotate or session._doomed_key is not None:
+        if (
+            session._key is None
+            or session._rotate
+            or session._doomed_key is not None
+            or session._everywhere
+        ):
             return self._rebind(session) if self._has_work(session) else None
         config = self.config
         now = config.clock()
@@ -187,10 +221,16 @@ class SessionEngine:
     def _rebind(self, session: Session) -> Plan[str | None]:
         """Create, rotate or destroy: the session's ID changes or goes."""
         now = self.config.clock()
-        doomed = session._doomed_key
+        doomed, user = session._doomed_key, session._doomed_user
         if doomed is not None:
             yield StoreCall("delete", (doomed,))
             session._doomed_key = None
+            self._emit("logged_out", doomed, user)
+        if session._everywhere and user is not None:
+            count = yield StoreCall("delete_by_user", (user,))
+            session._everywhere = False
+            self._emit("revoked", None, user, "logout everywhere", count)
+        session._doomed_user = None
         if session._key is None:
             if session or session._user_id is not None:
                 return (yield from self._create(session, now))
@@ -234,12 +274,17 @@ class SessionEngine:
             if (yield call):
                 session._adopt(session_id, key, 1, blob, expires_at, session._user_id)
                 session._last_active = now
+                self._emit("created" if replaces is None else "regenerated", key, session._user_id)
+                if session._login:
+                    self._emit("logged_in", key, session._user_id)
+                    session._login = False
                 return self._issue(session, now)
         raise StoreError(f"create reported {MAX_CREATE_ATTEMPTS} collisions of fresh random IDs")
 
     def _destroy(self, session: Session) -> Plan[str | None]:
         assert session._key is not None
         yield StoreCall("delete", (session._key,))
+        self._emit("expired", session._key, session._user_id, "absolute")
         return self._gone(session)
 
     def _touch(self, session: Session, expires_at: float, now: float) -> Plan[str | None]:
@@ -274,6 +319,7 @@ class SessionEngine:
             current: Record | None = yield StoreCall("load", (key,))
             merged = self._replay(session, current, now)
             if merged is None:  # deleted or expired meanwhile: never resurrect it
+                self._emit("expired", key, session._user_id, "ended during the request")
                 return self._gone(session)
             version, data = merged
             blob = codec.encode(data, session._created_at, session._auth_at, self.config.max_size)
@@ -341,7 +387,7 @@ def run(plan: Plan[T] | None, store: Store) -> T | None:
                 time.sleep(call.args[0])
                 result = None
             else:
-                result = getattr(store, call.method)(*call.args)
+                result = _method(store, call.method)(*call.args)
     except StopIteration as done:
         return done.value  # type: ignore[no-any-return]
     finally:
@@ -364,11 +410,19 @@ async def run_async(plan: Plan[T] | None, store: AsyncStore) -> T | None:
                 await _sleep(call.args[0])
                 result = None
             else:
-                result = await getattr(store, call.method)(*call.args)
+                result = await _method(store, call.method)(*call.args)
     except StopIteration as done:
         return done.value  # type: ignore[no-any-return]
     finally:
         plan.close()
+
+
+def _method(store: Store | AsyncStore, name: str) -> Any:
+    """The store's method ``name``; :class:`NotSupported` when the store has no such capability."""
+    method = getattr(store, name, None)
+    if method is None:
+        raise NotSupported(f"{type(store).__name__} cannot {name.replace('_', ' ')}")
+    return method
 
 
 async def _sleep(seconds: float) -> None:

@@ -42,11 +42,14 @@ class Session(dict[str, JSONValue]):
         "_cleared",
         "_created_at",
         "_doomed_key",
+        "_doomed_user",
+        "_everywhere",
         "_expires_at",
         "_forced",
         "_id",
         "_key",
         "_last_active",
+        "_login",
         "_max_size",
         "_modified",
         "_now",
@@ -78,6 +81,9 @@ class Session(dict[str, JSONValue]):
     _cleared: bool
     _rotate: bool
     _doomed_key: str | None
+    _doomed_user: str | None
+    _everywhere: bool
+    _login: bool
     _reject_cookie: bool
     _touched: bool
 
@@ -88,7 +94,8 @@ class Session(dict[str, JSONValue]):
         session._reset(now)
         session._max_size = max_size
         session._reject_cookie = reject_cookie
-        session._doomed_key = None
+        session._doomed_key = session._doomed_user = None
+        session._everywhere = False
         return session
 
     @classmethod
@@ -116,8 +123,8 @@ class Session(dict[str, JSONValue]):
         session._expires_at, session._last_active = expires_at, last_active
         session._user_id, session._max_size = user_id, max_size
         session._modified = session._forced = session._cleared = session._rotate = False
-        session._touched = False
-        session._reject_cookie, session._doomed_key = False, None
+        session._touched = session._login = session._everywhere = False
+        session._reject_cookie, session._doomed_key, session._doomed_user = False, None, None
         return session
 
     def _reset(self, now: float) -> None:
@@ -125,6 +132,7 @@ class Session(dict[str, JSONValue]):
         self._version, self._offset, self._size = 0, -1, 2  # "{}"
         self._created_at = self._auth_at = self._last_active = self._now = now
         self._modified = self._forced = self._cleared = self._rotate = self._touched = False
+        self._login = False
 
     def _adopt(
         self,
@@ -223,17 +231,21 @@ class Session(dict[str, JSONValue]):
         self.regenerate()
         self._user_id = user_id
         self._auth_at = self._now
-        self._modified = True
+        self._modified = self._login = True
 
-    def logout(self) -> None:
+    def logout(self, *, everywhere: bool = False) -> None:
         """Destroy the session on the server and expire the cookie.
 
-        Anything written to the session afterwards starts a new, anonymous session.
+        With ``everywhere=True``, every other session of the same user ends too (through the
+        store's per-user index). Anything written to the session afterwards starts a new,
+        anonymous session.
         """
         doomed = self._key if self._key is not None else self._doomed_key
+        user = self._user_id if self._user_id is not None else self._doomed_user
         dict.clear(self)
         self._reset(self._now)
-        self._doomed_key = doomed
+        self._doomed_key, self._doomed_user = doomed, user
+        self._everywhere = self._everywhere or (everywhere and user is not None)
         self._reject_cookie = True
 
     # -- the dict, with every mutation checked and recorded ---------------------------------
