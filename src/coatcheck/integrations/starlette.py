@@ -68,7 +68,13 @@ from coatcheck.stores import AsyncStore, MemoryStore, Store
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
-__all__ = ["SessionMiddleware", "StarletteCookieWriter", "session_of", "starlette_config"]
+__all__ = [
+    "SessionMiddleware",
+    "StarletteCookieWriter",
+    "hash_secret_of",
+    "session_of",
+    "starlette_config",
+]
 
 logger = logging.getLogger("coatcheck")
 
