@@ -223,14 +223,23 @@ def _wait_until_accepting(port: int, process: subprocess.Popen[bytes], log: Path
 
 
 @contextlib.contextmanager
-def serve(variant: str, flags: list[str]) -> Iterator[str]:
-    """Run ``variant`` under uvicorn on a free local port; yield its base URL; stop it after."""
+def serve(
+    variant: str,
+    flags: list[str],
+    factory: str = "benchmarks.apps:from_env",
+    env: dict[str, str] | None = None,
+) -> Iterator[str]:
+    """Run ``variant`` under uvicorn on a free local port; yield its base URL; stop it after.
+
+    ``factory`` is the app factory uvicorn calls; it finds the variant's name in the
+    environment (:data:`apps.APP_ENV`), with ``env`` added to it.
+    """
     with tempfile.TemporaryDirectory(prefix="coatcheck-bench-") as scratch:
         port = _free_port()
-        env = {**os.environ, apps.APP_ENV: variant}
+        env = {**os.environ, **(env or {}), apps.APP_ENV: variant}
         env[apps.SQLITE_ENV] = str(Path(scratch) / "sessions.db")
         command = [*SERVER_PREFIX, sys.executable, "-m", "uvicorn"]
-        command += ["--factory", "benchmarks.apps:from_env"]
+        command += ["--factory", factory]
         command += ["--host", HOST, "--port", str(port), *flags]
         log = Path(scratch) / "server.log"
         with log.open("wb") as output:
@@ -268,11 +277,18 @@ _NON_2XX = re.compile(r"Non-2xx or 3xx responses: (\d+)")
 _SOCKET_ERRORS = re.compile(r"Socket errors: (.*)")
 
 
-def wrk(url: str, cookie: str | None, settings: LoadSettings, seconds: int) -> float:
-    """Load ``url`` for ``seconds`` with wrk; return requests per second."""
+def wrk(
+    url: str, cookie: str | None, settings: LoadSettings, seconds: int, script: Path | None = None
+) -> float:
+    """Load ``url`` for ``seconds`` with wrk; return requests per second.
+
+    ``script`` is a wrk Lua script (e.g. one that sends each request its own cookie).
+    """
     command = [*WRK_PREFIX, "wrk", *settings.wrk_flags(seconds)]
     if cookie is not None:
         command += ["-H", f"Cookie: {cookie}"]
+    if script is not None:
+        command += ["-s", str(script)]
     command.append(url)
     done = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60, check=True)
     for problem in (_NON_2XX, _SOCKET_ERRORS):

@@ -46,6 +46,7 @@ def test_it_is_frozen() -> None:
         ({"cookie_name": ""}, "cookie_name"),
         ({"same_site": "sometimes"}, "same_site"),
         ({"same_site": "none", "secure": False}, "same_site"),
+        ({"partitioned": True, "secure": False}, "partitioned"),
         ({"domain": "exa mple.com"}, "domain"),
         ({"path": "no-slash"}, "path"),
         ({"path": "/a;b"}, "path"),

@@ -49,3 +49,11 @@ def test_no_host_prefix_without_secure_or_with_a_path() -> None:
     assert writer.issue("ID", 60) == (
         "sid=ID; Path=/app; HttpOnly; Secure; SameSite=None; Max-Age=60"
     )
+
+
+def test_a_partitioned_cookie_says_so_when_issued_and_when_expired() -> None:
+    writer = CookieWriter(SessionConfig(partitioned=True, same_site="none"))
+    assert writer.issue("ID", 60) == (
+        "__Host-session=ID; Path=/; HttpOnly; Secure; SameSite=None; Partitioned; Max-Age=60"
+    )
+    assert "; Partitioned; Max-Age=0; " in writer.expire()

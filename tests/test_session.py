@@ -161,3 +161,12 @@ def test_logout_empties_the_session() -> None:
     assert session == {}
     assert session.user_id is None
     assert session.is_new
+
+
+def test_a_session_is_accessed_once_handed_out_or_changed() -> None:
+    untouched, handed_out, written = fresh(), fresh(), fresh()
+    assert "a" not in untouched  # reading it directly is not what marks it
+    handed_out.mark_accessed()  # what Starlette's request.session does
+    written["a"] = 1
+    assert (untouched.accessed, handed_out.accessed, written.accessed) == (False, True, True)
+    assert not handed_out.modified

@@ -12,7 +12,7 @@ cookie is added to that same ``http.response.start`` message.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from .config import SessionConfig
@@ -107,24 +107,35 @@ class SessionMiddleware:
                 return
             if message["type"] in ("http.response.start", "websocket.accept"):
                 try:
-                    set_cookie = await self._carry_out(engine.commit(session))
+                    set_cookie = await self._carry_out(self.plan_commit(session))
                 except StoreError as exc:
                     replaced = True
                     await self._unavailable(scope, send, exc)
                     return
-                if set_cookie is not None:
-                    headers = list(message.get("headers", ()))
-                    headers.append((b"set-cookie", set_cookie.encode("latin-1")))
-                    message = {**message, "headers": headers}
+                added = self.session_headers(session, set_cookie)
+                if added:
+                    message = {**message, "headers": [*message.get("headers", ()), *added]}
             await send(message)
 
         await self.app(scope, receive, send_with_session)
         if kind == "websocket" and not replaced:
             # Changes made after the handshake are stored; no cookie can be set any more.
             try:
-                await self._carry_out(engine.commit(session))
+                await self._carry_out(self.plan_commit(session))
             except StoreError as exc:
                 logger.error("could not store a WebSocket session: %s", exc)
+
+    def plan_commit(self, session: Session) -> Plan[str | None] | None:
+        """The plan that stores what the request did to its session (integrations adapt it)."""
+        return self.engine.commit(session)
+
+    def session_headers(
+        self, session: Session, set_cookie: str | None
+    ) -> Sequence[tuple[bytes, bytes]]:
+        """The headers the response gets for its session: the cookie, when there is one."""
+        if set_cookie is None:
+            return ()
+        return ((b"set-cookie", set_cookie.encode("latin-1")),)
 
     @overload
     async def _carry_out(self, plan: Plan[T]) -> T: ...

@@ -35,6 +35,7 @@ class SessionOptions(TypedDict, total=False):
     same_site: SameSite
     domain: str | None
     path: str
+    partitioned: bool
     persistent: bool
     idle_timeout: Seconds
     absolute_timeout: Seconds
@@ -87,6 +88,9 @@ class SessionConfig:
     same_site: SameSite = "lax"
     domain: str | None = None
     path: str = "/"
+    partitioned: bool = False
+    """Mark the cookie Partitioned (CHIPS): a third-party context gets a cookie jar of its own
+    per top-level site. Requires ``secure``."""
     persistent: bool = True
     """Give the cookie a Max-Age (the time left to the session); False makes it a browser-session
     cookie."""
@@ -124,6 +128,8 @@ class SessionConfig:
             )
         if self.same_site == "none" and not self.secure:
             raise ConfigError("same_site='none' requires secure=True (browsers drop it otherwise)")
+        if self.partitioned and not self.secure:
+            raise ConfigError("partitioned=True requires secure=True (browsers drop it otherwise)")
         if self.domain is not None and (
             not isinstance(self.domain, str) or not _DOMAIN.fullmatch(self.domain)
         ):

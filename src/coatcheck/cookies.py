@@ -57,6 +57,8 @@ class CookieWriter:
         if config.secure:
             parts.append("Secure")
         parts.append(f"SameSite={config.same_site.capitalize()}")
+        if config.partitioned:
+            parts.append("Partitioned")
         self._attributes = "; ".join(parts)
         self._deletion = (
             f"{self._name}=; {self._attributes}; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT"

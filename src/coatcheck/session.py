@@ -38,6 +38,7 @@ class Session(dict[str, JSONValue]):
     """
 
     __slots__ = (
+        "_accessed",
         "_auth_at",
         "_cleared",
         "_created_at",
@@ -86,6 +87,7 @@ class Session(dict[str, JSONValue]):
     _login: bool
     _reject_cookie: bool
     _touched: bool
+    _accessed: bool
 
     @classmethod
     def fresh(cls, *, now: float, max_size: int, reject_cookie: bool = False) -> Session:
@@ -95,7 +97,7 @@ class Session(dict[str, JSONValue]):
         session._max_size = max_size
         session._reject_cookie = reject_cookie
         session._doomed_key = session._doomed_user = None
-        session._everywhere = False
+        session._everywhere = session._accessed = False
         return session
 
     @classmethod
@@ -123,7 +125,7 @@ class Session(dict[str, JSONValue]):
         session._expires_at, session._last_active = expires_at, last_active
         session._user_id, session._max_size = user_id, max_size
         session._modified = session._forced = session._cleared = session._rotate = False
-        session._touched = session._login = session._everywhere = False
+        session._touched = session._login = session._everywhere = session._accessed = False
         session._reject_cookie, session._doomed_key, session._doomed_user = False, None, None
         return session
 
@@ -190,6 +192,19 @@ class Session(dict[str, JSONValue]):
     @modified.setter
     def modified(self, value: bool) -> None:
         self._modified = self._forced = bool(value)
+
+    @property
+    def accessed(self) -> bool:
+        """Whether the response depends on the session: it was handed out or changed.
+
+        Starlette's ``request.session`` calls :meth:`mark_accessed`; a response whose session
+        was accessed should carry ``Vary: Cookie`` so that shared caches keep users apart.
+        """
+        return self._accessed or self.modified
+
+    def mark_accessed(self) -> None:
+        """Record that the request read the session (done by ``request.session``)."""
+        self._accessed = True
 
     @property
     def user_id(self) -> str | None:
