@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import uuid
 from datetime import datetime, timedelta, timezone
@@ -300,6 +301,16 @@ class TestFlaskLogin:
         assert cookie_value(response)
         assert current_user_of(app, cookie_value(response)) == "alice"
 
+    def test_strong_session_protection_ends_the_session_it_unbinds(self) -> None:
+        """Flask-Login's strong mode applies to non-permanent sessions only (its own rule)."""
+        app = make_app(MemoryStore(), SESSION_PROTECTION="strong", SESSION_PERMANENT=False)
+        client = app.test_client()
+        session_id = cookie_value(client.get("/login/alice", headers={"User-Agent": "one"}))
+        response = client.get("/read", headers={"User-Agent": "another"})
+        assert response.get_json()["user"] is None
+        assert cookie_value(response) == ""
+        assert current_user_of(app, session_id) is None
+
 
 def current_user_of(app: flask.Flask, session_id: str) -> str | None:
     interface = app.session_interface
@@ -429,3 +440,22 @@ class TestStoreFailure:
         assert response.status_code == 503
         assert response.text.startswith("Session store unavailable")
         assert "Set-Cookie" not in response.headers
+
+
+def test_the_docs_quickstart_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    docs = Path(__file__).parent.parent / "docs" / "integrations" / "flask.md"
+    code = re.search(r"```python\n(.*?)```", docs.read_text(), re.DOTALL)
+    assert code is not None
+    monkeypatch.chdir(tmp_path)
+    namespace: dict[str, Any] = {"__name__": "flask_docs_quickstart"}
+    exec(compile(code.group(1), str(docs), "exec"), namespace)
+    client = namespace["app"].test_client()
+    assert client.post("/cart/apple").json == ["apple"]
+    before = client.get_cookie("session")
+    assert before is not None
+    assert client.post("/sudo").text == "ok"
+    after = client.get_cookie("session")
+    assert after is not None
+    assert after.value != before.value
+    assert client.post("/cart/pear").json == ["apple", "pear"]
+    assert (tmp_path / "sessions.db").exists()
