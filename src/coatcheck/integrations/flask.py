@@ -1,0 +1,486 @@
+"""Flask integration: ``flask.session`` kept on the server by coatcheck; replaces Flask-Session.
+
+``Session(app)`` (or ``Session().init_app(app)``) installs a Flask session interface backed by
+coatcheck's engine and a sync store. ``flask.session`` stays a mapping with Flask's ``permanent``,
+``new``, ``modified`` and ``accessed``, and gains coatcheck's ``regenerate()``, ``login()`` and
+``logout()``; :func:`current_session` gives it typed. With Flask-Login installed, ``login_user``
+gives the session a new ID (session fixation defence) and ``logout_user`` destroys it.
+
+Configuration comes from ``app.config``, read when ``init_app`` runs unless noted:
+
+- ``COATCHECK_STORE`` (a sync :class:`~coatcheck.stores.Store`), else ``COATCHECK_STORE_URL``
+  (see :func:`coatcheck.stores.from_url`), else SQLite in ``app.instance_path``.
+- ``PERMANENT_SESSION_LIFETIME`` (Flask's key; 31 days by default) is the idle timeout unless
+  ``COATCHECK_IDLE_TIMEOUT`` is set; ``COATCHECK_ABSOLUTE_TIMEOUT`` defaults to 12 hours, or to
+  the idle timeout when that is longer. ``COATCHECK_TOUCH_INTERVAL`` (60 s, at most half the idle
+  timeout), ``COATCHECK_MAX_SIZE``, ``COATCHECK_HASH_SECRET`` as in
+  :class:`~coatcheck.config.SessionConfig`. ``COATCHECK_FLASK_LOGIN`` (True) hooks Flask-Login.
+- Read at every request, as Flask does: ``SESSION_PERMANENT`` (Flask-Session's key: whether a
+  session without ``_permanent`` is permanent; True), ``SESSION_REFRESH_EACH_REQUEST`` and every
+  ``SESSION_COOKIE_*`` key (name, domain, path or ``APPLICATION_ROOT``, secure, httponly,
+  samesite, partitioned).
+
+Values may be anything Flask's own cookie session stores (tuples, bytes, datetimes, UUIDs,
+Markup, nested JSON): they are stored with Flask's tagged JSON. A store failure gives a 503.
+
+>>> import flask
+>>> from coatcheck.stores import MemoryStore
+>>> app = flask.Flask(__name__)
+>>> app.config["COATCHECK_STORE"] = MemoryStore()
+>>> @app.get("/")
+... def visits() -> str:
+...     flask.session["visits"] = flask.session.get("visits", 0) + 1
+...     return str(flask.session["visits"])
+>>> Session(app)
+<coatcheck.integrations.flask.Session object at ...>
+>>> client = app.test_client()
+>>> client.get("/").text, client.get("/").text
+('1', '2')
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import timedelta
+from typing import Any
+
+import flask
+from flask.json.tag import TaggedJSONSerializer
+from flask.sessions import NullSession, SessionInterface, SessionMixin, session_json_serializer
+from flask.wrappers import Request, Response
+from werkzeug.datastructures import Headers
+from werkzeug.exceptions import ServiceUnavailable
+from werkzeug.http import dump_cookie
+
+from ..asgi import UNAVAILABLE_BODY
+from ..config import SessionConfig
+from ..cookies import CookieWriter, find_cookie
+from ..engine import SessionEngine, run
+from ..session import Session as CoatcheckSession
+from ..stores import SQLiteStore, Store, StoreError, from_url
+
+__all__ = [
+    "CoatcheckSessionInterface",
+    "FlaskSession",
+    "Session",
+    "SessionStoreUnavailable",
+    "current_session",
+]
+
+logger = logging.getLogger("coatcheck")
+
+PERMANENT_KEY = "_permanent"
+"""Where Flask keeps ``session.permanent`` in the data (written only when it differs from the
+default, so an anonymous visitor never gets a session for it)."""
+DEFAULT_TOUCH_INTERVAL = 60.0
+DEFAULT_ABSOLUTE_TIMEOUT = 12 * 60 * 60.0
+UNAVAILABLE_KEY = "coatcheck.unavailable"
+"""Set in the WSGI environ when the session could not be loaded (read without touching the
+session, which would mark it accessed)."""
+SQLITE_FILE = "coatcheck-sessions.db"
+"""The default store: this file in the app's instance folder."""
+
+
+class SessionStoreUnavailable(ServiceUnavailable):
+    """The 503 a request gets when the session store fails (``@app.errorhandler(503)`` applies)."""
+
+    description = UNAVAILABLE_BODY.decode()
+
+    def get_body(self, *args: Any, **kwargs: Any) -> str:
+        return self.description
+
+    def get_headers(self, *args: Any, **kwargs: Any) -> list[tuple[str, str]]:
+        return [
+            ("Content-Type", "text/plain; charset=utf-8"),
+            ("Retry-After", "5"),
+            ("Cache-Control", "no-store"),
+        ]
+
+
+class UnavailableSession(NullSession):
+    """The session of a request whose session could not be loaded: it reads as empty and refuses
+    writes; the request is answered with :class:`SessionStoreUnavailable` before any view runs."""
+
+    def _fail(self, *args: Any, **kwargs: Any) -> Any:
+        raise SessionStoreUnavailable()
+
+    __setitem__ = __delitem__ = clear = pop = popitem = update = setdefault = _fail
+
+
+class FlaskSession(SessionMixin):
+    """What ``flask.session`` is: coatcheck's :class:`~coatcheck.session.Session` seen by Flask.
+
+    Values go in and come out as with Flask's own session (through Flask's tagged JSON); a value
+    read in a request is the same object until the response, so changes inside it are stored.
+    """
+
+    def __init__(
+        self,
+        session: CoatcheckSession,
+        serializer: TaggedJSONSerializer,
+        default_permanent: bool,
+        cookie_value: str | None = None,
+    ) -> None:
+        self.coatcheck = session
+        """The underlying coatcheck session (JSON data, as stored)."""
+        self.accessed = False
+        self._serializer = serializer
+        self._default_permanent = default_permanent
+        self._cookie_value = cookie_value
+        self._live: dict[str, Any] = {}
+        self._loaded_permanent = self.permanent
+
+    # -- what Flask expects of a session ------------------------------------------------------
+
+    @property
+    def permanent(self) -> bool:
+        """Whether the cookie outlives the browser (``SESSION_PERMANENT`` unless set here).
+
+        Changing it on a stored session gives the session a new ID, so the browser gets a new
+        cookie with the right lifetime.
+        """
+        value = self.coatcheck.get(PERMANENT_KEY, self._default_permanent)
+        return bool(value)
+
+    @permanent.setter
+    def permanent(self, value: bool) -> None:
+        if bool(value) != self.permanent:
+            self[PERMANENT_KEY] = bool(value)
+
+    @property
+    def new(self) -> bool:  # type: ignore[override]
+        """True until the session is stored (it is created by its first write)."""
+        return self.coatcheck.is_new
+
+    @property
+    def modified(self) -> bool:
+        """Whether this request changed the session; set True to force a write."""
+        return self.coatcheck.modified
+
+    @modified.setter
+    def modified(self, value: bool) -> None:
+        self.coatcheck.modified = value
+
+    # -- coatcheck's lifecycle -----------------------------------------------------------------
+
+    @property
+    def user_id(self) -> str | None:
+        """The user the session is bound to by :meth:`login`, or None."""
+        return self.coatcheck.user_id
+
+    def regenerate(self) -> None:
+        """Give the session a new ID when the response is sent (the data stays)."""
+        self.coatcheck.regenerate()
+
+    def login(self, user_id: str) -> None:
+        """Bind the session to ``user_id`` under a new ID (as Flask-Login's ``login_user`` does)."""
+        self.coatcheck.login(user_id)
+
+    def logout(self) -> None:
+        """Destroy the session and expire its cookie; later writes start an anonymous one."""
+        self._live.clear()
+        self.coatcheck.logout()
+
+    # -- the mapping -----------------------------------------------------------------------
+
+    def __getitem__(self, key: str) -> Any:
+        stored = self.coatcheck[key]
+        if key in self._live:
+            return self._live[key]
+        value = self._live[key] = _untag(self._serializer, stored)
+        return value
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.coatcheck[key] = self._serializer.tag(value)
+        self._live[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        del self.coatcheck[key]
+        self._live.pop(key, None)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.coatcheck
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.coatcheck)
+
+    def __len__(self) -> int:
+        return len(self.coatcheck)
+
+    def clear(self) -> None:
+        self._live.clear()
+        self.coatcheck.clear()
+
+    def __repr__(self) -> str:
+        return f"<FlaskSession of {self.coatcheck!r}>"
+
+    # -- before the commit -------------------------------------------------------------------
+
+    def _settle(self) -> None:
+        """Store what changed inside values read in this request, and apply Flask's rules: an
+        emptied session is destroyed, and a change of ``permanent`` re-issues the cookie."""
+        inner = self.coatcheck
+        for key, value in self._live.items():
+            if key in inner:
+                tagged = self._serializer.tag(value)
+                if tagged != inner[key]:
+                    inner[key] = tagged
+        if inner.user_id is None and not inner.keys() - {PERMANENT_KEY}:
+            if not inner.is_new and inner.modified:
+                self.logout()
+            elif inner.is_new:
+                dict.pop(inner, PERMANENT_KEY, None)  # no session just for the flag
+            return
+        if self.permanent != self._loaded_permanent:
+            inner.regenerate()
+
+
+def _untag(serializer: TaggedJSONSerializer, value: Any) -> Any:
+    """A stored value as the application stored it (Flask's tagged JSON, decoded in depth)."""
+    if isinstance(value, dict):
+        return serializer.untag({key: _untag(serializer, item) for key, item in value.items()})
+    if isinstance(value, list):
+        return [_untag(serializer, item) for item in value]
+    return value
+
+
+class FlaskCookieWriter(CookieWriter):
+    """Writes the session cookie with the app's ``SESSION_COOKIE_*`` settings, read at each
+    response as Flask's own interface reads them."""
+
+    def __init__(
+        self, config: SessionConfig, app: flask.Flask, interface: SessionInterface
+    ) -> None:
+        super().__init__(config)
+        self._app, self._interface = app, interface
+
+    @property
+    def name(self) -> str:
+        return self._interface.get_cookie_name(self._app)
+
+    def _dump(self, value: str, max_age: int | None) -> str:
+        app, interface = self._app, self._interface
+        return dump_cookie(
+            self.name,
+            value,
+            max_age=max_age,
+            expires=0 if max_age == 0 else None,
+            path=interface.get_cookie_path(app),
+            domain=interface.get_cookie_domain(app),
+            secure=interface.get_cookie_secure(app),
+            httponly=interface.get_cookie_httponly(app),
+            samesite=interface.get_cookie_samesite(app),
+            partitioned=interface.get_cookie_partitioned(app),
+        )
+
+    def issue(self, session_id: str, max_age: float) -> str:
+        return self._dump(session_id, max(int(max_age), 1) if self._persistent else None)
+
+    def expire(self) -> str:
+        return self._dump("", 0)
+
+
+class CoatcheckSessionInterface(SessionInterface):
+    """Flask's session interface, backed by coatcheck's engine and a sync ``store``.
+
+    Two engines share the store and differ only in the cookie they write: one for permanent
+    sessions (Max-Age and Expires), one for browser-session cookies.
+    """
+
+    serializer = session_json_serializer
+    """Flask's tagged JSON, so tags an app registers for its cookie sessions work here too."""
+    null_session_class = UnavailableSession
+
+    def __init__(self, app: flask.Flask, store: Store, config: SessionConfig) -> None:
+        if not isinstance(store, Store):
+            raise TypeError(f"Flask needs a sync Store, not {type(store).__name__}")
+        self.store = store
+        self.config = config
+        self.engines: dict[bool, SessionEngine] = {}
+        for persistent in (True, False):
+            engine = SessionEngine(replace(config, persistent=persistent))
+            engine.cookies = FlaskCookieWriter(engine.config, app, self)
+            self.engines[persistent] = engine
+
+    def open_session(self, app: flask.Flask, request: Request) -> FlaskSession | None:
+        default_permanent = bool(app.config.get("SESSION_PERMANENT", True))
+        header = request.headers.get("Cookie")
+        value = find_cookie(header, self.get_cookie_name(app)) if header else None
+        engine = self.engines[True]
+        if value is None:
+            session = engine.fresh()
+        else:
+            try:
+                session = run(engine.load(value), self.store)
+            except StoreError as exc:
+                logger.error("session store failed: %s", exc)
+                request.environ[UNAVAILABLE_KEY] = True
+                return None  # Flask makes an UnavailableSession; the request gets a 503
+        return FlaskSession(session, self.serializer, default_permanent, value)
+
+    def save_session(self, app: flask.Flask, session: SessionMixin, response: Response) -> None:
+        if not isinstance(session, FlaskSession):
+            return
+        if session.accessed:
+            response.vary.add("Cookie")
+        session._settle()
+        engine = self.engines[session.permanent]
+        try:
+            set_cookie = run(engine.commit(session.coatcheck), self.store)
+        except StoreError as exc:
+            logger.error("session store failed: %s", exc)
+            _become_unavailable(response)
+            return
+        if set_cookie is None and self._resends(app, session):
+            set_cookie = self._refreshed_cookie(engine, session)
+        if set_cookie is not None:
+            response.headers.add("Set-Cookie", set_cookie)
+            response.vary.add("Cookie")
+
+    def _resends(self, app: flask.Flask, session: FlaskSession) -> bool:
+        """Whether Flask would send the cookie again although its ID did not change: when the
+        session was modified, or is permanent under ``SESSION_REFRESH_EACH_REQUEST``."""
+        stored = not session.coatcheck.is_new and session._cookie_value is not None
+        return stored and self.should_set_cookie(app, session)
+
+    @staticmethod
+    def _refreshed_cookie(engine: SessionEngine, session: FlaskSession) -> str | None:
+        """The cookie the request came with, re-sent with the session's current expiry."""
+        expires_at, value = session.coatcheck.expires_at, session._cookie_value
+        if expires_at is None or value is None:
+            return None
+        return engine.cookies.issue(value, math.ceil(expires_at - engine.config.clock()))
+
+    def regenerate(self, session: SessionMixin) -> None:
+        """Flask-Session's spelling: ``app.session_interface.regenerate(flask.session)``."""
+        if isinstance(session, FlaskSession):
+            session.regenerate()
+
+
+def _become_unavailable(response: Response) -> None:
+    """Turn the application's response into the 503 (its body closed, its headers dropped)."""
+    close = getattr(response.response, "close", None)
+    if close is not None:
+        close()
+    unavailable = SessionStoreUnavailable()
+    response.status_code = unavailable.code
+    response.headers = Headers(unavailable.get_headers())
+    response.direct_passthrough = False
+    response.set_data(UNAVAILABLE_BODY)
+
+
+def _refuse_unavailable() -> None:
+    """Answer 503 before any view runs when the session could not be loaded."""
+    if flask.request.environ.get(UNAVAILABLE_KEY):
+        raise SessionStoreUnavailable()
+
+
+class Session:
+    """The Flask extension: ``Session(app)`` or ``Session().init_app(app)``, as Flask-Session."""
+
+    def __init__(self, app: flask.Flask | None = None) -> None:
+        if app is not None:
+            self.init_app(app)
+
+    def init_app(self, app: flask.Flask) -> None:
+        """Install coatcheck's session interface on ``app``, configured from ``app.config``."""
+        interface = CoatcheckSessionInterface(app, _store(app), _config(app))
+        app.session_interface = interface
+        app.extensions["coatcheck"] = interface
+        app.before_request_funcs.setdefault(None, []).insert(0, _refuse_unavailable)
+        if app.config.get("COATCHECK_FLASK_LOGIN", True):
+            _follow_flask_login(app)
+
+
+def current_session() -> FlaskSession:
+    """``flask.session``, typed as coatcheck's (with ``login``, ``logout``, ``regenerate``)."""
+    session = flask.session._get_current_object()  # type: ignore[attr-defined]
+    if not isinstance(session, FlaskSession):
+        raise RuntimeError("no coatcheck session here: was Session(app) called?")
+    return session
+
+
+def _store(app: flask.Flask) -> Store:
+    store = app.config.get("COATCHECK_STORE")
+    if store is None:
+        url = app.config.get("COATCHECK_STORE_URL")
+        if url is None:
+            os.makedirs(app.instance_path, exist_ok=True)
+            return SQLiteStore(os.path.join(app.instance_path, SQLITE_FILE))
+        store = from_url(url)
+    if not isinstance(store, Store):
+        raise TypeError(f"COATCHECK_STORE must be a sync Store, not {type(store).__name__}")
+    return store
+
+
+def _seconds(value: float | timedelta) -> float:
+    return value.total_seconds() if isinstance(value, timedelta) else float(value)
+
+
+def _config(app: flask.Flask) -> SessionConfig:
+    """The engine's options from ``app.config`` (cookie attributes are read per response)."""
+    settings = app.config
+    idle = _seconds(settings.get("COATCHECK_IDLE_TIMEOUT", app.permanent_session_lifetime))
+    absolute = settings.get("COATCHECK_ABSOLUTE_TIMEOUT", max(DEFAULT_ABSOLUTE_TIMEOUT, idle))
+    touch = settings.get("COATCHECK_TOUCH_INTERVAL", min(DEFAULT_TOUCH_INTERVAL, idle / 2))
+    options: dict[str, Any] = {
+        "idle_timeout": idle,
+        "absolute_timeout": absolute,
+        "touch_interval": touch,
+        "secure": False,  # unused: FlaskCookieWriter writes Flask's SESSION_COOKIE_SECURE
+    }
+    if "COATCHECK_MAX_SIZE" in settings:
+        options["max_size"] = settings["COATCHECK_MAX_SIZE"]
+    if settings.get("COATCHECK_HASH_SECRET") is not None:
+        options["hash_secret"] = settings["COATCHECK_HASH_SECRET"]
+    return SessionConfig.from_options(**options)
+
+
+# -- Flask-Login ----------------------------------------------------------------------------
+
+
+def _follow_flask_login(app: flask.Flask) -> None:
+    """Log the coatcheck session in and out with Flask-Login's signals, when it is installed."""
+    try:
+        from flask_login import signals  # noqa: PLC0415 (optional)
+    except ImportError:
+        return
+    signals.user_logged_in.connect(_logged_in, app)
+    signals.user_loaded_from_cookie.connect(_logged_in, app)
+    signals.user_logged_out.connect(_logged_out, app)
+    signals.session_protected.connect(_protected, app)
+
+
+def _coatcheck_session() -> FlaskSession | None:
+    session = flask.session._get_current_object()  # type: ignore[attr-defined]
+    return session if isinstance(session, FlaskSession) else None
+
+
+def _logged_in(sender: flask.Flask, user: Any = None, **extra: Any) -> None:
+    """``login_user`` (or a remember-me cookie): a new session ID, bound to the user."""
+    session = _coatcheck_session()
+    if session is not None and user is not None:
+        session.login(str(user.get_id()))
+
+
+def _logged_out(sender: flask.Flask, user: Any = None, **extra: Any) -> None:
+    """``logout_user``: the session is destroyed; Flask-Login's note to clear its remember-me
+    cookie survives into the new, anonymous session."""
+    session = _coatcheck_session()
+    if session is None:
+        return
+    remember = session.get("_remember")
+    session.logout()
+    if remember is not None:
+        session["_remember"] = remember
+
+
+def _protected(sender: flask.Flask, **extra: Any) -> None:
+    """Strong session protection removed the login: destroy the session as on logout."""
+    session = _coatcheck_session()
+    if session is not None and "_user_id" not in session and session.user_id is not None:
+        _logged_out(sender)
