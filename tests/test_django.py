@@ -22,6 +22,8 @@ in-memory SQLite database for ``django.contrib.auth``'s users, then ``django.set
 
 from __future__ import annotations
 
+import atexit
+import shutil
 import tempfile
 import types
 import uuid
@@ -40,6 +42,7 @@ from tests.services import REDIS_URL, require
 from tests.upstream import upstream_file
 
 SCRATCH = Path(tempfile.mkdtemp(prefix="coatcheck-django-"))
+atexit.register(shutil.rmtree, SCRATCH, ignore_errors=True)
 SQLITE_URL = f"sqlite:///{SCRATCH}/sessions.db"
 REDIS_PREFIX = f"coatcheck-django-test-{uuid.uuid4().hex[:12]}:"
 
