@@ -58,7 +58,8 @@ TITLE = "Django: coatcheck vs Django's cache session engine, both on Redis"
 REDIS_URL = os.environ.get(REDIS_ENV, "redis://127.0.0.1:6379/0")
 CONTENDERS = (COATCHECK, DJANGO_CACHE)
 TARGET_VS_CACHE = 0.90
-"""coatcheck should be within 10 % of Django's cache engine (or ahead of it) in every scenario."""
+"""coatcheck should be within 10 % of Django's cache engine (or ahead of it) when a session is
+read or written (anonymous requests run the same code in both)."""
 GUNICORN_FLAGS = ["--workers", "1", "--worker-class", "sync", "--log-level", "warning"]
 
 
@@ -172,6 +173,8 @@ def _result(
     for scenario in SCENARIOS:
         ours, theirs = ratio(COATCHECK, scenario.name), ratio(DJANGO_CACHE, scenario.name)
         versus.append((scenario.name, f"{ours:.3f}", f"{theirs:.3f}", f"{ours / theirs:.2f}"))
+        if not scenario.with_cookie:  # the same code in both engines: no target to meet
+            continue
         targets.append(
             Target(
                 f"Django {scenario.name}: coatcheck >= {TARGET_VS_CACHE:.2f}x Django's cache "
@@ -206,6 +209,11 @@ ratios. Scenarios as in section 1 (the session holds the same 200 bytes of JSON)
 coatcheck against Django's cache engine (the ratio of their "x bare" medians; above 1 is faster):
 
 {table(["scenario", "coatcheck x bare", "cache engine x bare", "coatcheck / cache"], versus)}
+
+The ratio of every bracket, and their range. For anonymous requests both engines run the same
+code (Django's middleware makes a session object and never touches the store), so the gap
+between their anonymous ratios shows how precise these medians are; a sync gunicorn worker
+serves one connection at a time, which makes its runs noisier than uvicorn's.
 
 {table(["app", "scenario", "ratio to bare in each round", "range"], brackets, left=2)}
 """
