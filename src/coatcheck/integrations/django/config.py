@@ -1,0 +1,136 @@
+"""What the Django session engine is backed by: a coatcheck store and options, from settings.
+
+Settings read (all optional):
+
+- ``COATCHECK_STORE_URL``: the store, as :func:`coatcheck.stores.from_url` takes it; default
+  ``sqlite:///coatcheck-sessions.sqlite3`` (a file in the working directory).
+- ``COATCHECK_SESSION``: a dict of coatcheck options that Django has no setting for:
+  ``hash_secret`` (bytes; default derived from ``SECRET_KEY``), ``max_size`` (bytes of JSON),
+  ``absolute_timeout`` (seconds or a timedelta after creation or the last login at which a
+  session ends however active it is; default none, as in Django) and ``clock``.
+
+The cookie and the expiry are Django's (``SESSION_COOKIE_*``, ``SESSION_COOKIE_AGE``,
+``set_expiry``): coatcheck's options for them are refused here with the Django setting to use.
+The store is built once per process, on first use, and again when a test overrides one of these
+settings.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.core.signals import setting_changed
+from django.utils.crypto import salted_hmac
+
+from ...config import ConfigError, SessionConfig
+from ...stores import AsyncStore, Store, as_async, from_url
+
+DEFAULT_STORE_URL = "sqlite:///coatcheck-sessions.sqlite3"
+OPTIONS = frozenset({"hash_secret", "max_size", "absolute_timeout", "clock"})
+DJANGO_OWNS = {
+    "cookie_name": "SESSION_COOKIE_NAME",
+    "secure": "SESSION_COOKIE_SECURE",
+    "same_site": "SESSION_COOKIE_SAMESITE",
+    "domain": "SESSION_COOKIE_DOMAIN",
+    "path": "SESSION_COOKIE_PATH",
+    "persistent": "SESSION_EXPIRE_AT_BROWSER_CLOSE",
+    "idle_timeout": "SESSION_COOKIE_AGE (and request.session.set_expiry)",
+    "touch_interval": "SESSION_SAVE_EVERY_REQUEST",
+}
+WATCHED_SETTINGS = frozenset({"COATCHECK_STORE_URL", "COATCHECK_SESSION", "SECRET_KEY"})
+
+
+@dataclass(frozen=True)
+class Backing:
+    """The store the engine uses (both faces) and the coatcheck options it applies."""
+
+    store: Store
+    async_store: AsyncStore
+    config: SessionConfig
+    """``hash_secret``, ``max_size`` and ``clock``; its cookie and timeout fields are unused."""
+    absolute_timeout: float | None
+
+    def deadline(self, auth_at: float) -> float | None:
+        """When a session authenticated (or created) at ``auth_at`` must end, if ever."""
+        return None if self.absolute_timeout is None else auth_at + self.absolute_timeout
+
+
+def _hash_secret_from(secret_key: str) -> bytes:
+    """A key for hashing IDs at rest, derived from ``SECRET_KEY`` (so rotating it logs all out)."""
+    digest: bytes = salted_hmac(
+        "coatcheck.integrations.django", "session-id-at-rest", secret=secret_key, algorithm="sha256"
+    ).digest()
+    return digest
+
+
+def _absolute_timeout(value: object) -> float | None:
+    if value is None:
+        return None
+    seconds = value.total_seconds() if isinstance(value, timedelta) else value
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds <= 0:
+        raise ImproperlyConfigured(
+            f"COATCHECK_SESSION['absolute_timeout'] must be positive seconds or a timedelta, "
+            f"not {value!r}"
+        )
+    return float(seconds)
+
+
+def build() -> Backing:
+    """Read the settings and open the store they name."""
+    options: dict[str, Any] = dict(getattr(settings, "COATCHECK_SESSION", None) or {})
+    for name in sorted(set(options) - OPTIONS):
+        if name in DJANGO_OWNS:
+            raise ImproperlyConfigured(
+                f"COATCHECK_SESSION[{name!r}] is not used with Django: set {DJANGO_OWNS[name]}"
+            )
+        raise ImproperlyConfigured(
+            f"COATCHECK_SESSION[{name!r}] is unknown; known: {', '.join(sorted(OPTIONS))}"
+        )
+    absolute_timeout = _absolute_timeout(options.pop("absolute_timeout", None))
+    if "hash_secret" not in options:
+        options["hash_secret"] = _hash_secret_from(settings.SECRET_KEY)
+    try:
+        config = SessionConfig.from_options(**options)
+    except ConfigError as exc:
+        raise ImproperlyConfigured(f"COATCHECK_SESSION: {exc}") from None
+    url = getattr(settings, "COATCHECK_STORE_URL", None) or DEFAULT_STORE_URL
+    try:
+        store = from_url(url)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"COATCHECK_STORE_URL: {exc}") from None
+    if not isinstance(store, Store):  # pragma: no cover - from_url gives sync stores by default
+        raise ImproperlyConfigured("COATCHECK_STORE_URL must name a store with a sync face")
+    return Backing(store, as_async(store), config, absolute_timeout)
+
+
+_current: list[Backing] = []
+_lock = threading.Lock()
+
+
+def backing() -> Backing:
+    """The process's backing, built on first use."""
+    if not _current:
+        with _lock:
+            if not _current:
+                _current.append(build())
+    return _current[0]
+
+
+def reset() -> None:
+    """Close the store and forget it; the next session use builds it from settings again."""
+    with _lock:
+        if _current:
+            _current.pop().store.close()
+
+
+def _on_setting_changed(*, setting: str, **_: Any) -> None:
+    if setting in WATCHED_SETTINGS:
+        reset()
+
+
+setting_changed.connect(_on_setting_changed, dispatch_uid="coatcheck.integrations.django")

@@ -1,0 +1,294 @@
+"""``SessionStore``: Django's session engine interface over a coatcheck store.
+
+Django's ``SessionBase`` keeps its own flow (lazy load, ``save(must_create)``, ``cycle_key``,
+``flush``); this class supplies the storage half of it with coatcheck's pieces: IDs from
+:func:`coatcheck.ids.new_id`, stored only as :func:`coatcheck.ids.store_key` digests, data as
+JSON envelopes (:mod:`coatcheck.codec`), and compare-and-set writes. Each operation is written
+once, as a sans-I/O plan that :func:`coatcheck.engine.run` drives on the sync store and
+:func:`coatcheck.engine.run_async` on its async face, so the ``a``-prefixed methods are the same
+code as the sync ones.
+
+Semantics kept from Django's own engines: the expiry comes from ``get_expiry_age()``
+(``SESSION_COOKIE_AGE`` or ``set_expiry``) at each save; a save replaces the stored data (last
+writer wins), but never brings back a session deleted meanwhile (``UpdateError``); an unknown
+or expired key loads as an empty session whose key is dropped (never adopted).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, NamedTuple
+
+from django.contrib.sessions.backends.base import CreateError, SessionBase, UpdateError
+
+from ... import codec
+from ...engine import (
+    MAX_CREATE_ATTEMPTS,
+    MAX_SAVE_ATTEMPTS,
+    Plan,
+    StoreCall,
+    WriteConflict,
+    run,
+    run_async,
+)
+from ...ids import is_well_formed, new_id, store_key
+from ...stores.base import Purgeable, Record, StoreError
+from .config import backing
+
+AUTH_USER_KEY = "_auth_user_id"
+"""Where ``django.contrib.auth`` keeps the logged-in user's ID; stored as the record's user."""
+
+security_log = logging.getLogger("django.security.SuspiciousSession")
+
+
+class Stored(NamedTuple):
+    """What the store holds for the current key, as this object last saw it."""
+
+    version: int
+    created_at: float
+    auth_at: float
+
+
+def _user_of(data: dict[str, Any]) -> str | None:
+    user = data.get(AUTH_USER_KEY)
+    return None if user is None else str(user)
+
+
+class SessionStore(SessionBase):  # type: ignore[misc]  # Django ships no type information
+    """A Django session kept in the coatcheck store that ``COATCHECK_STORE_URL`` names.
+
+    Use it with ``SESSION_ENGINE = "coatcheck.integrations.django"``.
+    """
+
+    _session_key: str | None  # SessionBase's validating property
+    _session_cache: dict[str, Any]
+
+    def __init__(self, session_key: str | None = None) -> None:
+        super().__init__(session_key)
+        self._stored: Stored | None = None
+
+    # -- keys ----------------------------------------------------------------------------
+
+    def _get_new_session_key(self) -> str:
+        """A fresh coatcheck ID (256 random bits); a collision is caught by ``create``."""
+        return new_id()
+
+    @staticmethod
+    def _store_key(session_key: str | None) -> str | None:
+        """The at-rest key of ``session_key``; None for a key coatcheck never issues."""
+        if session_key is None or not is_well_formed(session_key):
+            return None
+        return store_key(session_key, backing().config.hash_secret)
+
+    def _forget_key(self) -> None:
+        self._session_key = None
+        self._stored = None
+
+    # -- data ----------------------------------------------------------------------------
+
+    def encode(self, session_dict: dict[str, Any]) -> str:
+        """The session data as the JSON text coatcheck stores (no pickle, no signing)."""
+        return codec.encode_data(session_dict, backing().config.max_size).decode("utf-8")
+
+    def decode(self, session_data: str) -> dict[str, Any]:
+        """The data :meth:`encode` wrote; an empty session, logged, for anything else."""
+        try:
+            data = codec.loads(session_data.encode("utf-8"))
+        except (ValueError, UnicodeError):
+            data = None
+        if type(data) is not dict:
+            security_log.warning("Session data corrupted")
+            return {}
+        return data
+
+    def _revive(self, record: Record | None, now: float) -> dict[str, Any] | None:
+        if record is None or record.expires_at <= now:
+            return None
+        try:
+            data, created_at, auth_at = codec.decode(record.data)
+        except codec.DecodeError as exc:
+            security_log.warning("Session data corrupted: %s", exc)
+            return None
+        self._stored = Stored(record.version, created_at, auth_at)
+        return data
+
+    def _record(
+        self, key: str, data: dict[str, Any], expiry_age: float, version: int, stored: Stored
+    ) -> Record:
+        """The record holding ``data`` for ``expiry_age`` seconds (capped by the deadline)."""
+        base = backing()
+        now = base.config.clock()
+        blob = codec.encode(data, stored.created_at, stored.auth_at, base.config.max_size)
+        deadline = base.deadline(stored.auth_at)
+        expires_at = now + expiry_age if deadline is None else min(now + expiry_age, deadline)
+        return Record(key, blob, expires_at, version, _user_of(data), deadline)
+
+    # -- plans: each store operation once, for both faces ----------------------------------
+
+    def _load(self) -> Plan[dict[str, Any]]:
+        key = self._store_key(self.session_key)
+        record = None if key is None else (yield StoreCall("load", (key,)))
+        data = self._revive(record, backing().config.clock())
+        if data is None:
+            self._forget_key()
+            return {}
+        return data
+
+    def _exists(self, session_key: str | None) -> Plan[bool]:
+        key = self._store_key(session_key)
+        if key is None:
+            return False
+        record: Record | None = yield StoreCall("load", (key,))
+        return record is not None and record.expires_at > backing().config.clock()
+
+    def _delete(self, session_key: str | None) -> Plan[None]:
+        if session_key is None:
+            session_key = self.session_key
+            if session_key is None:
+                return
+        key = self._store_key(session_key)
+        if key is not None:
+            yield StoreCall("delete", (key,))
+        if session_key == self.session_key:
+            self._stored = None
+
+    def _write(self, data: dict[str, Any], expiry_age: float, must_create: bool) -> Plan[None]:
+        key = self._store_key(self.session_key)
+        if key is None:  # the load found nothing, or the key is not one coatcheck issued
+            raise CreateError if must_create else UpdateError
+        now = backing().config.clock()
+        if must_create:
+            times = self._stored or Stored(0, now, now)  # cycle_key keeps the creation time
+            record = self._record(key, data, expiry_age, 1, times)
+            if not (yield StoreCall("create", (record,))):
+                raise CreateError
+            self._stored = times._replace(version=1)
+            return
+        stored = self._stored
+        for _ in range(MAX_SAVE_ATTEMPTS):
+            if stored is None:  # the version is unknown (a clear() without a load): read it
+                current = yield StoreCall("load", (key,))
+                if self._revive(current, now) is None:
+                    raise UpdateError
+                stored = self._stored
+                assert stored is not None
+            record = self._record(key, data, expiry_age, stored.version + 1, stored)
+            if (yield StoreCall("save", (record, stored.version))):
+                self._stored = stored._replace(version=stored.version + 1)
+                return
+            stored = self._stored = None  # deleted, or another request saved: look again
+        raise WriteConflict(f"gave up saving a session after {MAX_SAVE_ATTEMPTS} conflicts")
+
+    def _rotate(self, data: dict[str, Any], expiry_age: float, old_key: str) -> Plan[None]:
+        """Move the session to a fresh ID in one store call; its login time restarts."""
+        now = backing().config.clock()
+        created_at = self._stored.created_at if self._stored else now
+        stored = Stored(1, created_at, now)
+        for _ in range(MAX_CREATE_ATTEMPTS):
+            session_id = self._get_new_session_key()
+            record = self._record(self._new_store_key(session_id), data, expiry_age, 1, stored)
+            if (yield StoreCall("rotate", (old_key, record))):
+                self._session_key, self._stored = session_id, stored
+                self.modified = True  # so the middleware sends the new cookie
+                return
+        raise StoreError(f"rotate reported {MAX_CREATE_ATTEMPTS} collisions of fresh random IDs")
+
+    @staticmethod
+    def _new_store_key(session_id: str) -> str:
+        return store_key(session_id, backing().config.hash_secret)
+
+    # -- Django's interface, sync ----------------------------------------------------------
+
+    def load(self) -> dict[str, Any]:
+        return run(self._load(), backing().store)
+
+    def exists(self, session_key: str | None) -> bool:
+        return run(self._exists(session_key), backing().store)
+
+    def create(self) -> None:
+        for _ in range(MAX_CREATE_ATTEMPTS):
+            self._session_key = self._get_new_session_key()
+            try:
+                self.save(must_create=True)
+            except CreateError:
+                continue
+            self.modified = True
+            return
+        raise StoreError(f"create reported {MAX_CREATE_ATTEMPTS} collisions of fresh random IDs")
+
+    def save(self, must_create: bool = False) -> None:
+        if self.session_key is None:
+            return self.create()
+        data = self._get_session(no_load=must_create)
+        expiry_age = self.get_expiry_age(expiry=data.get("_session_expiry"))
+        run(self._write(data, expiry_age, must_create), backing().store)
+        return None
+
+    def delete(self, session_key: str | None = None) -> None:
+        run(self._delete(session_key), backing().store)
+
+    def cycle_key(self) -> None:
+        """A new ID for the same data, the old record deleted (``login`` calls this)."""
+        data = self._session
+        old_key = self._store_key(self.session_key)
+        if old_key is None:  # nothing stored yet: a new session with this data
+            self._forget_key()
+            self.create()
+            return
+        expiry_age = self.get_expiry_age(expiry=data.get("_session_expiry"))
+        run(self._rotate(data, expiry_age, old_key), backing().store)
+
+    @classmethod
+    def clear_expired(cls) -> int:
+        """Delete expired sessions; a no-op (0) on stores that expire them by themselves."""
+        base = backing()
+        if not isinstance(base.store, Purgeable):
+            return 0
+        return base.store.purge_expired(base.config.clock())
+
+    # -- Django's interface, async ---------------------------------------------------------
+
+    async def aload(self) -> dict[str, Any]:
+        return await run_async(self._load(), backing().async_store)
+
+    async def aexists(self, session_key: str | None) -> bool:
+        return await run_async(self._exists(session_key), backing().async_store)
+
+    async def acreate(self) -> None:
+        for _ in range(MAX_CREATE_ATTEMPTS):
+            self._session_key = self._get_new_session_key()
+            try:
+                await self.asave(must_create=True)
+            except CreateError:
+                continue
+            self.modified = True
+            return
+        raise StoreError(f"create reported {MAX_CREATE_ATTEMPTS} collisions of fresh random IDs")
+
+    async def asave(self, must_create: bool = False) -> None:
+        if self.session_key is None:
+            return await self.acreate()
+        data = await self._aget_session(no_load=must_create)
+        expiry_age = await self.aget_expiry_age(expiry=data.get("_session_expiry"))
+        await run_async(self._write(data, expiry_age, must_create), backing().async_store)
+        return None
+
+    async def adelete(self, session_key: str | None = None) -> None:
+        await run_async(self._delete(session_key), backing().async_store)
+
+    async def acycle_key(self) -> None:
+        data = await self._aget_session()
+        old_key = self._store_key(self.session_key)
+        if old_key is None:
+            self._forget_key()
+            await self.acreate()
+            return
+        expiry_age = await self.aget_expiry_age(expiry=data.get("_session_expiry"))
+        await run_async(self._rotate(data, expiry_age, old_key), backing().async_store)
+
+    @classmethod
+    async def aclear_expired(cls) -> int:
+        base = backing()
+        if not isinstance(base.store, Purgeable):
+            return 0
+        return await base.async_store.purge_expired(base.config.clock())

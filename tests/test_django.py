@@ -1,0 +1,448 @@
+"""coatcheck as Django's session engine (``coatcheck.integrations.django``).
+
+The core of this file is Django's own backend test mixin, ``SessionTestsMixin`` from
+``tests/sessions_tests/tests.py`` of the installed Django's sdist, run unchanged against
+coatcheck's ``SessionStore`` on the SQLite store and on the Redis store, sync and async tests
+alike. Django's ``SessionMiddlewareTests`` run too, with coatcheck as ``SESSION_ENGINE``.
+
+Runtime adaptation of the upstream file: its ``from .models import SessionStore as
+CustomDatabaseSession`` (a custom database model of Django's test project, used only by
+``CustomDatabaseSessionTests``, which is not run here) is replaced by a placeholder; nothing else.
+
+Excluded upstream tests, with their reasons:
+
+- ``SessionMiddlewareTests.test_empty_session_saved``: it reads the session back through
+  ``django.contrib.sessions.models.Session`` (the database engine's table), which coatcheck does
+  not use; ``test_an_emptied_session_stays_stored_with_its_key`` checks the same through the
+  store.
+
+Django is configured here by hand (pytest-django is not used): ``settings.configure`` with an
+in-memory SQLite database for ``django.contrib.auth``'s users, then ``django.setup()``.
+"""
+
+from __future__ import annotations
+
+import atexit
+import shutil
+import tempfile
+import types
+import uuid
+from datetime import timedelta
+from io import StringIO
+from pathlib import Path
+from typing import Any
+
+import django
+import pytest
+import redis
+from django.conf import settings
+
+from tests.servers import free_port
+from tests.services import REDIS_URL, require
+from tests.upstream import upstream_file
+
+SCRATCH = Path(tempfile.mkdtemp(prefix="coatcheck-django-"))
+atexit.register(shutil.rmtree, SCRATCH, ignore_errors=True)
+SQLITE_URL = f"sqlite:///{SCRATCH}/sessions.db"
+REDIS_PREFIX = f"coatcheck-django-test-{uuid.uuid4().hex[:12]}:"
+
+if not settings.configured:
+    settings.configure(
+        SECRET_KEY="coatcheck-django-tests-not-a-secret",
+        DEBUG=False,
+        ALLOWED_HOSTS=["testserver"],
+        INSTALLED_APPS=[
+            "django.contrib.contenttypes",
+            "django.contrib.auth",
+            "django.contrib.sessions",  # the upstream module imports its model
+            "coatcheck.integrations.django",
+        ],
+        DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}},
+        SESSION_ENGINE="coatcheck.integrations.django",
+        SESSION_COOKIE_AGE=600,  # Redis drops what a test leaves behind within minutes
+        COATCHECK_STORE_URL=SQLITE_URL,
+        MIDDLEWARE=[
+            "coatcheck.integrations.django.SessionMiddleware",
+            "django.contrib.auth.middleware.AuthenticationMiddleware",
+        ],
+        ROOT_URLCONF=__name__,
+        USE_TZ=True,
+        PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"],  # fast, tests only
+        DEFAULT_AUTO_FIELD="django.db.models.AutoField",
+    )
+    django.setup()
+
+from django.contrib import auth  # noqa: E402 - needs the settings above
+from django.contrib.auth.models import User  # noqa: E402
+from django.contrib.sessions.backends.base import UpdateError  # noqa: E402
+from django.core.exceptions import ImproperlyConfigured  # noqa: E402
+from django.core.management import call_command  # noqa: E402
+from django.http import HttpRequest, HttpResponse, JsonResponse  # noqa: E402
+from django.test import SimpleTestCase, TestCase, override_settings  # noqa: E402
+from django.urls import path  # noqa: E402
+
+from coatcheck.codec import decode  # noqa: E402
+from coatcheck.ids import is_well_formed, store_key  # noqa: E402
+from coatcheck.integrations.django import SessionStore  # noqa: E402
+from coatcheck.integrations.django.config import backing  # noqa: E402
+from coatcheck.stores import Iterable, Record  # noqa: E402
+from coatcheck.testing import FakeClock  # noqa: E402
+
+call_command("migrate", verbosity=0, run_syncdb=True)
+
+CUSTOM_MODEL_IMPORT = "from .models import SessionStore as CustomDatabaseSession"
+
+
+def _upstream() -> types.ModuleType:
+    """Django's tests/sessions_tests/tests.py of the installed version, as a module."""
+    source = upstream_file("django", "tests/sessions_tests/tests.py")
+    assert CUSTOM_MODEL_IMPORT in source, "the upstream file changed: review the adaptation"
+    adapted = source.replace(CUSTOM_MODEL_IMPORT, "CustomDatabaseSession = None")
+    module = types.ModuleType("django_upstream_sessions_tests")
+    exec(compile(adapted, "django:tests/sessions_tests/tests.py", "exec"), module.__dict__)
+    return module
+
+
+upstream = _upstream()
+
+
+def stored_records() -> list[Record]:
+    store = backing().store
+    assert isinstance(store, Iterable)
+    return list(store.iter_records())
+
+
+# -- Django's own tests ------------------------------------------------------------------------
+
+
+class TestDjangoBackendMixinOnSQLite(upstream.SessionTestsMixin, SimpleTestCase):  # type: ignore[misc,name-defined]
+    """Every test of Django's SessionTestsMixin, on coatcheck's SQLite store."""
+
+    backend = SessionStore
+
+
+@override_settings(COATCHECK_STORE_URL=f"{REDIS_URL}?prefix={REDIS_PREFIX}")
+class TestDjangoBackendMixinOnRedis(upstream.SessionTestsMixin, SimpleTestCase):  # type: ignore[misc,name-defined]
+    """Every test of Django's SessionTestsMixin, on coatcheck's Redis store."""
+
+    backend = SessionStore
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        require("Redis", "127.0.0.1", 6379)
+        super().setUpClass()
+
+    @classmethod
+    def tearDownClass(cls) -> None:
+        super().tearDownClass()
+        client = redis.Redis.from_url(REDIS_URL)
+        for name in client.scan_iter(match=f"{REDIS_PREFIX}*", count=500):
+            client.delete(name)
+        client.close()
+
+    def test_sessions_live_in_redis_under_the_prefix(self) -> None:
+        self.session["where"] = "redis"
+        self.session.save()
+        client = redis.Redis.from_url(REDIS_URL)
+        key = store_key(self.session.session_key, backing().config.hash_secret)
+        assert client.exists(f"{REDIS_PREFIX}s:{key}") == 1
+        client.close()
+
+
+class TestDjangoMiddlewareWithCoatcheck(upstream.SessionMiddlewareTests):  # type: ignore[misc,name-defined]
+    """Django's SessionMiddlewareTests with coatcheck as SESSION_ENGINE (one excluded above).
+
+    ``test_session_update_error_redirect`` builds Django's database engine by name; it runs,
+    and ``test_a_save_after_a_concurrent_logout_is_interrupted_not_resurrected`` checks the
+    same with coatcheck.
+    """
+
+    def test_empty_session_saved(self) -> None:
+        pytest.skip("reads django.contrib.sessions' database table (see the module docstring)")
+
+
+# -- what coatcheck adds or guarantees ---------------------------------------------------------
+
+
+class TestStorage(SimpleTestCase):  # type: ignore[misc]
+    def test_ids_are_coatcheck_ids_and_stored_only_hashed_with_a_secret_from_secret_key(
+        self,
+    ) -> None:
+        session = SessionStore()
+        session["cart"] = ["apple"]
+        session.save()
+        session_id = session.session_key
+        assert is_well_formed(session_id)
+        records = {record.key: record for record in stored_records()}
+        assert session_id not in str(list(records))
+        assert store_key(session_id) not in records  # not a plain SHA-256 either
+        record = records[store_key(session_id, backing().config.hash_secret)]
+        assert session_id.encode() not in record.data
+        assert decode(record.data)[0] == {"cart": ["apple"]}
+        session.delete()
+
+    def test_an_unknown_or_malformed_cookie_loads_empty_and_is_never_adopted(self) -> None:
+        for cookie in ("x" * 43, "definitely-not-an-id", SessionStore()._get_new_session_key()):
+            session = SessionStore(cookie)
+            assert session.get("anything") is None
+            assert session.session_key is None
+            session["a"] = 1
+            session.save()
+            assert session.session_key != cookie
+            session.delete()
+
+    def test_values_must_be_json_whatever_session_serializer_says(self) -> None:
+        session = SessionStore()
+        session["when"] = object()
+        with pytest.raises(TypeError, match="when"):
+            session.save()
+
+    def test_the_logged_in_user_is_the_records_user(self) -> None:
+        session = SessionStore()
+        session[auth.SESSION_KEY] = "42"
+        session.save()
+        key = store_key(session.session_key, backing().config.hash_secret)
+        assert next(r for r in stored_records() if r.key == key).user_id == "42"
+        session.delete()
+
+    def test_cycle_key_moves_the_data_to_a_new_id_and_deletes_the_old_record(self) -> None:
+        session = SessionStore()
+        session["a"] = "b"
+        session.save()
+        old_id = session.session_key
+        session.cycle_key()
+        assert session.session_key != old_id
+        assert is_well_formed(session.session_key)
+        assert not SessionStore().exists(old_id)
+        assert SessionStore(session.session_key)["a"] == "b"
+        assert session.modified  # so SessionMiddleware sends the new cookie
+        session.delete()
+
+    def test_a_save_after_a_concurrent_logout_is_interrupted_not_resurrected(self) -> None:
+        first = SessionStore()
+        first["a"] = 1
+        first.save()
+        SessionStore(first.session_key).flush()
+        first["a"] = 2
+        with pytest.raises(UpdateError):
+            first.save()
+        assert not first.exists(first.session_key)
+
+    def test_concurrent_saves_keep_the_last_write_as_django_engines_do(self) -> None:
+        first = SessionStore()
+        first["n"] = 1
+        first.save()
+        second = SessionStore(first.session_key)
+        second["n"] = 2
+        second.save()
+        first["n"] = 3  # first's version is stale: it reloads the version and overwrites
+        first.save()
+        assert SessionStore(first.session_key)["n"] == 3
+        first.delete()
+
+    def test_an_emptied_session_stays_stored_with_its_key(self) -> None:
+        session = SessionStore()
+        session["foo"] = "bar"
+        session.save()
+        del session["foo"]
+        session.save()
+        again = SessionStore(session.session_key)
+        assert dict(again.items()) == {}
+        assert again.session_key == session.session_key
+        session.delete()
+
+
+class TestOptions(SimpleTestCase):  # type: ignore[misc]
+    def test_absolute_timeout_ends_a_session_however_active(self) -> None:
+        clock = FakeClock(1_000_000.0)
+        with self.settings(COATCHECK_SESSION={"clock": clock, "absolute_timeout": 300}):
+            session = SessionStore()
+            session["a"] = 1
+            session.save()
+            clock.advance(200)
+            session["a"] = 2
+            session.save()  # activity: the expiry slides, but not past the deadline
+            clock.advance(101)
+            assert SessionStore(session.session_key).get("a") is None
+
+    def test_cycle_key_restarts_the_absolute_timeout(self) -> None:
+        clock = FakeClock(1_000_000.0)
+        with self.settings(COATCHECK_SESSION={"clock": clock, "absolute_timeout": 300}):
+            session = SessionStore()
+            session["a"] = 1
+            session.save()
+            clock.advance(200)
+            session.cycle_key()  # what login does
+            clock.advance(200)
+            assert SessionStore(session.session_key).get("a") == 1
+
+    def test_cookie_options_are_refused_with_the_django_setting_to_use(self) -> None:
+        refused: list[tuple[dict[str, Any], str]] = [
+            ({"COATCHECK_SESSION": {"cookie_name": "sid"}}, "SESSION_COOKIE_NAME"),
+            ({"COATCHECK_SESSION": {"hash_secret": b"short"}}, "hash_secret"),
+            ({"COATCHECK_SESSION": {"absolute_timeout": -1}}, "absolute_timeout"),
+            ({"COATCHECK_STORE_URL": "nosuch://x"}, "COATCHECK_STORE_URL"),
+        ]
+        for overrides, named in refused:
+            with self.settings(**overrides), pytest.raises(ImproperlyConfigured, match=named):
+                backing()
+
+    def test_an_explicit_hash_secret_is_used(self) -> None:
+        secret = b"0123456789abcdef0123456789abcdef"
+        with self.settings(COATCHECK_SESSION={"hash_secret": secret}):
+            session = SessionStore()
+            session["a"] = 1
+            session.save()
+            keys = {record.key for record in stored_records()}
+            assert store_key(session.session_key, secret) in keys
+            session.delete()
+
+
+class TestPurge(SimpleTestCase):  # type: ignore[misc]
+    def _expired_session(self) -> str:
+        session = SessionStore()
+        session["old"] = True
+        session.set_expiry(-timedelta(seconds=10))
+        session.save()
+        return store_key(session.session_key, backing().config.hash_secret)
+
+    def test_coatcheck_purge_deletes_expired_sessions_and_says_how_many(self) -> None:
+        SessionStore.clear_expired()
+        key = self._expired_session()
+        live = SessionStore()
+        live["fresh"] = True
+        live.save()
+        output = StringIO()
+        call_command("coatcheck_purge", stdout=output)
+        assert output.getvalue().strip() == "Purged 1 expired session(s)."
+        keys = {record.key for record in stored_records()}
+        assert key not in keys
+        assert live.exists(live.session_key)
+        live.delete()
+
+    def test_djangos_clearsessions_purges_through_clear_expired(self) -> None:
+        key = self._expired_session()
+        call_command("clearsessions")
+        assert key not in {record.key for record in stored_records()}
+
+    async def test_aclear_expired_purges_too(self) -> None:
+        session = SessionStore()
+        await session.aset("old", True)
+        await session.aset_expiry(-timedelta(seconds=10))
+        await session.asave()
+        assert await SessionStore.aclear_expired() >= 1
+
+
+# -- end to end through Django's request handling ----------------------------------------------
+
+
+def login_view(request: HttpRequest) -> HttpResponse:
+    user = auth.authenticate(
+        request, username=request.POST["username"], password=request.POST["password"]
+    )
+    if user is None:
+        return HttpResponse("no", status=403)
+    auth.login(request, user)
+    return HttpResponse("ok")
+
+
+def logout_view(request: HttpRequest) -> HttpResponse:
+    auth.logout(request)
+    return HttpResponse("bye")
+
+
+def whoami_view(request: HttpRequest) -> HttpResponse:
+    body: dict[str, Any] = {"user": request.user.get_username() or None}
+    body["theme"] = request.session.get("theme")
+    return JsonResponse(body)
+
+
+def theme_view(request: HttpRequest) -> HttpResponse:
+    request.session["theme"] = request.GET["theme"]
+    return HttpResponse("set")
+
+
+async def async_whoami_view(request: HttpRequest) -> HttpResponse:
+    user = await request.auser()
+    return JsonResponse({"user": user.get_username() or None})
+
+
+urlpatterns = [
+    path("login", login_view),
+    path("logout", logout_view),
+    path("whoami", whoami_view),
+    path("theme", theme_view),
+    path("async-whoami", async_whoami_view),
+]
+
+
+class TestLoginThroughDjangoAuth(TestCase):  # type: ignore[misc]
+    """``django.contrib.auth.login`` and ``logout`` with coatcheck as the session engine."""
+
+    @classmethod
+    def setUpTestData(cls) -> None:
+        User.objects.create_user("ada", password="lovelace")
+
+    def cookie(self) -> str:
+        value: str = self.client.cookies[settings.SESSION_COOKIE_NAME].value
+        return value
+
+    def test_login_regenerates_the_id_and_keeps_the_data(self) -> None:
+        assert self.client.get("/theme?theme=dark").content == b"set"
+        before = self.cookie()
+        response = self.client.post("/login", {"username": "ada", "password": "lovelace"})
+        assert response.content == b"ok"
+        after = self.cookie()
+        assert after != before
+        assert is_well_formed(after)
+        assert not SessionStore().exists(before)
+        assert self.client.get("/whoami").json() == {"user": "ada", "theme": "dark"}
+
+    def test_a_replayed_pre_login_cookie_is_anonymous(self) -> None:
+        self.client.get("/theme?theme=dark")
+        before = self.cookie()
+        self.client.post("/login", {"username": "ada", "password": "lovelace"})
+        self.client.cookies[settings.SESSION_COOKIE_NAME] = before
+        assert self.client.get("/whoami").json() == {"user": None, "theme": None}
+
+    def test_logout_makes_the_old_cookie_anonymous(self) -> None:
+        self.client.post("/login", {"username": "ada", "password": "lovelace"})
+        logged_in = self.cookie()
+        self.client.get("/logout")
+        self.client.cookies[settings.SESSION_COOKIE_NAME] = logged_in
+        assert self.client.get("/whoami").json() == {"user": None, "theme": None}
+
+    def test_an_async_view_sees_the_user(self) -> None:
+        self.client.post("/login", {"username": "ada", "password": "lovelace"})
+        assert self.client.get("/async-whoami").json() == {"user": "ada"}
+
+
+class TestAsyncLogin(TestCase):  # type: ignore[misc]
+    async def test_alogin_regenerates_through_acycle_key(self) -> None:
+        user = await User.objects.acreate_user("grace", password="hopper")
+        request = HttpRequest()
+        request.session = SessionStore()
+        await request.session.aset("theme", "light")
+        await request.session.asave()
+        before = request.session.session_key
+        await auth.alogin(request, user)
+        assert request.session.session_key != before
+        assert not await SessionStore().aexists(before)
+        await request.session.asave()
+        again = SessionStore(request.session.session_key)
+        assert await again.aget(auth.SESSION_KEY) == str(user.pk)
+        assert await again.aget("theme") == "light"
+
+
+class TestStoreFailure(SimpleTestCase):  # type: ignore[misc]
+    """A store that cannot be reached gives 503 with Retry-After, never a 500."""
+
+    def test_reading_and_writing_answer_503(self) -> None:
+        dead = f"redis://127.0.0.1:{free_port()}/0?timeout=0.5"
+        with self.settings(COATCHECK_STORE_URL=dead):
+            unknown_id = SessionStore()._get_new_session_key()
+            self.client.cookies[settings.SESSION_COOKIE_NAME] = unknown_id
+            for url in ("/whoami", "/theme?theme=dark"):
+                response = self.client.get(url)
+                assert response.status_code == 503
+                assert response["Retry-After"] == "5"
