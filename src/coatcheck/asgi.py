@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from .config import SessionConfig
-from .cookies import find_cookie
+from .cookies import NO_STORE, find_cookie, private_headers
 from .engine import Plan, SessionEngine, run, run_async
 from .session import Session
 from .stores.base import AsyncStore, AsyncStoreAdapter, Store, StoreError, as_async
@@ -49,6 +49,7 @@ def session_of(connection: Any) -> Session:
     session = scope.get("session")
     if not isinstance(session, Session):
         raise RuntimeError("no coatcheck session here: is coatcheck's SessionMiddleware installed?")
+    session.mark_accessed()
     return session
 
 
@@ -112,9 +113,12 @@ class SessionMiddleware:
                     replaced = True
                     await self._unavailable(scope, send, exc)
                     return
+                headers = message.get("headers", ())
+                private = private_headers(headers, session, set_cookie, NO_STORE)
                 added = self.session_headers(session, set_cookie)
-                if added:
-                    message = {**message, "headers": [*message.get("headers", ()), *added]}
+                if private is not None or added:
+                    headers = [*(headers if private is None else private), *added]
+                    message = {**message, "headers": headers}
             await send(message)
 
         await self.app(scope, receive, send_with_session)

@@ -10,8 +10,9 @@ from __future__ import annotations
 import functools
 import json
 import math
+import re
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 try:
     import orjson
@@ -100,9 +101,27 @@ def encode_data(data: dict[str, JSONValue], max_size: int) -> bytes:
     return body
 
 
-def envelope(body: bytes, created_at: float, auth_at: float) -> bytes:
-    """Wrap serialized data in the stored envelope; the data always comes last."""
-    return b'{"c":%s,"a":%s,"d":%s}' % (dumps(created_at), dumps(auth_at), body)
+_SAFE_TEXT = re.compile(r"[A-Za-z0-9_\-]{1,128}")
+
+
+def envelope(
+    body: bytes,
+    created_at: float,
+    auth_at: float,
+    token: str | None = None,
+    binding: str | None = None,
+) -> bytes:
+    """Wrap serialized data in the stored envelope; the data always comes last.
+
+    ``token`` (the CSRF token) and ``binding`` (the client fingerprint) are base64url or hex.
+    """
+    head = b'{"c":%s,"a":%s' % (dumps(created_at), dumps(auth_at))
+    for name, text in ((b"t", token), (b"b", binding)):
+        if text is not None:
+            if not _SAFE_TEXT.fullmatch(text):
+                raise ValueError(f"envelope field {name.decode()} must be base64url or hex")
+            head += b',"%s":"%s"' % (name, text.encode("ascii"))
+    return head + b',"d":%s}' % body
 
 
 def encode(data: dict[str, JSONValue], created_at: float, auth_at: float, max_size: int) -> bytes:
@@ -119,20 +138,39 @@ def data_offset(blob: bytes) -> int:
     return -1 if at < 0 or not blob.endswith(b"}") else at + len(_DATA_KEY)
 
 
+class Envelope(NamedTuple):
+    """Everything a stored envelope holds."""
+
+    data: dict[str, JSONValue]
+    created_at: float
+    auth_at: float
+    token: str | None
+    binding: str | None
+
+
 def decode(blob: bytes) -> tuple[dict[str, JSONValue], float, float]:
     """Return ``(data, created_at, auth_at)`` from an envelope, or raise :class:`DecodeError`."""
+    found = decode_envelope(blob)
+    return found.data, found.created_at, found.auth_at
+
+
+def decode_envelope(blob: bytes) -> Envelope:
+    """Return all of an envelope, or raise :class:`DecodeError`."""
     try:
         envelope = loads(blob)
         data, created_at, auth_at = envelope["d"], envelope["c"], envelope["a"]
-    except (ValueError, TypeError, KeyError, IndexError) as exc:
+        token, binding = envelope.get("t"), envelope.get("b")
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
         raise DecodeError(f"stored session is not an envelope: {exc!r}") from None
+    if not (token is None or type(token) is str) or not (binding is None or type(binding) is str):
+        raise DecodeError("stored session has a bad token or binding")
     if type(data) is not dict:
         raise DecodeError("stored session has no data object")
     if type(created_at) is not float:
         created_at = _timestamp(created_at)
     if type(auth_at) is not float:
         auth_at = _timestamp(auth_at)
-    return data, created_at, auth_at
+    return Envelope(data, created_at, auth_at, token, binding)
 
 
 def _timestamp(value: object) -> float:

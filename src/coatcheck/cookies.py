@@ -7,7 +7,16 @@ must not decide which session a request gets).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, AnyStr
+
 from .config import SessionConfig
+
+if TYPE_CHECKING:
+    from .session import Session
+
+NO_STORE = (b"cache-control", b"no-store")
+"""The header that keeps a response out of every cache (ASGI spelling; WSGI uses str)."""
 
 AMBIGUOUS = ""
 """What :func:`find_cookie` returns when the cookie is present but cannot be trusted."""
@@ -78,3 +87,27 @@ class CookieWriter:
     def expire(self) -> str:
         """The header value that makes the client drop the cookie."""
         return self._deletion
+
+
+def private_headers(
+    headers: Sequence[tuple[AnyStr, AnyStr]],
+    session: Session,
+    set_cookie: str | None,
+    no_store: tuple[AnyStr, AnyStr],
+) -> list[tuple[AnyStr, AnyStr]] | None:
+    """``headers`` with ``Cache-Control: no-store`` where a response must stay out of caches.
+
+    A response that sets a session cookie is never cacheable, whatever the app said; one to a
+    request that carried a live session gets ``no-store`` unless the app chose its own
+    ``Cache-Control`` (for assets that are the same for everyone). None when the headers need no
+    change. ``no_store`` is the header, as bytes or as str.
+    """
+    if set_cookie is None and session._key is None:
+        return None
+    name = no_store[0]
+    own = [header for header in headers if header[0].lower() == name]
+    if own and set_cookie is None:
+        return None
+    kept = [header for header in headers if header[0].lower() != name] if own else list(headers)
+    kept.append(no_store)
+    return kept

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from .asgi import UNAVAILABLE_BODY
 from .config import SessionConfig
-from .cookies import find_cookie
+from .cookies import find_cookie, private_headers
 from .engine import SessionEngine, run
 from .stores.base import Store, StoreError
 
@@ -34,6 +34,7 @@ StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
 ENVIRON_KEY = "coatcheck.session"
+NO_STORE = ("cache-control", "no-store")
 
 logger = logging.getLogger("coatcheck")
 
@@ -85,6 +86,9 @@ class SessionMiddleware:
                 except StoreError as exc:
                     failed = True
                     return self._unavailable(start_response, exc)
+                private = private_headers(headers, session, set_cookie, NO_STORE)
+                if private is not None:
+                    headers = private
                 if set_cookie is not None:
                     headers = [*headers, ("Set-Cookie", set_cookie)]
             return start_response(status, headers, exc_info)

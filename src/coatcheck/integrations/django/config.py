@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from django.conf import settings
+from django import conf  # settings are read at call time (conf.settings), once configured
 from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.utils.crypto import salted_hmac
@@ -82,7 +82,7 @@ def _absolute_timeout(value: object) -> float | None:
 
 def build() -> Backing:
     """Read the settings and open the store they name."""
-    options: dict[str, Any] = dict(getattr(settings, "COATCHECK_SESSION", None) or {})
+    options: dict[str, Any] = dict(getattr(conf.settings, "COATCHECK_SESSION", None) or {})
     for name in sorted(set(options) - OPTIONS):
         if name in DJANGO_OWNS:
             raise ImproperlyConfigured(
@@ -93,12 +93,12 @@ def build() -> Backing:
         )
     absolute_timeout = _absolute_timeout(options.pop("absolute_timeout", None))
     if "hash_secret" not in options:
-        options["hash_secret"] = _hash_secret_from(settings.SECRET_KEY)
+        options["hash_secret"] = _hash_secret_from(conf.settings.SECRET_KEY)
     try:
         config = SessionConfig.from_options(**options)
     except ConfigError as exc:
         raise ImproperlyConfigured(f"COATCHECK_SESSION: {exc}") from None
-    url = getattr(settings, "COATCHECK_STORE_URL", None) or DEFAULT_STORE_URL
+    url = getattr(conf.settings, "COATCHECK_STORE_URL", None) or DEFAULT_STORE_URL
     try:
         store = from_url(url)
     except ValueError as exc:
