@@ -76,11 +76,11 @@ def test_sqlite_to_redis_keeps_each_remaining_lifetime_as_the_redis_ttl(
     client = redis.Redis.from_url(redis_url.partition("?")[0])
     try:
         ttl = client.pttl(f"{target.prefix}s:{soon.key}") / 1000
-        assert 25 < ttl <= 30.001  # Redis keeps milliseconds
+        assert 25 < ttl <= 30.01
         for record in live_records(source).values():
             remaining = record.expires_at - time.time()
             ttl = client.pttl(f"{target.prefix}s:{record.key}") / 1000
-            assert remaining - 5 < ttl <= remaining + 0.001
+            assert remaining - 5 < ttl <= remaining + 0.01  # Redis rounds to ms
     finally:
         client.close()
     assert len(user_keys(target, "cy")) == 2
