@@ -35,7 +35,8 @@ from .stores.base import Iterable, NotSupported, Record, Store
 @dataclasses.dataclass
 class MigrationReport:
     """What a migration did, record by record. Every record read is counted exactly once in
-    ``copied``, ``skipped_existing``, ``expired`` or ``done_earlier``."""
+    ``copied``, ``skipped_existing``, ``expired`` or ``done_earlier`` (a record a source lists
+    twice, as a Redis ``SCAN`` may, is counted again, as skipped)."""
 
     read: int = 0
     """Records read from the source."""

@@ -104,7 +104,7 @@ def opened(url: str | None, role: str = "store") -> Iterator[Store]:
         store = from_url(url)
     except ValueError as exc:
         raise BadInput(_scrubbed(str(exc), url)) from None
-    except StoreError as exc:
+    except (StoreError, OSError) as exc:  # stores that open a file or connect at once
         raise OperatorError(f"{role} unavailable: {_scrubbed(str(exc), url)}") from None
     if not isinstance(store, Store):  # pragma: no cover - from_url gives sync stores by default
         raise BadInput(f"{redacted(url)} gives no blocking store")
