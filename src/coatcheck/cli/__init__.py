@@ -46,9 +46,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-from . import demo  # noqa: E402  (registers its commands)
+from . import demo, operations  # noqa: E402  (they register their commands)
 
-__all__ = ["commands", "demo", "entry", "main"]
+__all__ = ["commands", "demo", "entry", "main", "operations"]
 
 
 def entry() -> None:  # pragma: no cover - the console script

@@ -1,0 +1,504 @@
+"""An operator's tools for a session store: ``stats``, ``sessions list``, ``revoke``, ``purge``,
+``migrate``, ``keygen`` and ``bench``.
+
+Each command but ``keygen`` and ``migrate`` names its store with ``--store URL`` or the
+``COATCHECK_STORE`` environment variable (the URLs of :func:`coatcheck.stores.from_url`).
+Sessions are shown by fingerprint (:func:`coatcheck.ids.fingerprint`), never by ID or key.
+A failure is one line on stderr, ``coatcheck: ...``, with exit status 1 (2 for a bad or
+missing URL), and never shows a password the URL holds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import json
+import logging
+import re
+import secrets
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+from urllib.parse import unquote, urlsplit
+
+import click
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table
+
+from .. import codec
+from ..ids import FINGERPRINT_LENGTH, fingerprint
+from ..migration import MigrationReport, migrate
+from ..stores import (
+    Iterable,
+    NotSupported,
+    Purgeable,
+    Record,
+    Store,
+    StoreError,
+    UserIndex,
+    from_url,
+)
+from . import commands
+from .store_bench import OPERATIONS, measure
+from .store_stats import StoreStats
+
+STORE_ENV = "COATCHECK_STORE"
+"""The environment variable naming the store when ``--store`` is not given."""
+
+
+class OperatorError(click.ClickException):
+    """A failure told in one line on stderr: ``coatcheck: <what went wrong>``."""
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        one_line = " ".join(self.format_message().split())  # drivers' messages span lines
+        click.echo(f"coatcheck: {one_line}", err=True)
+
+
+class BadInput(OperatorError):
+    """What the operator gave cannot be used (a bad or missing URL, a malformed fingerprint)."""
+
+    exit_code = 2
+
+
+def redacted(url: str) -> str:
+    """``url`` with its password, if any, shown as ``***``: fit to print."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user, _, host = parts.netloc.rpartition("@")
+    return parts._replace(netloc=f"{user.partition(':')[0]}:***@{host}").geturl()
+
+
+def _scrubbed(message: str, url: str) -> str:
+    """An error message with the URL's password blotted out, in case a driver quoted it."""
+    password = urlsplit(url).password
+    for spelling in {password, unquote(password or "")} - {None, ""}:
+        message = message.replace(str(spelling), "***")
+    return message
+
+
+def _quiet_drivers() -> None:
+    """Keep drivers' own log lines (psycopg's pool retrying, say) off stderr, where they would
+    break the one-line errors, unless the process has configured logging itself."""
+    root = logging.getLogger()
+    if not root.handlers:
+        root.addHandler(logging.NullHandler())
+
+
+@contextlib.contextmanager
+def opened(url: str | None, role: str = "store") -> Iterator[Store]:
+    """The store ``url`` names, closed afterwards; every store failure as an OperatorError."""
+    _quiet_drivers()
+    if not url:
+        raise BadInput(f"no store given: pass --store URL or set {STORE_ENV}")
+    try:
+        store = from_url(url)
+    except ValueError as exc:
+        raise BadInput(_scrubbed(str(exc), url)) from None
+    except (StoreError, OSError) as exc:  # stores that open a file or connect at once
+        raise OperatorError(f"{role} unavailable: {_scrubbed(str(exc), url)}") from None
+    if not isinstance(store, Store):  # pragma: no cover - from_url gives sync stores by default
+        raise BadInput(f"{redacted(url)} gives no blocking store")
+    try:
+        yield store
+    except NotSupported as exc:
+        raise OperatorError(_scrubbed(str(exc), url)) from None
+    except StoreError as exc:
+        name = type(exc).__name__
+        raise OperatorError(f"{role} {redacted(url)}: {name}: {_scrubbed(str(exc), url)}") from None
+    finally:
+        with contextlib.suppress(StoreError, OSError):
+            store.close()
+
+
+def lacking(store: Store, purpose: str) -> NotSupported:
+    """The error for a store without the capability ``purpose`` needs."""
+    return NotSupported(f"{type(store).__name__} cannot {purpose}")
+
+
+def progress_bar() -> Progress:
+    """A progress display on stderr, shown only on a terminal, gone when done."""
+    console = Console(stderr=True)
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+        disable=not console.is_terminal,
+    )
+
+
+def output_console() -> Console:
+    """Tables on stdout; as wide as they need when stdout is not a terminal (a pipe, a file)."""
+    console = Console()
+    if not console.is_terminal:
+        console.width = 200
+    return console
+
+
+def _moment(timestamp: float) -> str:
+    return datetime.datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M")
+
+
+def _duration(seconds: float) -> str:
+    seconds = round(max(0.0, seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, seconds = divmod(rest, 60)
+    if hours:
+        return f"{hours}h {minutes:02d}m"
+    return f"{minutes}m {seconds:02d}s" if minutes else f"{seconds}s"
+
+
+store_option = click.option(
+    "--store",
+    "store_url",
+    envvar=STORE_ENV,
+    metavar="URL",
+    help=f"The store's URL [default: ${STORE_ENV}].",
+)
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON, not tables.")
+
+
+# -- stats --------------------------------------------------------------------------------------
+
+
+@commands.command()
+@store_option
+@click.option("--top", default=10, show_default=True, type=click.IntRange(min=0), metavar="N")
+@json_option
+def stats(store_url: str | None, top: int, as_json: bool) -> None:
+    """Count live sessions: anonymous or logged in, per user (top N), and their size.
+
+    Reads every record, so the store must be able to list them (not Memcached).
+    """
+    with opened(store_url) as store, progress_bar() as progress:
+        if not isinstance(store, Iterable):
+            raise lacking(store, "list its records")
+        records = store.iter_records()
+        task = progress.add_task("reading sessions", total=None)
+        counts, now = StoreStats(), time.time()
+        for record in records:
+            counts.add(record, now)
+            progress.advance(task)
+    if as_json:
+        click.echo(json.dumps(counts.as_json(top), indent=2))
+        return
+    click.echo(redacted(store_url or ""))
+    summary = Table(title="Sessions", show_header=False)
+    summary.add_column(style="bold")
+    summary.add_column(justify="right")
+    for label, value in [
+        ("live sessions", counts.live),
+        ("logged in", counts.logged_in),
+        ("anonymous", counts.anonymous),
+        ("users", counts.users),
+        ("expired, not yet purged", counts.expired),
+        ("bytes, total", counts.total_bytes),
+        ("bytes, mean", f"{counts.mean_bytes:.0f}"),
+        ("bytes, max", counts.max_bytes),
+    ]:
+        summary.add_row(label, str(value))
+    console = output_console()
+    console.print(summary)
+    if top and counts.users:
+        busiest = Table(title=f"Top {top} users")
+        busiest.add_column("user", overflow="fold")
+        busiest.add_column("sessions", justify="right")
+        for user, count in counts.top_users(top):
+            busiest.add_row(user, str(count))
+        console.print(busiest)
+
+
+# -- sessions list ------------------------------------------------------------------------------
+
+
+@commands.group()
+def sessions() -> None:
+    """Look at the sessions in a store."""
+
+
+def _described(record: Record) -> dict[str, Any]:
+    """What may be shown of a session: its fingerprint, times and size, never its key or data."""
+    created_at: float | None
+    auth_at: float | None
+    try:
+        _, created_at, auth_at = codec.decode(record.data)
+    except codec.DecodeError:
+        created_at = auth_at = None
+    return {
+        "fingerprint": fingerprint(record.key),
+        "created_at": created_at,
+        "authenticated_at": auth_at,
+        "expires_at": record.expires_at,
+        "bytes": len(record.data),
+    }
+
+
+@sessions.command("list")
+@store_option
+@click.option("--user", required=True, metavar="ID", help="The user whose sessions to list.")
+@json_option
+def list_sessions(store_url: str | None, user: str, as_json: bool) -> None:
+    """List a user's live sessions: fingerprint, created, authenticated, expiry, size.
+
+    Times are local; --json gives them exactly, as Unix seconds.
+    """
+    with opened(store_url) as store:
+        if not isinstance(store, UserIndex):
+            raise lacking(store, "list a user's sessions (it has no user index)")
+        records = store.list_by_user(user)
+    now = time.time()
+    rows = [_described(r) for r in records if r.expires_at > now]
+    rows.sort(key=lambda row: row["created_at"] or 0.0)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    table = Table(title=f"Sessions of user {user}: {len(rows)}")
+    table.add_column("fingerprint", no_wrap=True, min_width=FINGERPRINT_LENGTH)
+    for column in ("created", "authenticated", "expires in"):
+        table.add_column(column, overflow="fold")
+    table.add_column("bytes", justify="right")
+    for row in rows:
+        created, authenticated = row["created_at"], row["authenticated_at"]
+        table.add_row(
+            row["fingerprint"],
+            "?" if created is None else _moment(created),
+            "?" if authenticated is None else _moment(authenticated),
+            _duration(row["expires_at"] - now),
+            str(row["bytes"]),
+        )
+    output_console().print(table)
+
+
+# -- revoke -------------------------------------------------------------------------------------
+
+_FINGERPRINT = re.compile(r"[0-9a-f]{8,64}")
+
+
+def find_session(store: Store, prefix: str, user: str | None) -> Record:
+    """The one record whose key starts with ``prefix`` (of the user's, when ``user`` is given).
+
+    Looks through the user's sessions, or else every record (the store must list them).
+    """
+    prefix = prefix.lower()
+    if not _FINGERPRINT.fullmatch(prefix):
+        raise BadInput(
+            "a session fingerprint is 8 to 64 hex digits, as 'coatcheck sessions list' shows"
+        )
+    candidates: Iterator[Record]
+    if user is not None:
+        if not isinstance(store, UserIndex):
+            raise lacking(store, "list a user's sessions (it has no user index)")
+        candidates = iter(store.list_by_user(user))
+    else:
+        if not isinstance(store, Iterable):
+            raise lacking(store, "find a session by fingerprint (it cannot list its records)")
+        candidates = store.iter_records()
+    with progress_bar() as progress:
+        task = progress.add_task("looking for the session", total=None)
+        matches = []
+        for record in candidates:
+            progress.advance(task)
+            if record.key.startswith(prefix):
+                matches.append(record)
+    owner = f" of user {user}" if user is not None else ""
+    if not matches:
+        raise OperatorError(f"no session{owner} has fingerprint {prefix}")
+    if len(matches) > 1:
+        raise OperatorError(
+            f"fingerprint {prefix} is ambiguous: {len(matches)} sessions{owner} match; "
+            "give more of it, or --user"
+        )
+    return matches[0]
+
+
+@commands.command()
+@store_option
+@click.option("--user", metavar="ID", help="Log this user out everywhere.")
+@click.option("--session", "session_fingerprint", metavar="FINGERPRINT", help="End this session.")
+def revoke(store_url: str | None, user: str | None, session_fingerprint: str | None) -> None:
+    """End sessions: all of a user's (--user), or one (--session, with --user to narrow it)."""
+    if user is None and session_fingerprint is None:
+        raise BadInput("say what to revoke: --user ID, --session FINGERPRINT or both")
+    with opened(store_url) as store:
+        if session_fingerprint is not None:
+            record = find_session(store, session_fingerprint, user)
+            store.delete(record.key)
+            owner = f"user {record.user_id}" if record.user_id is not None else "anonymous"
+            click.echo(f"revoked session {fingerprint(record.key)} ({owner})")
+        else:
+            assert user is not None
+            if not isinstance(store, UserIndex):
+                raise lacking(store, "log a user out everywhere (it has no user index)")
+            count = store.delete_by_user(user)
+            click.echo(f"revoked {count} session(s) of user {user}")
+
+
+# -- purge --------------------------------------------------------------------------------------
+
+
+@commands.command()
+@store_option
+def purge(store_url: str | None) -> None:
+    """Delete expired sessions (stores with native expiry, like Redis, need not)."""
+    with opened(store_url) as store:
+        if not isinstance(store, Purgeable):
+            click.echo(f"{type(store).__name__} expires sessions by itself: nothing to purge")
+            return
+        with Console(stderr=True).status("purging expired sessions"):
+            count = store.purge_expired(time.time())
+    click.echo(f"purged {count} expired session(s)")
+
+
+# -- migrate ------------------------------------------------------------------------------------
+
+
+@commands.command("migrate")
+@click.option("--from", "source_url", required=True, metavar="URL", help="The store to read.")
+@click.option("--to", "target_url", required=True, metavar="URL", help="The store to fill.")
+@click.option("--batch-size", default=500, show_default=True, type=click.IntRange(min=1))
+@click.option(
+    "--checkpoint",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="A file of the keys done, appended after each batch; a re-run skips them.",
+)
+@click.option(
+    "--verify/--no-verify",
+    default=True,
+    show_default=True,
+    help="Check at the end that every live session of the source is in the target.",
+)
+def migrate_sessions(
+    source_url: str, target_url: str, batch_size: int, checkpoint: Path | None, verify: bool
+) -> None:
+    """Copy live sessions to another store, keeping their keys and remaining lifetimes.
+
+    Never overwrites a session the target holds, so it can be re-run after an interruption.
+    Exits non-zero when the counts do not add up or verification finds a session missing.
+    """
+    if source_url == target_url:
+        raise BadInput("--from and --to name the same store")
+    with (
+        opened(source_url, "source") as source,
+        opened(target_url, "target") as target,
+        progress_bar() as progress,
+    ):
+        tasks = {
+            "copy": progress.add_task("copying sessions", total=None),
+            "verify": progress.add_task("verifying", total=None, visible=False),
+        }
+
+        def show(phase: str, count: int) -> None:
+            progress.update(tasks[phase], completed=count, visible=True)
+
+        report = migrate(
+            source,
+            target,
+            batch_size=batch_size,
+            checkpoint=checkpoint,
+            verify=verify,
+            on_progress=show,
+        )
+    click.echo(f"{redacted(source_url)} -> {redacted(target_url)}")
+    output_console().print(_migration_table(report))
+    if not report.accounted:
+        raise OperatorError("migration counts do not add up: see the table above")
+    if report.missing:
+        raise OperatorError(
+            f"{report.missing} live session(s) of the source are not in the target "
+            "(created meanwhile?): run the migration again"
+        )
+
+
+def _migration_table(report: MigrationReport) -> Table:
+    table = Table(title="Migration", show_header=False)
+    table.add_column(style="bold")
+    table.add_column(justify="right")
+    rows: list[tuple[str, int | None]] = [
+        ("read", report.read),
+        ("copied", report.copied),
+        ("skipped, already in the target", report.skipped_existing),
+        ("expired, not copied", report.expired),
+        ("done by an earlier run (checkpoint)", report.done_earlier),
+        ("verified in the target", report.verified),
+        ("missing from the target", report.missing if report.verified is not None else None),
+    ]
+    for label, value in rows:
+        table.add_row(label, "-" if value is None else str(value))
+    return table
+
+
+# -- keygen -------------------------------------------------------------------------------------
+
+
+@commands.command()
+@click.option("--bytes", "size", default=32, show_default=True, type=click.IntRange(16, 1024))
+def keygen(size: int) -> None:
+    """Print a new random secret (URL-safe base64), e.g. for hash_secret.
+
+    The printed text itself is the secret: pass it as bytes, hash_secret=text.encode().
+    """
+    click.echo(secrets.token_urlsafe(size))
+
+
+# -- bench --------------------------------------------------------------------------------------
+
+
+@commands.command()
+@store_option
+@click.option("--sessions", "count", default=1000, show_default=True, type=click.IntRange(1))
+@click.option("--seconds", default=5.0, show_default=True, type=click.FloatRange(0))
+@click.option("--size", default=200, show_default=True, type=click.IntRange(0), help="Bytes.")
+@json_option
+def bench(store_url: str | None, count: int, seconds: float, size: int, as_json: bool) -> None:
+    """Measure load, save and touch latencies (p50/p90/p99) and calls per second.
+
+    Writes COUNT sessions of its own, works on them for SECONDS, then deletes them.
+    """
+    with opened(store_url) as store, progress_bar() as progress:
+        tasks: dict[str, Any] = {}
+
+        def show(phase: str, done: float) -> None:
+            if phase not in tasks:
+                tasks[phase] = progress.add_task(phase, total=1.0)
+            progress.update(tasks[phase], completed=done)
+
+        result = measure(store, sessions=count, seconds=seconds, size=size, on_progress=show)
+    measured = [op for op in OPERATIONS if result.latencies.get(op)]
+    if as_json:
+        figures = {
+            op: {
+                "calls": len(result.latencies[op]),
+                "per_second": round(result.rate(op), 1),
+                **{f"p{p}_ms": result.percentile(op, p / 100) * 1000 for p in (50, 90, 99)},
+            }
+            for op in measured
+        }
+        click.echo(json.dumps({"operations": figures, "loop_per_second": result.loop_rate}))
+        return
+    click.echo(f"{redacted(store_url or '')} (one client, {count} sessions of its own)")
+    table = Table()
+    for column in ("call", "calls", "per second", "p50 ms", "p90 ms", "p99 ms"):
+        table.add_column(column, justify="left" if column == "call" else "right")
+    for op in measured:
+        table.add_row(
+            op,
+            str(len(result.latencies[op])),
+            f"{result.rate(op):,.0f}",
+            *(f"{result.percentile(op, p) * 1000:.3f}" for p in (0.50, 0.90, 0.99)),
+        )
+    console = output_console()
+    console.print(table)
+    console.print(f"load + save + touch: {result.loop_rate:,.0f} calls/s over {seconds:g} s")

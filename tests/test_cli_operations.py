@@ -1,0 +1,391 @@
+"""The operator commands of ``coatcheck`` against real stores: stats, sessions list, revoke,
+purge, migrate, keygen, bench; and their failures, one line each, in a real subprocess."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from coatcheck.cli import commands
+from coatcheck.ids import fingerprint, store_key
+from coatcheck.stores import Record, Store
+
+from .operator_stores import (
+    add_expired,
+    all_records,
+    data_of,
+    live_records,
+    open_store,
+    populate,
+    postgresql_url,
+    redis_url,
+    sqlite_url,
+    store_url,
+    user_keys,
+)
+from .servers import free_port
+
+__all__ = ["postgresql_url", "redis_url", "sqlite_url", "store_url"]  # fixtures
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def coatcheck(*args: str, env: dict[str, str] | None = None) -> Result:
+    """Run a command in this process, as the console script would."""
+    return CliRunner().invoke(commands, list(args), env=env, catch_exceptions=False)
+
+
+def coatcheck_process(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m coatcheck.cli`` in a real subprocess."""
+    return subprocess.run(
+        [sys.executable, "-m", "coatcheck.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={**os.environ, **env},
+        cwd=ROOT,
+        check=False,
+    )
+
+
+def rows(output: str) -> set[str]:
+    """A table's rows as "cell │ cell" with the padding and outer borders gone."""
+    return {" ".join(line.strip("│┃ ").split()) for line in output.splitlines()}
+
+
+def only_line(text: str) -> str:
+    lines = text.splitlines()
+    assert len(lines) == 1, f"expected one line, got {text!r}"
+    return lines[0]
+
+
+@pytest.fixture
+def store(store_url: str) -> Store:
+    return open_store(store_url)
+
+
+# -- stats ----------------------------------------------------------------------------------
+
+
+def test_stats_counts_live_sessions_per_user_and_their_size(store_url: str, store: Store) -> None:
+    populate(store, {"ada": 3, "bob": 1, "cy": 2}, anonymous=4)
+    sizes = [len(r.data) for r in live_records(store).values()]
+
+    result = coatcheck("stats", "--store", store_url, "--top", "2", "--json")
+
+    assert result.exit_code == 0, result.output
+    counts = json.loads(result.stdout)
+    assert counts["live"] == 10
+    assert (counts["logged_in"], counts["anonymous"], counts["users"]) == (6, 4, 3)
+    assert counts["bytes"] == {
+        "total": sum(sizes),
+        "mean": round(sum(sizes) / 10, 1),
+        "max": max(sizes),
+    }
+    assert counts["top_users"] == [{"user": "ada", "sessions": 3}, {"user": "cy", "sessions": 2}]
+
+
+def test_stats_prints_tables_and_counts_expired_records_not_yet_purged(sqlite_url: str) -> None:
+    store = open_store(sqlite_url)
+    populate(store, {"ada": 2}, anonymous=1)
+    add_expired(store, 2)
+    result = coatcheck("stats", "--store", sqlite_url)
+    assert result.exit_code == 0, result.output
+    lines = rows(result.stdout)
+    assert {"live sessions │ 3", "logged in │ 2", "anonymous │ 1", "users │ 1"} <= lines
+    assert "expired, not yet purged │ 2" in lines
+    assert "ada │ 2" in lines
+
+
+def test_the_store_can_come_from_the_environment(sqlite_url: str) -> None:
+    populate(open_store(sqlite_url), {}, anonymous=2)
+    result = coatcheck("stats", "--json", env={"COATCHECK_STORE": sqlite_url})
+    assert json.loads(result.stdout)["live"] == 2
+
+
+# -- sessions list --------------------------------------------------------------------------
+
+
+def test_sessions_list_shows_a_users_sessions_by_fingerprint_never_by_id_or_key(
+    store_url: str, store: Store
+) -> None:
+    before = time.time()
+    ids = populate(store, {"ada": 2, "bob": 1}, anonymous=1)
+    keys = [store_key(i) for i in ids["ada"]]
+
+    as_json = coatcheck("sessions", "list", "--store", store_url, "--user", "ada", "--json")
+    listed = json.loads(as_json.stdout)
+
+    assert sorted(row["fingerprint"] for row in listed) == sorted(fingerprint(k) for k in keys)
+    for row in listed:
+        assert before - 1 < row["created_at"] <= row["authenticated_at"] <= time.time()
+        assert row["expires_at"] == pytest.approx(time.time() + 600, abs=5)
+        assert row["bytes"] > 0
+    table = coatcheck("sessions", "list", "--store", store_url, "--user", "ada").output
+    assert all(fingerprint(k) in table for k in keys)
+    assert "Sessions of user ada: 2" in table
+    for secret in ids["ada"] + keys:
+        assert secret not in table
+        assert secret not in as_json.stdout
+
+
+def test_sessions_list_of_a_user_without_sessions_is_empty(sqlite_url: str) -> None:
+    result = coatcheck("sessions", "list", "--store", sqlite_url, "--user", "nobody", "--json")
+    assert (result.exit_code, json.loads(result.stdout)) == (0, [])
+
+
+# -- revoke ---------------------------------------------------------------------------------
+
+
+def test_revoke_user_logs_them_out_everywhere_and_no_one_else(store_url: str, store: Store) -> None:
+    ids = populate(store, {"ada": 3, "bob": 1}, anonymous=1)
+    result = coatcheck("revoke", "--store", store_url, "--user", "ada")
+    assert (result.exit_code, result.output) == (0, "revoked 3 session(s) of user ada\n")
+    assert user_keys(store, "ada") == set()
+    assert all(data_of(store, i) is None for i in ids["ada"])
+    assert data_of(store, ids["bob"][0]) == data_of(store, ids[""][0]) == {"cart": ["tea"]}
+
+
+def test_revoke_session_ends_the_one_session_its_fingerprint_names(
+    store_url: str, store: Store
+) -> None:
+    ids = populate(store, {"ada": 2}, anonymous=2)
+    doomed, kept = ids["ada"]
+    anonymous = ids[""][0]
+
+    one = coatcheck("revoke", "--store", store_url, "--session", fingerprint(store_key(doomed)))
+    assert one.output == f"revoked session {fingerprint(store_key(doomed))} (user ada)\n"
+    narrowed = coatcheck(
+        "revoke", "--store", store_url, "--user", "nobody", "--session", store_key(kept)[:10]
+    )
+    assert narrowed.exit_code == 1  # not that user's
+    anon = coatcheck("revoke", "--store", store_url, "--session", store_key(anonymous).upper())
+
+    assert anon.exit_code == 0, anon.output
+    assert data_of(store, doomed) is None
+    assert data_of(store, anonymous) is None
+    assert data_of(store, kept) == data_of(store, ids[""][1]) == {"cart": ["tea"]}
+
+
+def test_revoke_refuses_an_unknown_an_ambiguous_or_a_malformed_fingerprint(
+    sqlite_url: str,
+) -> None:
+    store = open_store(sqlite_url)
+    for tail in ("1", "2"):
+        store.create(Record("abcdef01" + "0" * 55 + tail, b"{}", time.time() + 60))
+    runner = CliRunner()
+
+    def revoke(fingerprint: str) -> Result:
+        return runner.invoke(commands, ["revoke", "--store", sqlite_url, "--session", fingerprint])
+
+    unknown, ambiguous, malformed, short = (
+        revoke("0123456789abcdef"),
+        revoke("abcdef01"),
+        revoke("not-hex!"),
+        revoke("abcdef0"),
+    )
+    assert (unknown.exit_code, only_line(unknown.stderr)) == (
+        1,
+        "coatcheck: no session has fingerprint 0123456789abcdef",
+    )
+    assert ambiguous.exit_code == 1
+    assert only_line(ambiguous.stderr).startswith(
+        "coatcheck: fingerprint abcdef01 is ambiguous: 2 sessions match"
+    )
+    assert malformed.exit_code == short.exit_code == 2
+    assert "8 to 64 hex digits" in only_line(malformed.stderr)
+    assert len(all_records(store)) == 2  # nothing was deleted
+
+
+def test_revoke_needs_a_user_or_a_session(sqlite_url: str) -> None:
+    result = CliRunner().invoke(commands, ["revoke", "--store", sqlite_url])
+    assert result.exit_code == 2
+    assert only_line(result.stderr) == (
+        "coatcheck: say what to revoke: --user ID, --session FINGERPRINT or both"
+    )
+
+
+# -- purge ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("url_fixture", ["sqlite_url", "postgresql_url"])
+def test_purge_deletes_expired_sessions_only(
+    url_fixture: str, request: pytest.FixtureRequest
+) -> None:
+    url = request.getfixturevalue(url_fixture)
+    store = open_store(url)
+    populate(store, {"ada": 1}, anonymous=2)
+    add_expired(store, 4)
+    result = coatcheck("purge", "--store", url)
+    assert (result.exit_code, result.output) == (0, "purged 4 expired session(s)\n")
+    assert len(all_records(store)) == len(live_records(store)) == 3
+
+
+def test_purge_on_a_store_with_native_expiry_says_so_and_succeeds(redis_url: str) -> None:
+    result = coatcheck("purge", "--store", redis_url)
+    assert (result.exit_code, result.output) == (
+        0,
+        "RedisStore expires sessions by itself: nothing to purge\n",
+    )
+
+
+# -- migrate --------------------------------------------------------------------------------
+
+
+def test_migrate_sqlite_to_redis_prints_the_counts(sqlite_url: str, redis_url: str) -> None:
+    source = open_store(sqlite_url)
+    ids = populate(source, {"ada": 2}, anonymous=3)
+    add_expired(source, 1)
+
+    result = coatcheck("migrate", "--from", sqlite_url, "--to", redis_url, "--batch-size", "2")
+
+    assert result.exit_code == 0, result.output
+    table = rows(result.stdout)
+    assert {"read │ 6", "copied │ 5", "expired, not copied │ 1"} <= table
+    assert {"skipped, already in the target │ 0", "verified in the target │ 5"} <= table
+    target = open_store(redis_url)
+    assert live_records(target) == live_records(source)
+    assert all(data_of(target, i) == {"cart": ["tea"]} for i in ids["ada"] + ids[""])
+
+    again = coatcheck("migrate", "--from", sqlite_url, "--to", redis_url)
+    assert again.exit_code == 0
+    assert "skipped, already in the target │ 5" in rows(again.stdout)
+
+
+def test_migrate_with_a_checkpoint_to_postgresql(
+    sqlite_url: str, postgresql_url: str, tmp_path: Path
+) -> None:
+    source = open_store(sqlite_url)
+    populate(source, {"ada": 1}, anonymous=2)
+    checkpoint = tmp_path / "keys"
+    args = ["migrate", "--from", sqlite_url, "--to", postgresql_url, "--checkpoint"]
+    first = coatcheck(*args, str(checkpoint))
+    second = coatcheck(*args, str(checkpoint), "--no-verify")
+    assert first.exit_code == second.exit_code == 0
+    assert {"done by an earlier run (checkpoint) │ 3", "verified in the target │ -"} <= rows(
+        second.stdout
+    )
+    assert live_records(open_store(postgresql_url)) == live_records(source)
+
+
+def test_migrate_refuses_one_store_as_both_ends(sqlite_url: str) -> None:
+    result = CliRunner().invoke(commands, ["migrate", "--from", sqlite_url, "--to", sqlite_url])
+    assert result.exit_code == 2
+    assert only_line(result.stderr) == "coatcheck: --from and --to name the same store"
+
+
+# -- keygen ---------------------------------------------------------------------------------
+
+
+def test_keygen_prints_a_fresh_url_safe_secret_of_the_bytes_asked() -> None:
+    first, second = coatcheck("keygen").output.strip(), coatcheck("keygen").output.strip()
+    assert first != second
+    assert len(base64.urlsafe_b64decode(first + "=")) == 32
+    longer = coatcheck("keygen", "--bytes", "48").output.strip()
+    assert len(base64.urlsafe_b64decode(longer)) == 48
+    assert CliRunner().invoke(commands, ["keygen", "--bytes", "8"]).exit_code == 2
+
+
+# -- bench ----------------------------------------------------------------------------------
+
+
+def test_bench_reports_latency_percentiles_and_cleans_up(store_url: str, store: Store) -> None:
+    ids = populate(store, {"ada": 1}, anonymous=1)
+    before = live_records(store)
+
+    result = coatcheck(
+        "bench", "--store", store_url, "--sessions", "20", "--seconds", "0.2", "--json"
+    )
+
+    assert result.exit_code == 0, result.output
+    figures = json.loads(result.stdout)
+    assert set(figures["operations"]) == {"load", "save", "touch", "create", "delete"}
+    for op in ("load", "save", "touch"):
+        numbers = figures["operations"][op]
+        assert numbers["calls"] > 0
+        assert 0 < numbers["p50_ms"] <= numbers["p90_ms"] <= numbers["p99_ms"]
+        assert numbers["per_second"] > 0
+    assert figures["operations"]["create"]["calls"] == 20
+    assert live_records(store) == before  # its own sessions are gone, the others untouched
+    assert data_of(store, ids["ada"][0]) == {"cart": ["tea"]}
+
+
+def test_bench_prints_a_table(sqlite_url: str) -> None:
+    result = coatcheck("bench", "--store", sqlite_url, "--sessions", "5", "--seconds", "0.05")
+    assert result.exit_code == 0
+    assert "p99 ms" in result.output
+    assert "calls/s" in result.output
+
+
+# -- failures: one line on stderr, in a real process ------------------------------------------
+
+
+def test_an_unreachable_store_is_one_line_without_the_password() -> None:
+    url = f"redis://:hunter2@127.0.0.1:{free_port()}/0?timeout=0.5"
+    result = coatcheck_process("stats", "--store", url)
+    assert result.returncode == 1
+    line = only_line(result.stderr)
+    assert line.startswith("coatcheck: store redis://:***@127.0.0.1:")
+    assert "StoreUnavailable" in line
+    assert "hunter2" not in result.stderr + result.stdout
+
+
+def test_an_unreachable_database_is_one_line_without_the_password() -> None:
+    url = f"postgresql://ops:hunter2@127.0.0.1:{free_port()}/db?timeout=0.5"
+    result = coatcheck_process("revoke", "--user", "ada", "--store", url)
+    assert result.returncode == 1
+    assert "StoreUnavailable" in only_line(result.stderr)
+    assert "hunter2" not in result.stderr + result.stdout
+
+
+def test_a_bad_url_is_one_line() -> None:
+    result = coatcheck_process("stats", "--store", "gopher://user:hunter2@host/")
+    assert result.returncode == 2
+    assert only_line(result.stderr).startswith(
+        "coatcheck: bad store URL (gopher://...): unknown session store scheme gopher://"
+    )
+    assert "hunter2" not in result.stderr
+
+
+def test_a_missing_store_is_one_line() -> None:
+    environment = {k: v for k, v in os.environ.items() if k != "COATCHECK_STORE"}
+    result = subprocess.run(
+        [sys.executable, "-m", "coatcheck.cli", "purge"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=environment,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert only_line(result.stderr) == (
+        "coatcheck: no store given: pass --store URL or set COATCHECK_STORE"
+    )
+
+
+def test_a_capability_the_store_lacks_is_one_line() -> None:
+    result = coatcheck_process("revoke", "--user", "ada", "--store", "memcached://127.0.0.1:1")
+    assert result.returncode == 1
+    assert only_line(result.stderr) == (
+        "coatcheck: MemcachedStore cannot log a user out everywhere (it has no user index)"
+    )
+
+
+# -- docs -----------------------------------------------------------------------------------
+
+
+def test_every_operator_command_is_documented_with_an_example() -> None:
+    docs = (ROOT / "docs" / "cli.md").read_text()
+    names = ["stats", "sessions list", "revoke", "purge", "migrate", "keygen", "bench"]
+    assert set(commands.commands) >= {name.split()[0] for name in names}
+    for name in names:
+        section = docs.split(f"## `coatcheck {name}`\n", 1)[1].split("\n## ", 1)[0]
+        assert f"$ coatcheck {name}" in section, name
