@@ -15,6 +15,7 @@ import logging
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
+from . import csrf
 from .config import SessionConfig
 from .cookies import NO_STORE, find_cookie, private_headers
 from .engine import Plan, SessionEngine, run, run_async
@@ -101,6 +102,10 @@ class SessionMiddleware:
                 return
         scope["session"] = session
         replaced = False
+        if kind == "http" and csrf.applies(self.engine.config, scope["method"], scope["path"]):
+            problem, receive = await self._csrf_problem(scope, receive, session)
+        else:
+            problem = None
 
         async def send_with_session(message: Message) -> None:
             nonlocal replaced
@@ -121,6 +126,10 @@ class SessionMiddleware:
                     message = {**message, "headers": headers}
             await send(message)
 
+        if problem is not None:
+            engine.emit("rejected", session._key, session._user_id, f"csrf: {problem}")
+            await _plain(send_with_session, 403, csrf.FORBIDDEN_BODY)
+            return
         await self.app(scope, receive, send_with_session)
         if kind == "websocket" and not replaced:
             # Changes made after the handshake are stored; no cookie can be set any more.
@@ -153,6 +162,33 @@ class SessionMiddleware:
             return run(plan, self._inline)
         return await run_async(plan, self.store)
 
+    async def _csrf_problem(
+        self, scope: Scope, receive: Receive, session: Session
+    ) -> tuple[str | None, Receive]:
+        """Why an unsafe request fails the CSRF check (or None), and how to read its body."""
+        config = self.engine.config
+        wanted = {b"sec-fetch-site", b"origin", b"host", b"content-type"}
+        token_header = config.csrf_header.encode("latin-1")
+        found: dict[bytes, str] = {}
+        for name, value in scope["headers"]:
+            if name in wanted or name == token_header:
+                found.setdefault(name, value.decode("latin-1"))
+        submitted = found.get(token_header)
+        if csrf.wants_form(config, submitted, found.get(b"content-type")):
+            messages = await _read_body(receive, csrf.FORM_LIMIT)
+            body = b"".join(m.get("body", b"") for m in messages)
+            submitted = csrf.form_token(found[b"content-type"], body, config.csrf_field)
+            receive = _replay(messages, receive)
+        problem = csrf.verdict(
+            config,
+            session,
+            sec_fetch_site=found.get(b"sec-fetch-site"),
+            origin=found.get(b"origin"),
+            host=found.get(b"host"),
+            submitted=submitted,
+        )
+        return problem, receive
+
     def _cookie(self, scope: Scope) -> str | None:
         header: bytes | None = None
         for name, value in scope["headers"]:
@@ -167,16 +203,43 @@ class SessionMiddleware:
         if scope["type"] == "websocket":
             await send({"type": "websocket.close", "code": 1013})
             return
-        await send(
-            {
-                "type": "http.response.start",
-                "status": self.unavailable_status,
-                "headers": [
-                    (b"content-type", b"text/plain; charset=utf-8"),
-                    (b"content-length", str(len(UNAVAILABLE_BODY)).encode()),
-                    (b"retry-after", b"5"),
-                    (b"cache-control", b"no-store"),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": UNAVAILABLE_BODY})
+        await _plain(send, self.unavailable_status, UNAVAILABLE_BODY, [(b"retry-after", b"5")])
+
+
+async def _plain(
+    send: Send, status: int, body: bytes, extra: Sequence[tuple[bytes, bytes]] = ()
+) -> None:
+    """Answer with a short plain-text response that no cache keeps."""
+    headers = [
+        (b"content-type", b"text/plain; charset=utf-8"),
+        (b"content-length", str(len(body)).encode()),
+        (b"cache-control", b"no-store"),
+        *extra,
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _read_body(receive: Receive, limit: int) -> list[Message]:
+    """The request's body messages, up to about ``limit`` bytes (the rest is left unread)."""
+    messages: list[Message] = []
+    size = 0
+    while size <= limit:
+        message = await receive()
+        messages.append(message)
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            break
+        size += len(message.get("body", b""))
+    return messages
+
+
+def _replay(messages: list[Message], receive: Receive) -> Receive:
+    """A ``receive`` that gives ``messages`` again, then what ``receive`` gives."""
+    pending = list(messages)
+
+    async def replayed() -> Message:
+        if pending:
+            return pending.pop(0)
+        return await receive()
+
+    return replayed

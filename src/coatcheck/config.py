@@ -17,6 +17,7 @@ from .encryption import InvalidKey, parse_key
 from .events import EventHandler
 
 SameSite = Literal["lax", "strict", "none"]
+CsrfMode = Literal["off", "origin", "token"]
 Seconds = float | int | timedelta
 
 # RFC 6265 cookie-name: an RFC 7230 token.
@@ -45,6 +46,11 @@ class SessionOptions(TypedDict, total=False):
     encryption_keys: Sequence[bytes | str]
     clock: Callable[[], float]
     on_event: EventHandler | None
+    csrf: CsrfMode
+    csrf_header: str
+    csrf_field: str
+    csrf_exempt: Sequence[str]
+    trusted_origins: Sequence[str]
 
 
 class ConfigError(ValueError):
@@ -112,11 +118,27 @@ class SessionConfig:
     on_event: EventHandler | None = field(default=None, repr=False)
     """Called with every :class:`~coatcheck.events.SessionEvent` (created, logged in, rejected,
     ...), besides the ``coatcheck.audit`` log line each one gets."""
+    csrf: CsrfMode = "origin"
+    """CSRF checks on unsafe methods (POST, PUT, PATCH, DELETE): ``"origin"`` refuses requests
+    a browser marks as cross-site (``Sec-Fetch-Site``, ``Origin``); ``"token"`` also requires
+    the session's token (:meth:`Session.csrf_token`) in ``csrf_header`` or form field
+    ``csrf_field``; ``"off"`` checks nothing (only for apps with their own CSRF defence)."""
+    csrf_header: str = "x-csrf-token"
+    csrf_field: str = "csrf_token"
+    csrf_exempt: tuple[str, ...] = ()
+    """Path prefixes whose unsafe requests skip the CSRF checks (e.g. ``"/webhooks/"``)."""
+    trusted_origins: tuple[str, ...] = ()
+    """Other origins (``"https://app.example.com"``) allowed to send unsafe requests."""
 
     def __post_init__(self) -> None:
         for name in ("idle_timeout", "absolute_timeout", "touch_interval"):
             object.__setattr__(self, name, _seconds(name, getattr(self, name)))
         object.__setattr__(self, "encryption_keys", _keys(self.encryption_keys))
+        for name in ("csrf_exempt", "trusted_origins"):
+            value = getattr(self, name)
+            if isinstance(value, list):
+                object.__setattr__(self, name, tuple(value))
+        object.__setattr__(self, "csrf_header", str(self.csrf_header).lower())
         self._validate()
 
     def _validate(self) -> None:
@@ -160,6 +182,18 @@ class SessionConfig:
             raise ConfigError("hash_secret must be bytes of at least 16 (random) bytes")
         if not callable(self.clock):
             raise ConfigError("clock must be a callable returning Unix seconds")
+        if self.csrf not in ("off", "origin", "token"):
+            raise ConfigError(f"csrf must be 'off', 'origin' or 'token', not {self.csrf!r}")
+        for name in ("csrf_header", "csrf_field"):
+            value = getattr(self, name)
+            if not isinstance(value, str) or not _TOKEN.fullmatch(value):
+                raise ConfigError(f"{name} must be a header or field name, not {value!r}")
+        for name in ("csrf_exempt", "trusted_origins"):
+            value = getattr(self, name)
+            if isinstance(value, str) or not all(isinstance(item, str) for item in value):
+                raise ConfigError(f"{name} must be a list of str, not {value!r}")
+        if any(not prefix.startswith("/") for prefix in self.csrf_exempt):
+            raise ConfigError("csrf_exempt holds path prefixes, each starting with '/'")
         if self.on_event is not None and not callable(self.on_event):
             raise ConfigError("on_event must be a callable taking a SessionEvent")
 

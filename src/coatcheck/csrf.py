@@ -22,6 +22,7 @@ import hmac
 import re
 import secrets
 from collections.abc import Collection
+from typing import Protocol
 from urllib.parse import parse_qsl, urlsplit
 
 TOKEN_BYTES = 32
@@ -135,3 +136,64 @@ def form_token(content_type: str, body: bytes, field: str) -> str | None:
             if found["name"] == wanted:
                 return found["value"].decode("ascii", "replace")
     return None
+
+
+FORM_LIMIT = 1024 * 1024
+"""Largest form body the middleware reads to find a token field (larger: send the header)."""
+
+
+class CsrfPolicy(Protocol):
+    """The options a CSRF check reads (a :class:`~coatcheck.config.SessionConfig`)."""
+
+    @property
+    def csrf(self) -> str: ...
+    @property
+    def csrf_exempt(self) -> tuple[str, ...]: ...
+    @property
+    def trusted_origins(self) -> tuple[str, ...]: ...
+
+
+class TokenHolder(Protocol):
+    def csrf_matches(self, submitted: str | None) -> bool: ...
+
+
+def applies(policy: CsrfPolicy, method: str, path: str) -> bool:
+    """Whether a request is checked at all: an unsafe method on a path not exempted."""
+    return (
+        policy.csrf != "off"
+        and method in UNSAFE_METHODS
+        and not any(path.startswith(prefix) for prefix in policy.csrf_exempt)
+    )
+
+
+def wants_form(policy: CsrfPolicy, header_token: str | None, content_type: str | None) -> bool:
+    """Whether the token must be looked for in the body: token mode, no header, a form."""
+    return (
+        policy.csrf == "token"
+        and header_token is None
+        and content_type is not None
+        and content_type.split(";", 1)[0].strip().lower() in FORM_TYPES
+    )
+
+
+def verdict(
+    policy: CsrfPolicy,
+    session: TokenHolder,
+    *,
+    sec_fetch_site: str | None,
+    origin: str | None,
+    host: str | None,
+    submitted: str | None,
+) -> str | None:
+    """Why a checked request is refused, or None when it passes."""
+    problem = origin_problem(sec_fetch_site, origin, host, policy.trusted_origins)
+    if problem is not None or policy.csrf != "token":
+        return problem
+    if not submitted:
+        return "no CSRF token"
+    if not session.csrf_matches(submitted):
+        return "wrong CSRF token"
+    return None
+
+
+FORBIDDEN_BODY = b"Forbidden: the request failed its CSRF check.\n"

@@ -79,7 +79,7 @@ class SessionEngine:
         self._ring = KeyRing(keys) if keys else None
         self._on_event = self.config.on_event
 
-    def _emit(
+    def emit(
         self,
         kind: EventKind,
         key: str | None,
@@ -113,6 +113,7 @@ class SessionEngine:
             or session._everywhere
             or session._reject_cookie
             or session._user_id is not None
+            or session._csrf is not None
             or session
         )
 
@@ -129,7 +130,7 @@ class SessionEngine:
         config = self.config
         now = config.clock()
         if not is_well_formed(cookie_value):
-            self._emit("rejected", None, reason="malformed" if cookie_value else "ambiguous")
+            self.emit("rejected", None, reason="malformed" if cookie_value else "ambiguous")
             return Session.fresh(now=now, max_size=config.max_size, reject_cookie=True)
         key = store_key(cookie_value, config.hash_secret)
         # A store that can extends the expiry in the same round trip when a touch is due.
@@ -139,7 +140,7 @@ class SessionEngine:
         session = self._revive(record, cookie_value, now)
         if type(session) is str:  # why it could not be revived
             kind: EventKind = "expired" if session in ("idle", "absolute") else "rejected"
-            self._emit(kind, key, record.user_id if record else None, session)
+            self.emit(kind, key, record.user_id if record else None, session)
             return Session.fresh(now=now, max_size=config.max_size, reject_cookie=True)
         assert isinstance(session, Session)
         if touched:
@@ -162,7 +163,7 @@ class SessionEngine:
             return "idle"
         try:
             raw = self._opened(record)
-            data, created_at, auth_at = codec.decode(raw)
+            data, created_at, auth_at, token, binding = codec.decode_envelope(raw)
         except codec.DecodeError as exc:
             logger.warning("discarding a stored session that does not decode: %s", exc)
             return "undecodable"
@@ -185,6 +186,8 @@ class SessionEngine:
             user_id=record.user_id,
             now=now,
             max_size=config.max_size,
+            csrf=token,
+            binding=binding,
         )
 
     # -- commit ------------------------------------------------------------------------------
@@ -225,14 +228,14 @@ class SessionEngine:
         if doomed is not None:
             yield StoreCall("delete", (doomed,))
             session._doomed_key = None
-            self._emit("logged_out", doomed, user)
+            self.emit("logged_out", doomed, user)
         if session._everywhere and user is not None:
             count = yield StoreCall("delete_by_user", (user,))
             session._everywhere = False
-            self._emit("revoked", None, user, "logout everywhere", count)
+            self.emit("revoked", None, user, "logout everywhere", count)
         session._doomed_user = None
         if session._key is None:
-            if session or session._user_id is not None:
+            if session or session._user_id is not None or session._csrf is not None:
                 return (yield from self._create(session, now))
             return self.cookies.expire() if session._reject_cookie else None
         return (yield from self._create(session, now, replaces=session._key))
@@ -262,7 +265,9 @@ class SessionEngine:
                 yield StoreCall("delete", (replaces,))
             return self._gone(session)
         body = codec.encode_data(session, self.config.max_size)
-        blob = codec.envelope(body, session._created_at, session._auth_at)
+        blob = codec.envelope(
+            body, session._created_at, session._auth_at, session._csrf, session._binding
+        )
         for _ in range(MAX_CREATE_ATTEMPTS):
             session_id = new_id()
             key = store_key(session_id, self.config.hash_secret)
@@ -274,9 +279,9 @@ class SessionEngine:
             if (yield call):
                 session._adopt(session_id, key, 1, blob, expires_at, session._user_id)
                 session._last_active = now
-                self._emit("created" if replaces is None else "regenerated", key, session._user_id)
+                self.emit("created" if replaces is None else "regenerated", key, session._user_id)
                 if session._login:
-                    self._emit("logged_in", key, session._user_id)
+                    self.emit("logged_in", key, session._user_id)
                     session._login = False
                 return self._issue(session, now)
         raise StoreError(f"create reported {MAX_CREATE_ATTEMPTS} collisions of fresh random IDs")
@@ -284,7 +289,7 @@ class SessionEngine:
     def _destroy(self, session: Session) -> Plan[str | None]:
         assert session._key is not None
         yield StoreCall("delete", (session._key,))
-        self._emit("expired", session._key, session._user_id, "absolute")
+        self.emit("expired", session._key, session._user_id, "absolute")
         return self._gone(session)
 
     def _touch(self, session: Session, expires_at: float, now: float) -> Plan[str | None]:
@@ -319,10 +324,10 @@ class SessionEngine:
             current: Record | None = yield StoreCall("load", (key,))
             merged = self._replay(session, current, now)
             if merged is None:  # deleted or expired meanwhile: never resurrect it
-                self._emit("expired", key, session._user_id, "ended during the request")
+                self.emit("expired", key, session._user_id, "ended during the request")
                 return self._gone(session)
             version, data = merged
-            blob = codec.encode(data, session._created_at, session._auth_at, self.config.max_size)
+            blob = session._rewrap(codec.encode_data(data, self.config.max_size))
         raise WriteConflict(f"gave up saving a session after {MAX_SAVE_ATTEMPTS} conflicts")
 
     def _replay(

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from . import codec
+from . import codec, csrf
 from .codec import JSONValue, SessionTooLarge
 
 _MISSING: Any = object()
@@ -40,8 +40,10 @@ class Session(dict[str, JSONValue]):
     __slots__ = (
         "_accessed",
         "_auth_at",
+        "_binding",
         "_cleared",
         "_created_at",
+        "_csrf",
         "_doomed_key",
         "_doomed_user",
         "_everywhere",
@@ -56,6 +58,7 @@ class Session(dict[str, JSONValue]):
         "_now",
         "_offset",
         "_raw",
+        "_reenvelope",
         "_reject_cookie",
         "_rotate",
         "_size",
@@ -86,6 +89,9 @@ class Session(dict[str, JSONValue]):
     _everywhere: bool
     _login: bool
     _reject_cookie: bool
+    _csrf: str | None
+    _binding: str | None
+    _reenvelope: bool
     _touched: bool
     _accessed: bool
 
@@ -116,6 +122,8 @@ class Session(dict[str, JSONValue]):
         user_id: str | None,
         now: float,
         max_size: int,
+        csrf: str | None = None,
+        binding: str | None = None,
     ) -> Session:
         """A session loaded from a store."""
         session = cls(data)  # every slot is set once, here: this runs on every request
@@ -127,6 +135,7 @@ class Session(dict[str, JSONValue]):
         session._modified = session._forced = session._cleared = session._rotate = False
         session._touched = session._login = session._everywhere = session._accessed = False
         session._reject_cookie, session._doomed_key, session._doomed_user = False, None, None
+        session._csrf, session._binding, session._reenvelope = csrf, binding, False
         return session
 
     def _reset(self, now: float) -> None:
@@ -134,7 +143,8 @@ class Session(dict[str, JSONValue]):
         self._version, self._offset, self._size = 0, -1, 2  # "{}"
         self._created_at = self._auth_at = self._last_active = self._now = now
         self._modified = self._forced = self._cleared = self._rotate = self._touched = False
-        self._login = False
+        self._login = self._reenvelope = False
+        self._csrf = self._binding = None
 
     def _adopt(
         self,
@@ -149,7 +159,7 @@ class Session(dict[str, JSONValue]):
         self._id, self._key, self._version = session_id, key, version
         self._rebase(raw)
         self._expires_at, self._user_id = expires_at, user_id
-        self._forced = self._cleared = self._rotate = self._touched = False
+        self._forced = self._cleared = self._rotate = self._touched = self._reenvelope = False
 
     def _rebase(self, raw: bytes) -> None:
         """Take ``raw`` as the stored bytes this request's changes are measured against."""
@@ -170,9 +180,9 @@ class Session(dict[str, JSONValue]):
     def _rewrap(self, body: bytes) -> bytes:
         """The stored envelope with ``body`` as its data (timestamps reused as stored)."""
         offset = self._data_offset()
-        if self._raw is not None and offset > 0:
+        if self._raw is not None and offset > 0 and not self._reenvelope:
             return self._raw[:offset] + body + b"}"
-        return codec.envelope(body, self._created_at, self._auth_at)
+        return codec.envelope(body, self._created_at, self._auth_at, self._csrf, self._binding)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -247,6 +257,26 @@ class Session(dict[str, JSONValue]):
         self._user_id = user_id
         self._auth_at = self._now
         self._modified = self._login = True
+        if self._csrf is not None:  # a token seen before login is worthless after it
+            self._csrf = csrf.new_token()
+            self._reenvelope = True
+
+    def csrf_token(self) -> str:
+        """This session's CSRF token, masked afresh: embed it in forms or send it in a header.
+
+        The first call creates the token, which makes the session worth storing (even an
+        anonymous one: login forms need a token too). It is renewed by :meth:`login`.
+        """
+        if self._csrf is None:
+            self._csrf = csrf.new_token()
+            self._reenvelope = self._forced = True
+        return csrf.mask(self._csrf)
+
+    def csrf_matches(self, submitted: str | None) -> bool:
+        """Whether ``submitted`` carries this session's CSRF token (constant time)."""
+        return self._csrf is not None and submitted is not None and csrf.matches(
+            submitted, self._csrf
+        )
 
     def logout(self, *, everywhere: bool = False) -> None:
         """Destroy the session on the server and expire the cookie.
