@@ -1,4 +1,4 @@
-"""aiohttp.web: coatcheck sessions in ``request["session"]``, installed with :func:`setup`.
+"""aiohttp.web: coatcheck sessions in ``request[SESSION_KEY]``, installed with :func:`setup`.
 
 ``setup(app, store=...)`` adds a middleware that loads the request's session before the
 handler and commits it as the response starts (for a streamed response or a websocket too,
@@ -51,15 +51,14 @@ if TYPE_CHECKING:
 
 __all__ = ["SESSION_KEY", "SessionMiddleware", "get_session", "new_session", "session_of", "setup"]
 
-SESSION_KEY = "session"
-"""Where the request's session is: ``request["session"]``."""
-_EXCHANGE_KEY = "coatcheck.exchange"
+SESSION_KEY: web.RequestKey[Session] = web.RequestKey("session", Session)
+"""Where the request's session is: ``request[SESSION_KEY]`` (typed)."""
 
 logger = logging.getLogger("coatcheck")
 
 
 def session_of(request: web.Request) -> Session:
-    """The request's session (``request["session"]``, typed)."""
+    """The request's session (``request[SESSION_KEY]``)."""
     session = request.get(SESSION_KEY)
     if not isinstance(session, Session):
         raise RuntimeError("no coatcheck session here: call coatcheck.integrations.aiohttp.setup")
@@ -105,14 +104,19 @@ def setup(
 class _Exchange:
     """One request's session on its way out: committed once, as its response starts."""
 
-    __slots__ = ("closed", "session", "started")
+    __slots__ = ("closed", "failed", "session", "started")
 
     def __init__(self, session: Session) -> None:
         self.session = session
+        self.failed: web.StreamResponse | None = None
+        """A response whose commit failed as it was being prepared."""
         self.started = False
         """The session was committed and its cookie put on a response's headers."""
         self.closed = False
         """The middleware is done with this request: a later response is not this one's."""
+
+
+_EXCHANGE_KEY: web.RequestKey[_Exchange] = web.RequestKey("coatcheck.exchange", _Exchange)
 
 
 class SessionMiddleware:
@@ -167,7 +171,7 @@ class SessionMiddleware:
         except StoreError as exc:
             if exchange.started:  # the response is on its way: too late for a 503
                 raise
-            return self._unavailable(exc)
+            return self._unavailable(exc, exchange.failed)
         finally:
             exchange.closed = True
 
@@ -176,8 +180,12 @@ class SessionMiddleware:
     ) -> None:
         """A response is about to send its headers (one a handler prepares itself, too)."""
         exchange = request.get(_EXCHANGE_KEY)
-        if isinstance(exchange, _Exchange) and not exchange.closed:
-            await self._start(exchange, response)
+        if exchange is not None and not exchange.closed:
+            try:
+                await self._start(exchange, response)
+            except StoreError:
+                exchange.failed = response  # its headers never go: the 503 takes its place
+                raise
 
     async def _start(self, exchange: _Exchange, response: web.StreamResponse) -> None:
         """Commit the session and put its cookie on ``response``, once per request."""
@@ -207,12 +215,22 @@ class SessionMiddleware:
             return None
         return find_cookie("; ".join(headers), self._cookie_name)
 
-    def _unavailable(self, exc: StoreError) -> web.Response:
+    def _unavailable(
+        self, exc: StoreError, replaces: web.StreamResponse | None = None
+    ) -> web.Response:
+        """The 503; when it ``replaces`` a response that began preparing (a stream whose commit
+        failed), it is framed as that one was, since the connection's writer already is."""
         logger.error("session store failed: %s", exc)
-        return web.Response(
+        response = web.Response(
             status=self.unavailable_status,
             body=UNAVAILABLE_BODY,
             content_type="text/plain",
             charset="utf-8",
             headers={hdrs.RETRY_AFTER: "5", hdrs.CACHE_CONTROL: "no-store"},
         )
+        if replaces is not None:
+            if replaces.chunked or replaces.content_length is None:
+                response.enable_chunked_encoding()
+            if replaces.compression:
+                response.enable_compression()
+        return response
