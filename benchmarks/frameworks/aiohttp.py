@@ -104,12 +104,19 @@ def measure(settings: LoadSettings) -> FrameworkResult:
     finally:
         brackets.forget(prefix)
     notes = """
+*writing* sends one session's cookie on all {connections} connections at once. coatcheck writes
+with compare-and-set, so concurrent writers to one session take turns and no increment is lost;
+aiohttp-session overwrites the whole session (the last writer wins, the others' increments are
+lost). That contention is the writing figures' gap, not the cost of a write to a session used by
+one client at a time.
+
 aiohttp-session loads the session only when a handler asks for it and writes it only when it
 changed, so its read-only requests neither slide the expiry nor re-send the cookie; coatcheck's
 read-only requests do slide it (a touch folded into the load's round trip, at most once per
 touch interval).
 """
     server = "aiohttp's own server (`web.run_app`, asyncio loop, no access log), one process"
+    notes = notes.format(connections=settings.connections)
     markdown = result.markdown(settings, server, "Redis, one local server") + notes
     targets = [result.versus(COATCHECK, AIOHTTP_SESSION, scenario) for scenario in SCENARIOS]
     return FrameworkResult(markdown, targets)

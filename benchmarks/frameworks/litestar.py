@@ -105,11 +105,18 @@ def measure(settings: LoadSettings) -> FrameworkResult:
     finally:
         brackets.forget(prefix)
     notes = """
+*writing* sends one session's cookie on all {connections} connections at once. coatcheck writes
+with compare-and-set, so concurrent writers to one session take turns and no increment is lost;
+Litestar's backend overwrites the whole session (the last writer wins, the others' increments are
+lost). That contention is the writing figures' gap, not the cost of a write to a session used by
+one client at a time.
+
 Litestar's server-side backend writes a session (and sets a cookie) on every response, even to
 an anonymous request that never touches it, and rewrites the whole session on every request
 that has one; coatcheck makes no store call for an anonymous request and, for a read-only one,
 one round trip that also slides the expiry when due.
 """
+    notes = notes.format(connections=settings.connections)
     markdown = result.markdown(settings, server, "Redis, one local server") + notes
     targets = [result.versus(COATCHECK, LITESTAR, scenario) for scenario in SCENARIOS]
     return FrameworkResult(markdown, targets)
