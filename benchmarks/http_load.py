@@ -268,11 +268,15 @@ _NON_2XX = re.compile(r"Non-2xx or 3xx responses: (\d+)")
 _SOCKET_ERRORS = re.compile(r"Socket errors: (.*)")
 
 
-def wrk(url: str, cookie: str | None, settings: LoadSettings, seconds: int) -> float:
-    """Load ``url`` for ``seconds`` with wrk; return requests per second."""
+def wrk(
+    url: str, cookie: str | None, settings: LoadSettings, seconds: int, script: Path | None = None
+) -> float:
+    """Load ``url`` for ``seconds`` with wrk (and a Lua ``script``); return requests per second."""
     command = [*WRK_PREFIX, "wrk", *settings.wrk_flags(seconds)]
     if cookie is not None:
         command += ["-H", f"Cookie: {cookie}"]
+    if script is not None:
+        command += ["-s", str(script)]
     command.append(url)
     done = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60, check=True)
     for problem in (_NON_2XX, _SOCKET_ERRORS):

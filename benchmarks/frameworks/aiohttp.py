@@ -104,11 +104,10 @@ def measure(settings: LoadSettings) -> FrameworkResult:
     finally:
         brackets.forget(prefix)
     notes = """
-*writing* sends one session's cookie on all {connections} connections at once. coatcheck writes
-with compare-and-set, so concurrent writers to one session take turns and no increment is lost;
-aiohttp-session overwrites the whole session (the last writer wins, the others' increments are
-lost). That contention is the writing figures' gap, not the cost of a write to a session used by
-one client at a time.
+*writing* spreads its requests over {writers} sessions in turn, so concurrent requests write
+different sessions, as different clients do. (All {connections} connections writing one session
+would measure contention instead: coatcheck's compare-and-set makes such writers take turns and
+loses no increment, where aiohttp-session lets the last writer win.)
 
 aiohttp-session loads the session only when a handler asks for it and writes it only when it
 changed, so its read-only requests neither slide the expiry nor re-send the cookie; coatcheck's
@@ -116,7 +115,7 @@ read-only requests do slide it (a touch folded into the load's round trip, at mo
 touch interval).
 """
     server = "aiohttp's own server (`web.run_app`, asyncio loop, no access log), one process"
-    notes = notes.format(connections=settings.connections)
+    notes = notes.format(connections=settings.connections, writers=brackets.WRITERS)
     markdown = result.markdown(settings, server, "Redis, one local server") + notes
     targets = [result.versus(COATCHECK, AIOHTTP_SESSION, scenario) for scenario in SCENARIOS]
     return FrameworkResult(markdown, targets)

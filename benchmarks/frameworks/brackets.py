@@ -146,6 +146,29 @@ def serve(command: Callable[[int], list[str]], env: dict[str, str]) -> Iterator[
                 process.wait()
 
 
+WRITERS = 128
+"""Sessions the writing scenario spreads its requests over (several per wrk connection)."""
+
+
+def many_sessions_script(cookies: list[str], folder: Path) -> Path:
+    """A wrk script sending each request with the next of ``cookies``, round robin.
+
+    Concurrent writes then go to different sessions, as they do when each client writes its
+    own; one session written by every connection at once measures write contention instead.
+    """
+    listed = ",\n".join(f'  "{cookie}"' for cookie in cookies)
+    script = folder / "many-sessions.lua"
+    script.write_text(
+        f"cookies = {{\n{listed}\n}}\n"
+        "counter = 0\n"
+        "request = function()\n"
+        "  counter = counter + 1\n"
+        '  return wrk.format(nil, nil, {["Cookie"] = cookies[counter % #cookies + 1]})\n'
+        "end\n"
+    )
+    return script
+
+
 def python(*arguments: str) -> list[str]:
     return [sys.executable, *arguments]
 
@@ -166,10 +189,20 @@ def measure(
             for name in names
         }
         cookies = {name: session_cookie(name, base_urls[name]) for name in names}
+        scratch = Path(servers.enter_context(tempfile.TemporaryDirectory()))
+        writers: dict[str, Path] = {}
+        for name in names:
+            folder = scratch / name
+            folder.mkdir()
+            many = [session_cookie(name, base_urls[name]) for _ in range(WRITERS)]
+            writers[name] = many_sessions_script(many, folder)
 
         def load(name: str, scenario: Scenario, seconds: int) -> float:
+            url = base_urls[name] + scenario.path
+            if scenario.name == "writing":
+                return wrk(url, None, settings, seconds, writers[name])
             cookie = cookies[name] if scenario.with_cookie else None
-            return wrk(base_urls[name] + scenario.path, cookie, settings, seconds)
+            return wrk(url, cookie, settings, seconds)
 
         def measured(name: str, scenario: Scenario) -> float:
             rps = load(name, scenario, settings.duration)

@@ -105,18 +105,17 @@ def measure(settings: LoadSettings) -> FrameworkResult:
     finally:
         brackets.forget(prefix)
     notes = """
-*writing* sends one session's cookie on all {connections} connections at once. coatcheck writes
-with compare-and-set, so concurrent writers to one session take turns and no increment is lost;
-Litestar's backend overwrites the whole session (the last writer wins, the others' increments are
-lost). That contention is the writing figures' gap, not the cost of a write to a session used by
-one client at a time.
+*writing* spreads its requests over {writers} sessions in turn, so concurrent requests write
+different sessions, as different clients do. (All {connections} connections writing one session
+would measure contention instead: coatcheck's compare-and-set makes such writers take turns and
+loses no increment, where Litestar's backend lets the last writer win.)
 
 Litestar's server-side backend writes a session (and sets a cookie) on every response, even to
 an anonymous request that never touches it, and rewrites the whole session on every request
 that has one; coatcheck makes no store call for an anonymous request and, for a read-only one,
 one round trip that also slides the expiry when due.
 """
-    notes = notes.format(connections=settings.connections)
+    notes = notes.format(connections=settings.connections, writers=brackets.WRITERS)
     markdown = result.markdown(settings, server, "Redis, one local server") + notes
     targets = [result.versus(COATCHECK, LITESTAR, scenario) for scenario in SCENARIOS]
     return FrameworkResult(markdown, targets)
