@@ -16,7 +16,7 @@ from typing import cast
 from ..http_load import LoadSettings
 from ..report import Target
 
-MODULES: tuple[str, ...] = ("starlette", "flask", "django")
+MODULES: tuple[str, ...] = ("starlette", "flask", "django", "litestar", "aiohttp")
 """The framework benchmarks run, in report order (module names in this package)."""
 
 

@@ -274,8 +274,8 @@ class Session(dict[str, JSONValue]):
 
     def csrf_matches(self, submitted: str | None) -> bool:
         """Whether ``submitted`` carries this session's CSRF token (constant time)."""
-        return self._csrf is not None and submitted is not None and csrf.matches(
-            submitted, self._csrf
+        return (
+            self._csrf is not None and submitted is not None and csrf.matches(submitted, self._csrf)
         )
 
     def logout(self, *, everywhere: bool = False) -> None:

@@ -1,0 +1,236 @@
+"""aiohttp.web: coatcheck sessions in ``request[SESSION_KEY]``, installed with :func:`setup`.
+
+``setup(app, store=...)`` adds a middleware that loads the request's session before the
+handler and commits it as the response starts (for a streamed response or a websocket too,
+through ``app.on_response_prepare``), adding its ``Set-Cookie`` to that response. When the store
+fails the request gets a 503, never a 500 or a response without its session.
+
+``await get_session(request)`` and ``await new_session(request)`` keep aiohttp-session's call
+shapes, so handlers move over by changing an import; :func:`session_of` is the same without the
+``await``. The session is a :class:`~coatcheck.session.Session` (a real dict) with ``login``,
+``logout`` and ``regenerate``.
+
+Why a native middleware rather than an ``aiohttp_session.AbstractStorage``: a storage is handed
+aiohttp-session's own ``Session`` and writes its own cookie, and aiohttp-session only saves a
+session it saw ``changed`` into a response that is not yet prepared. coatcheck's engine must
+decide the cookie (strict mode: an unknown ID is never adopted, IDs are hashed at rest), see
+every request to slide the expiry, carry ``regenerate``/``login`` (which aiohttp-session's
+``Session`` cannot express), write with compare-and-set, and turn a store failure into a 503.
+Behind a storage, each of those would be fought for against the other library.
+
+>>> from aiohttp import web
+>>> from coatcheck.stores import MemoryStore
+>>> async def visits(request: web.Request) -> web.Response:
+...     session = await get_session(request)
+...     session["visits"] = session.get("visits", 0) + 1
+...     return web.Response(text=str(session["visits"]))
+>>> app = web.Application()
+>>> _ = app.router.add_get("/visits", visits)
+>>> middleware = setup(app, store=MemoryStore(), secure=False)
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, ClassVar
+
+from aiohttp import hdrs, web
+
+from ..asgi import UNAVAILABLE_BODY
+from ..config import SessionConfig
+from ..cookies import find_cookie
+from ..engine import SessionEngine, run_async
+from ..session import Session
+from ..stores.base import AsyncStore, Store, StoreError, as_async
+
+if TYPE_CHECKING:
+    from aiohttp.typedefs import Handler
+    from typing_extensions import Unpack
+
+    from ..config import SessionOptions
+
+__all__ = ["SESSION_KEY", "SessionMiddleware", "get_session", "new_session", "session_of", "setup"]
+
+SESSION_KEY: web.RequestKey[Session] = web.RequestKey("session", Session)
+"""Where the request's session is: ``request[SESSION_KEY]`` (typed)."""
+
+logger = logging.getLogger("coatcheck")
+
+
+def session_of(request: web.Request) -> Session:
+    """The request's session (``request[SESSION_KEY]``)."""
+    session = request.get(SESSION_KEY)
+    if not isinstance(session, Session):
+        raise RuntimeError("no coatcheck session here: call coatcheck.integrations.aiohttp.setup")
+    return session
+
+
+async def get_session(request: web.Request) -> Session:
+    """The request's session, awaited as with aiohttp-session (no store call happens here)."""
+    return session_of(request)
+
+
+async def new_session(request: web.Request) -> Session:
+    """aiohttp-session's ``new_session``: an empty session; the old one is destroyed.
+
+    Whatever is written to it next is stored under a new ID. To bind a session to a user,
+    prefer ``session.login(user_id)``, which keeps the data and regenerates the ID.
+    """
+    session = session_of(request)
+    session.logout()
+    return session
+
+
+def setup(
+    app: web.Application,
+    *,
+    store: Store | AsyncStore,
+    config: SessionConfig | None = None,
+    unavailable_status: int = 503,
+    **options: Unpack[SessionOptions],
+) -> SessionMiddleware:
+    """Give every request of ``app`` a session on ``store``; returns the installed middleware.
+
+    Options are those of :class:`~coatcheck.config.SessionConfig` (``secure``, ``cookie_name``,
+    ``idle_timeout``, ...), or a ready ``config``.
+    """
+    middleware = SessionMiddleware(
+        store=store, config=config, unavailable_status=unavailable_status, **options
+    )
+    middleware.install(app)
+    return middleware
+
+
+class _Exchange:
+    """One request's session on its way out: committed once, as its response starts."""
+
+    __slots__ = ("closed", "failed", "session", "started")
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.failed: web.StreamResponse | None = None
+        """A response whose commit failed as it was being prepared."""
+        self.started = False
+        """The session was committed and its cookie put on a response's headers."""
+        self.closed = False
+        """The middleware is done with this request: a later response is not this one's."""
+
+
+_EXCHANGE_KEY: web.RequestKey[_Exchange] = web.RequestKey("coatcheck.exchange", _Exchange)
+
+
+class SessionMiddleware:
+    """The aiohttp middleware; :meth:`install` it (or use :func:`setup`), since the middleware
+    alone cannot reach responses that a handler prepares itself (streams, websockets)."""
+
+    __middleware_version__: ClassVar[int] = 1  # a new-style middleware: (request, handler)
+
+    def __init__(
+        self,
+        *,
+        store: Store | AsyncStore,
+        config: SessionConfig | None = None,
+        unavailable_status: int = 503,
+        **options: Unpack[SessionOptions],
+    ) -> None:
+        self.store = as_async(store)
+        self.engine = SessionEngine(config if config else SessionConfig.from_options(**options))
+        self.unavailable_status = unavailable_status
+        self._cookie_name = self.engine.cookies.name
+
+    def install(self, app: web.Application) -> None:
+        """Add the middleware and its ``on_response_prepare`` hook to ``app``."""
+        app.middlewares.append(self)
+        app.on_response_prepare.append(self._on_response_prepare)
+
+    async def __call__(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        cookie_value = self._cookie(request)
+        if cookie_value is None:
+            session = self.engine.fresh()
+        else:
+            try:
+                session = await run_async(self.engine.load(cookie_value), self.store)
+            except StoreError as exc:
+                return self._unavailable(exc)
+        exchange = _Exchange(session)
+        request[SESSION_KEY] = session
+        request[_EXCHANGE_KEY] = exchange
+        try:
+            try:
+                response = await handler(request)
+            except web.HTTPException as exc:  # a raised redirect carries the session too
+                await self._start(exchange, exc)
+                raise
+            if not isinstance(response, web.StreamResponse):
+                raise RuntimeError(f"a handler returned {type(response).__name__}, no response")
+            if response.prepared:
+                await self._finish(exchange)
+            else:
+                await self._start(exchange, response)
+            return response
+        except StoreError as exc:
+            if exchange.started:  # the response is on its way: too late for a 503
+                raise
+            return self._unavailable(exc, exchange.failed)
+        finally:
+            exchange.closed = True
+
+    async def _on_response_prepare(
+        self, request: web.BaseRequest, response: web.StreamResponse
+    ) -> None:
+        """A response is about to send its headers (one a handler prepares itself, too)."""
+        exchange = request.get(_EXCHANGE_KEY)
+        if exchange is not None and not exchange.closed:
+            try:
+                await self._start(exchange, response)
+            except StoreError:
+                exchange.failed = response  # its headers never go: the 503 takes its place
+                raise
+
+    async def _start(self, exchange: _Exchange, response: web.StreamResponse) -> None:
+        """Commit the session and put its cookie on ``response``, once per request."""
+        if exchange.started:
+            return
+        set_cookie = await run_async(self.engine.commit(exchange.session), self.store)
+        exchange.started = True
+        if set_cookie is not None:
+            response.headers.add(hdrs.SET_COOKIE, set_cookie)
+
+    async def _finish(self, exchange: _Exchange) -> None:
+        """Store changes made after the headers went (streaming, websockets); no cookie now."""
+        try:
+            set_cookie = await run_async(self.engine.commit(exchange.session), self.store)
+        except StoreError as exc:
+            logger.error("could not store a session after its response started: %s", exc)
+            return
+        if set_cookie is not None and not exchange.started:
+            logger.warning(
+                "a session cookie was lost: the handler prepared its response before the "
+                "session was committed; install the middleware with setup(app, ...)"
+            )
+
+    def _cookie(self, request: web.BaseRequest) -> str | None:
+        headers = request.headers.getall(hdrs.COOKIE, ())
+        if not headers:
+            return None
+        return find_cookie("; ".join(headers), self._cookie_name)
+
+    def _unavailable(
+        self, exc: StoreError, replaces: web.StreamResponse | None = None
+    ) -> web.Response:
+        """The 503; when it ``replaces`` a response that began preparing (a stream whose commit
+        failed), it is framed as that one was, since the connection's writer already is."""
+        logger.error("session store failed: %s", exc)
+        response = web.Response(
+            status=self.unavailable_status,
+            body=UNAVAILABLE_BODY,
+            content_type="text/plain",
+            charset="utf-8",
+            headers={hdrs.RETRY_AFTER: "5", hdrs.CACHE_CONTROL: "no-store"},
+        )
+        if replaces is not None:
+            if replaces.chunked or replaces.content_length is None:
+                response.enable_chunked_encoding()
+            if replaces.compression:
+                response.enable_compression()
+        return response
