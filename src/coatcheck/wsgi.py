@@ -13,15 +13,18 @@ to the headers it passes. Changes made while the body is being iterated come too
 
 from __future__ import annotations
 
+import io
 import logging
 from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from . import csrf
 from .asgi import UNAVAILABLE_BODY
 from .config import SessionConfig
 from .cookies import find_cookie, private_headers
 from .engine import SessionEngine, run
+from .session import Session
 from .stores.base import Store, StoreError
 
 if TYPE_CHECKING:
@@ -93,6 +96,14 @@ class SessionMiddleware:
                     headers = [*headers, ("Set-Cookie", set_cookie)]
             return start_response(status, headers, exc_info)
 
+        if csrf.applies(
+            engine.config, environ.get("REQUEST_METHOD", ""), environ.get("PATH_INFO", "")
+        ):
+            problem = self._csrf_problem(environ, session)
+            if problem is not None:
+                engine.emit("rejected", session._key, session._user_id, f"csrf: {problem}")
+                start_with_session("403 Forbidden", _plain_headers(csrf.FORBIDDEN_BODY))
+                return [UNAVAILABLE_BODY] if failed else [csrf.FORBIDDEN_BODY]
         body = self.app(environ, start_with_session)
         if failed:
             close = getattr(body, "close", None)
@@ -101,15 +112,51 @@ class SessionMiddleware:
             return [UNAVAILABLE_BODY]
         return body
 
+    def _csrf_problem(self, environ: dict[str, Any], session: Session) -> str | None:
+        """Why an unsafe request fails the CSRF check, or None (a form body is re-readable)."""
+        config = self.engine.config
+        header_key = "HTTP_" + config.csrf_header.upper().replace("-", "_")
+        submitted: str | None = environ.get(header_key)
+        content_type: str | None = environ.get("CONTENT_TYPE")
+        if csrf.wants_form(config, submitted, content_type):
+            assert content_type is not None
+            body = _read_body(environ, csrf.FORM_LIMIT)
+            submitted = csrf.form_token(content_type, body, config.csrf_field)
+        return csrf.verdict(
+            config,
+            session,
+            sec_fetch_site=environ.get("HTTP_SEC_FETCH_SITE"),
+            origin=environ.get("HTTP_ORIGIN"),
+            host=environ.get("HTTP_HOST"),
+            submitted=submitted,
+        )
+
     def _unavailable(self, start_response: StartResponse, exc: StoreError) -> list[bytes]:
         logger.error("session store failed: %s", exc)
         start_response(
-            self.unavailable_status,
-            [
-                ("Content-Type", "text/plain; charset=utf-8"),
-                ("Content-Length", str(len(UNAVAILABLE_BODY))),
-                ("Retry-After", "5"),
-                ("Cache-Control", "no-store"),
-            ],
+            self.unavailable_status, [*_plain_headers(UNAVAILABLE_BODY), ("Retry-After", "5")]
         )
         return [UNAVAILABLE_BODY]
+
+
+def _plain_headers(body: bytes) -> list[tuple[str, str]]:
+    """The headers of a short plain-text answer that no cache keeps."""
+    return [
+        ("Content-Type", "text/plain; charset=utf-8"),
+        ("Content-Length", str(len(body))),
+        ("Cache-Control", "no-store"),
+    ]
+
+
+def _read_body(environ: dict[str, Any], limit: int) -> bytes:
+    """Read the request body (up to ``limit`` bytes) and put it back for the application."""
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0
+    if length <= 0 or length > limit:
+        return b""
+    stream = environ["wsgi.input"]
+    body: bytes = stream.read(length)
+    environ["wsgi.input"] = io.BytesIO(body)
+    return body
