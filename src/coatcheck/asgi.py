@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from . import csrf
+from .clients import Client, client_address
 from .config import SessionConfig
 from .cookies import NO_STORE, find_cookie, private_headers
 from .engine import Plan, SessionEngine, run, run_async
@@ -93,10 +94,11 @@ class SessionMiddleware:
         engine = self.engine
         cookie_value = self._cookie(scope)
         if cookie_value is None:
-            session = engine.fresh()
+            session = engine.fresh(self._client(scope) if engine.binds else None)
         else:
             try:
-                session = await self._carry_out(engine.load(cookie_value))
+                client = self._client(scope) if engine.binds else None
+                session = await self._carry_out(engine.load(cookie_value, client))
             except StoreError as exc:
                 await self._unavailable(scope, send, exc)
                 return
@@ -188,6 +190,18 @@ class SessionMiddleware:
             submitted=submitted,
         )
         return problem, receive
+
+    def _client(self, scope: Scope) -> Client:
+        """The request's client, for session binding (X-Forwarded-For from trusted proxies)."""
+        forwarded = agent = None
+        for name, value in scope["headers"]:
+            if name == b"x-forwarded-for":
+                forwarded = value.decode("latin-1")
+            elif name == b"user-agent":
+                agent = value.decode("latin-1")
+        peer = scope.get("client")
+        proxies = self.engine.config.trusted_proxies
+        return Client(client_address(peer[0] if peer else None, forwarded, proxies), agent)
 
     def _cookie(self, scope: Scope) -> str | None:
         header: bytes | None = None

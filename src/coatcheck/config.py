@@ -6,6 +6,7 @@ Every adapter (ASGI, WSGI, framework integrations) takes the same keyword names 
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import time
 from collections.abc import Callable, Sequence
@@ -18,6 +19,8 @@ from .events import EventHandler
 
 SameSite = Literal["lax", "strict", "none"]
 CsrfMode = Literal["off", "origin", "token"]
+BindPart = Literal["user_agent", "network"]
+BindingAction = Literal["reject", "flag"]
 Seconds = float | int | timedelta
 
 # RFC 6265 cookie-name: an RFC 7230 token.
@@ -51,6 +54,11 @@ class SessionOptions(TypedDict, total=False):
     csrf_field: str
     csrf_exempt: Sequence[str]
     trusted_origins: Sequence[str]
+    bind_to: Sequence[BindPart]
+    binding_action: BindingAction
+    ipv4_prefix: int
+    ipv6_prefix: int
+    trusted_proxies: Sequence[str]
 
 
 class ConfigError(ValueError):
@@ -129,12 +137,23 @@ class SessionConfig:
     """Path prefixes whose unsafe requests skip the CSRF checks (e.g. ``"/webhooks/"``)."""
     trusted_origins: tuple[str, ...] = ()
     """Other origins (``"https://app.example.com"``) allowed to send unsafe requests."""
+    bind_to: tuple[BindPart, ...] = ()
+    """Bind each session to its client's ``"user_agent"`` and/or ``"network"`` (see
+    :mod:`coatcheck.clients`); a load from another client is handled per ``binding_action``.
+    Off by default: mobile clients change networks, and browsers update their user agents."""
+    binding_action: BindingAction = "reject"
+    """``"reject"``: a mismatching client gets a fresh session; ``"flag"``: it keeps the
+    session, which reports :attr:`Session.flagged`, and a ``flagged`` event is sent."""
+    ipv4_prefix: int = 24
+    ipv6_prefix: int = 48
+    trusted_proxies: tuple[str, ...] = ()
+    """Networks (``"10.0.0.0/8"``) of proxies whose ``X-Forwarded-For`` is believed."""
 
     def __post_init__(self) -> None:
         for name in ("idle_timeout", "absolute_timeout", "touch_interval"):
             object.__setattr__(self, name, _seconds(name, getattr(self, name)))
         object.__setattr__(self, "encryption_keys", _keys(self.encryption_keys))
-        for name in ("csrf_exempt", "trusted_origins"):
+        for name in ("csrf_exempt", "trusted_origins", "bind_to", "trusted_proxies"):
             value = getattr(self, name)
             if isinstance(value, list):
                 object.__setattr__(self, name, tuple(value))
@@ -158,6 +177,10 @@ class SessionConfig:
             raise ConfigError(f"domain must be a host name, not {self.domain!r}")
         if not isinstance(self.path, str) or not _PATH.fullmatch(self.path):
             raise ConfigError(f"path must start with '/' and hold no ';' or spaces: {self.path!r}")
+        self._validate_timeouts()
+        self._validate_defences()
+
+    def _validate_timeouts(self) -> None:
         if self.idle_timeout <= 0:
             raise ConfigError(f"idle_timeout must be positive, not {self.idle_timeout}")
         if self.absolute_timeout <= 0:
@@ -176,6 +199,8 @@ class SessionConfig:
             raise ConfigError(f"max_size must be an int of bytes, not {self.max_size!r}")
         if self.max_size < 2:
             raise ConfigError(f"max_size must be at least 2 bytes, not {self.max_size}")
+
+    def _validate_defences(self) -> None:
         if self.hash_secret is not None and (
             not isinstance(self.hash_secret, bytes) or len(self.hash_secret) < 16
         ):
@@ -194,6 +219,23 @@ class SessionConfig:
                 raise ConfigError(f"{name} must be a list of str, not {value!r}")
         if any(not prefix.startswith("/") for prefix in self.csrf_exempt):
             raise ConfigError("csrf_exempt holds path prefixes, each starting with '/'")
+        if isinstance(self.bind_to, str) or any(
+            part not in ("user_agent", "network") for part in self.bind_to
+        ):
+            raise ConfigError(f"bind_to holds 'user_agent' and/or 'network', not {self.bind_to!r}")
+        if self.binding_action not in ("reject", "flag"):
+            raise ConfigError(f"binding_action must be 'reject' or 'flag': {self.binding_action!r}")
+        for name, top in (("ipv4_prefix", 32), ("ipv6_prefix", 128)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= top:
+                raise ConfigError(f"{name} must be an int from 0 to {top}, not {value!r}")
+        if isinstance(self.trusted_proxies, str):
+            raise ConfigError("trusted_proxies must be a list of networks")
+        for proxy in self.trusted_proxies:
+            try:
+                ipaddress.ip_network(proxy, strict=False)
+            except ValueError:
+                raise ConfigError(f"trusted_proxies: {proxy!r} is not a network") from None
         if self.on_event is not None and not callable(self.on_event):
             raise ConfigError("on_event must be a callable taking a SessionEvent")
 

@@ -23,6 +23,7 @@ from collections.abc import Generator
 from typing import Any, NamedTuple, TypeVar, overload
 
 from . import codec
+from .clients import Client, binding
 from .config import SessionConfig
 from .cookies import CookieWriter
 from .encryption import KeyRing
@@ -78,6 +79,8 @@ class SessionEngine:
         keys = self.config.encryption_keys
         self._ring = KeyRing(keys) if keys else None
         self._on_event = self.config.on_event
+        self.binds = bool(self.config.bind_to)
+        """Whether loads need the request's :class:`~coatcheck.clients.Client`."""
 
     def emit(
         self,
@@ -100,9 +103,29 @@ class SessionEngine:
 
     # -- load --------------------------------------------------------------------------------
 
-    def fresh(self) -> Session:
+    def fresh(self, client: Client | None = None) -> Session:
         """A new, empty session, for a request that brought no cookie (no store call)."""
-        return Session.fresh(now=self.config.clock(), max_size=self.config.max_size)
+        session = Session.fresh(now=self.config.clock(), max_size=self.config.max_size)
+        if self.binds:
+            session._binding = self._binding_of(client)
+        return session
+
+    def _binding_of(self, client: Client | None) -> str:
+        config = self.config
+        return binding(
+            client if client is not None else Client(None, None),
+            user_agent="user_agent" in config.bind_to,
+            network="network" in config.bind_to,
+            ipv4_prefix=config.ipv4_prefix,
+            ipv6_prefix=config.ipv6_prefix,
+            secret=config.hash_secret,
+        )
+
+    def _rejected(self, now: float, current: str | None) -> Session:
+        """A fresh session for a request whose cookie named none; its cookie will be expired."""
+        session = Session.fresh(now=now, max_size=self.config.max_size, reject_cookie=True)
+        session._binding = current
+        return session
 
     @staticmethod
     def _has_work(session: Session) -> bool:
@@ -117,7 +140,7 @@ class SessionEngine:
             or session
         )
 
-    def load(self, cookie_value: str | None) -> Plan[Session]:
+    def load(self, cookie_value: str | None, client: Client | None = None) -> Plan[Session]:
         """Find the session a request's cookie value names; a fresh one when there is none.
 
         A value not exactly of the ID format is refused before any store call. An ID the store
@@ -126,12 +149,13 @@ class SessionEngine:
         is never adopted).
         """
         if cookie_value is None:
-            return self.fresh()
+            return self.fresh(client)
         config = self.config
         now = config.clock()
+        current = self._binding_of(client) if self.binds else None
         if not is_well_formed(cookie_value):
             self.emit("rejected", None, reason="malformed" if cookie_value else "ambiguous")
-            return Session.fresh(now=now, max_size=config.max_size, reject_cookie=True)
+            return self._rejected(now, current)
         key = store_key(cookie_value, config.hash_secret)
         # A store that can extends the expiry in the same round trip when a touch is due.
         candidate = now + config.idle_timeout
@@ -141,8 +165,17 @@ class SessionEngine:
         if type(session) is str:  # why it could not be revived
             kind: EventKind = "expired" if session in ("idle", "absolute") else "rejected"
             self.emit(kind, key, record.user_id if record else None, session)
-            return Session.fresh(now=now, max_size=config.max_size, reject_cookie=True)
+            return self._rejected(now, current)
         assert isinstance(session, Session)
+        if current is not None and session._binding != current:
+            if session._binding is None:  # stored before binding was on: bind it now
+                session._binding, session._reenvelope = current, True
+            elif config.binding_action == "reject":
+                self.emit("rejected", key, session._user_id, "binding")
+                return self._rejected(now, current)
+            else:
+                self.emit("flagged", key, session._user_id, "binding")
+                session._flagged = True
         if touched:
             session._touched, session._last_active = True, now
         return session

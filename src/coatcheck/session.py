@@ -48,6 +48,7 @@ class Session(dict[str, JSONValue]):
         "_doomed_user",
         "_everywhere",
         "_expires_at",
+        "_flagged",
         "_forced",
         "_id",
         "_key",
@@ -92,6 +93,7 @@ class Session(dict[str, JSONValue]):
     _csrf: str | None
     _binding: str | None
     _reenvelope: bool
+    _flagged: bool
     _touched: bool
     _accessed: bool
 
@@ -136,6 +138,7 @@ class Session(dict[str, JSONValue]):
         session._touched = session._login = session._everywhere = session._accessed = False
         session._reject_cookie, session._doomed_key, session._doomed_user = False, None, None
         session._csrf, session._binding, session._reenvelope = csrf, binding, False
+        session._flagged = False
         return session
 
     def _reset(self, now: float) -> None:
@@ -143,7 +146,7 @@ class Session(dict[str, JSONValue]):
         self._version, self._offset, self._size = 0, -1, 2  # "{}"
         self._created_at = self._auth_at = self._last_active = self._now = now
         self._modified = self._forced = self._cleared = self._rotate = self._touched = False
-        self._login = self._reenvelope = False
+        self._login = self._reenvelope = self._flagged = False
         self._csrf = self._binding = None
 
     def _adopt(
@@ -261,6 +264,12 @@ class Session(dict[str, JSONValue]):
             self._csrf = csrf.new_token()
             self._reenvelope = True
 
+    @property
+    def flagged(self) -> bool:
+        """Whether this request's client differs from the one the session is bound to (only
+        with ``bind_to`` and ``binding_action="flag"``): ask for the password again, say."""
+        return self._flagged
+
     def csrf_token(self) -> str:
         """This session's CSRF token, masked afresh: embed it in forms or send it in a header.
 
@@ -287,8 +296,10 @@ class Session(dict[str, JSONValue]):
         """
         doomed = self._key if self._key is not None else self._doomed_key
         user = self._user_id if self._user_id is not None else self._doomed_user
+        bound = self._binding  # the client stays the same one
         dict.clear(self)
         self._reset(self._now)
+        self._binding = bound
         self._doomed_key, self._doomed_user = doomed, user
         self._everywhere = self._everywhere or (everywhere and user is not None)
         self._reject_cookie = True

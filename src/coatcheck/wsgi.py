@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import csrf
 from .asgi import UNAVAILABLE_BODY
+from .clients import Client, client_address
 from .config import SessionConfig
 from .cookies import find_cookie, private_headers
 from .engine import SessionEngine, run
@@ -70,10 +71,11 @@ class SessionMiddleware:
         header = environ.get("HTTP_COOKIE")
         cookie_value = find_cookie(header, self._cookie_name) if header else None
         if cookie_value is None:
-            session = engine.fresh()
+            session = engine.fresh(_client(environ, engine) if engine.binds else None)
         else:
             try:
-                session = run(engine.load(cookie_value), store)
+                client = _client(environ, engine) if engine.binds else None
+                session = run(engine.load(cookie_value, client), store)
             except StoreError as exc:
                 return self._unavailable(start_response, exc)
         environ[ENVIRON_KEY] = session
@@ -137,6 +139,16 @@ class SessionMiddleware:
             self.unavailable_status, [*_plain_headers(UNAVAILABLE_BODY), ("Retry-After", "5")]
         )
         return [UNAVAILABLE_BODY]
+
+
+def _client(environ: dict[str, Any], engine: SessionEngine) -> Client:
+    """The request's client, for session binding (X-Forwarded-For from trusted proxies)."""
+    address = client_address(
+        environ.get("REMOTE_ADDR"),
+        environ.get("HTTP_X_FORWARDED_FOR"),
+        engine.config.trusted_proxies,
+    )
+    return Client(address, environ.get("HTTP_USER_AGENT"))
 
 
 def _plain_headers(body: bytes) -> list[tuple[str, str]]:

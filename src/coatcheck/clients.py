@@ -1,0 +1,97 @@
+"""Who is asking: a request's client address (through trusted proxies only) and its binding.
+
+A session can be bound to its client's user agent and/or network (an IPv4 /24 or IPv6 /48 by
+default): the binding is a keyed digest of those, stored with the session and compared on
+every load, so a stolen cookie replayed from elsewhere is refused or flagged. ``X-Forwarded-For``
+is believed only when the connection comes from a configured trusted proxy.
+
+>>> client_address("10.0.0.2", "203.0.113.9, 10.0.0.1", trusted_proxies=("10.0.0.0/8",))
+'203.0.113.9'
+>>> client_address("198.51.100.7", "203.0.113.9", trusted_proxies=("10.0.0.0/8",))
+'198.51.100.7'
+>>> network_of("203.0.113.77", ipv4_prefix=24, ipv6_prefix=48)
+'203.0.113.0/24'
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import hmac
+import ipaddress
+from collections.abc import Collection
+from typing import NamedTuple
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class Client(NamedTuple):
+    """What a request says about its client: the address it came from and its user agent."""
+
+    address: str | None
+    user_agent: str | None
+
+
+@functools.lru_cache(maxsize=64)
+def _networks(trusted: tuple[str, ...]) -> tuple[Network, ...]:
+    return tuple(ipaddress.ip_network(item, strict=False) for item in trusted)
+
+
+def _is_trusted(address: str, trusted: tuple[str, ...]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address.strip())
+    except ValueError:
+        return False
+    return any(ip in network for network in _networks(trusted))
+
+
+def client_address(
+    peer: str | None, forwarded_for: str | None, trusted_proxies: Collection[str] = ()
+) -> str | None:
+    """The client's address: the peer, or, when the peer is a trusted proxy, the nearest
+    address in ``X-Forwarded-For`` that is not itself a trusted proxy."""
+    trusted = tuple(trusted_proxies)
+    if peer is None or not trusted or not forwarded_for or not _is_trusted(peer, trusted):
+        return peer
+    hops = [hop.strip() for hop in forwarded_for.split(",") if hop.strip()]
+    for hop in reversed(hops):
+        if not _is_trusted(hop, trusted):
+            return hop
+    return hops[0] if hops else peer
+
+
+def network_of(address: str | None, *, ipv4_prefix: int, ipv6_prefix: int) -> str:
+    """The network an address belongs to at the configured prefix lengths ("" if unknown)."""
+    if not address:
+        return ""
+    try:
+        ip = ipaddress.ip_address(address.strip())
+    except ValueError:
+        return ""
+    prefix = ipv4_prefix if ip.version == 4 else ipv6_prefix
+    return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False))
+
+
+def binding(
+    client: Client,
+    *,
+    user_agent: bool,
+    network: bool,
+    ipv4_prefix: int,
+    ipv6_prefix: int,
+    secret: bytes | None,
+) -> str:
+    """A digest of the bound parts of ``client`` (16 hex digits; keyed when there is a secret).
+
+    Neither the address nor the user agent is stored, only this digest.
+    """
+    parts = [
+        client.user_agent or "" if user_agent else "",
+        network_of(client.address, ipv4_prefix=ipv4_prefix, ipv6_prefix=ipv6_prefix)
+        if network
+        else "",
+    ]
+    message = "\x00".join(parts).encode("utf-8", "replace")
+    if secret is None:
+        return hashlib.sha256(b"coatcheck-binding\x00" + message).hexdigest()[:16]
+    return hmac.new(secret, message, hashlib.sha256).hexdigest()[:16]
