@@ -11,6 +11,7 @@ import os
 from typing import TYPE_CHECKING
 
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
@@ -55,7 +56,7 @@ async def _bad_request(request: Request, exc: Exception) -> JSONResponse:
     errors = exc.errors()
     if any(error.get("type") == "json_invalid" for error in errors):
         return JSONResponse({"detail": "the request body is not valid JSON"}, status_code=400)
-    return JSONResponse({"detail": errors}, status_code=422)
+    return JSONResponse({"detail": jsonable_encoder(errors)}, status_code=422)
 
 
 async def _not_supported(request: Request, exc: Exception) -> JSONResponse:
