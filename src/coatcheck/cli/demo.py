@@ -17,6 +17,7 @@ from ..stores import Store, from_url
 from . import commands
 
 DEFAULT_DEMO_STORE = "sqlite:///.demo/shop.db"
+STORE_NAMES = ("memory", "file", "sqlite", "redis", "postgresql", "mariadb", "memcached")
 SERVER_STORES = ("redis", "rediss", "redis+sentinel", "redis+cluster", "postgresql", "postgres")
 
 
@@ -181,3 +182,69 @@ def _what_to_expect(store: str, sticky: bool) -> str:
         "to the next instance: expect to be logged out on your next click. Try --sticky, or a "
         "shared store."
     )
+
+
+@commands.command()
+@click.option("--stores", default=",".join(STORE_NAMES), show_default=True, help="which to try")
+@click.option("--redis", "redis_url", default="redis://127.0.0.1:6379/0", show_default=True)
+@click.option(
+    "--postgresql",
+    "postgresql_url",
+    default="postgresql://postgres@127.0.0.1:5432/test",
+    show_default=True,
+)
+@click.option(
+    "--mariadb", "mariadb_url", default="mysql://root@127.0.0.1:3306/test", show_default=True
+)
+@click.option("--memcached", "memcached_address", default="127.0.0.1:11211", show_default=True)
+@click.option("--samples", type=click.IntRange(10), default=300, show_default=True)
+@click.option("--seconds", type=click.FloatRange(0.05), default=1.0, show_default=True)
+@click.option("--markdown", type=click.Path(dir_okay=False, path_type=Path), help="write here")
+@click.option("--chart", type=click.Path(dir_okay=False, path_type=Path), help="PNG, here")
+def compare(
+    stores: str,
+    redis_url: str,
+    postgresql_url: str,
+    mariadb_url: str,
+    memcached_address: str,
+    samples: int,
+    seconds: float,
+    markdown: Path | None,
+    chart: Path | None,
+) -> None:
+    """Measure, for each reachable store: coupled to one server? survives an app restart?
+    shared across 3 instances? load and save latency, sessions written per second."""
+    from rich.console import Console  # noqa: PLC0415
+    from rich.table import Table  # noqa: PLC0415
+
+    from . import comparison  # noqa: PLC0415
+
+    wanted = [name.strip() for name in stores.split(",") if name.strip()]
+    unknown = sorted(set(wanted) - set(STORE_NAMES))
+    if unknown:
+        raise click.UsageError(f"unknown store(s) {unknown}; choose from {list(STORE_NAMES)}")
+    everything = comparison.candidates(redis_url, postgresql_url, mariadb_url, memcached_address)
+    console = Console(highlight=False, stderr=False)
+    measurements = []
+    for candidate in everything:
+        if candidate.name in wanted:
+            with console.status(f"measuring {candidate.name}"):
+                measurements.append(comparison.measure(candidate, samples, seconds))
+    table = Table(title="Session stores, measured on this machine")
+    for header in comparison.HEADERS:
+        table.add_column(header, overflow="fold")
+    for measurement in measurements:
+        table.add_row(*comparison.row(measurement))
+    console.print(table)
+    if markdown is not None:
+        markdown.write_text(comparison.markdown(measurements, samples, seconds))
+        console.print(f"wrote {markdown}")
+    if chart is not None:
+        try:
+            comparison.chart(measurements, chart)
+        except ImportError as exc:
+            raise click.ClickException(
+                f"the chart needs the compare extra ({exc.name} is missing): "
+                "pip install 'coatcheck[compare]'"
+            ) from exc
+        console.print(f"wrote {chart}")
