@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 import click
 
+from ..config import SessionConfig
 from ..stores import Store, from_url
 from . import commands
 
@@ -86,6 +87,13 @@ def demo(
         "absolute_timeout": absolute_timeout,
         "touch_interval": touch_interval,
     }
+    # A bad timeout is one line, before anything starts.
+    SessionConfig(
+        secure=False,
+        idle_timeout=idle_timeout,
+        absolute_timeout=absolute_timeout,
+        touch_interval=touch_interval,
+    )
     if instances > 1:
         _run_cluster(store, host, port, instances, sticky, options)
         return
@@ -105,7 +113,13 @@ def _run_instance(store: str, host: str, port: int, name: str, options: dict[str
     scheme = urlsplit(store).scheme.lower()
     sessions = from_url(store, asynchronous=scheme in SERVER_STORES)
     instance = f"{name} (pid {os.getpid()}, port {port})"
-    app = create_app(sessions, instance=instance, **options)  # type: ignore[arg-type]
+    app = create_app(
+        sessions,
+        instance=instance,
+        idle_timeout=options["idle_timeout"],
+        absolute_timeout=options["absolute_timeout"],
+        touch_interval=options["touch_interval"],
+    )
     if name == "shop":
         print(f"coatcheck demo on {store}: http://{host}:{port}/", flush=True)
     uvicorn.run(app, host=host, port=port, log_level="warning")
