@@ -1,80 +1,126 @@
-"""`coatcheck demo` over real HTTP: a real process on a loopback port, on the SQLite store."""
+"""`coatcheck demo` on one instance, over real HTTP: the shop's pages walk a session through its
+life on the embedded SQLite store, and a bad command line is one clear line."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from .servers import free_port
+from coatcheck.shop.cluster import NGINX_MISSING, ClusterError, find_nginx
+
+from .shop_servers import Demo, run_demo
 
 
-@pytest.fixture
-def demo(tmp_path: Path) -> Iterator[str]:
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "coatcheck.cli",
-            "demo",
-            "--port",
-            str(port),
-            "--store",
-            f"sqlite:///{tmp_path}/demo.db",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            httpx.get(base + "/", timeout=1)
-            break
-        except httpx.TransportError:
-            if time.monotonic() > deadline or process.poll() is not None:
-                process.kill()
-                output = process.stdout.read() if process.stdout else b""
-                raise RuntimeError(f"demo did not start: {output.decode()}") from None
-            time.sleep(0.1)
-    try:
-        yield base
-    finally:
-        process.terminate()
-        process.wait(10)
+@pytest.fixture(scope="module")
+def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
+    database = tmp_path_factory.mktemp("shop") / "shop.db"
+    with run_demo("--store", f"sqlite:///{database}") as demo:
+        yield demo
+    assert database.exists()
 
 
-def sid_of(response: httpx.Response) -> str:
+def cookie_of(response: httpx.Response) -> str:
     return response.headers["set-cookie"].split(";", 1)[0].split("=", 1)[1]
 
 
-def test_the_demo_walks_through_a_session(demo: str, tmp_path: Path) -> None:
-    with httpx.Client(base_url=demo, follow_redirects=False) as http:
+def footer(page: str) -> tuple[str, str]:
+    instance = re.search(r'<dd id="instance">(.*?)</dd>', page)
+    expiry = re.search(r'<dd id="expiry">(.*?)</dd>', page)
+    assert instance
+    assert expiry
+    return instance.group(1), expiry.group(1)
+
+
+def test_a_session_from_first_visit_to_logout(shop: Demo) -> None:
+    with httpx.Client(base_url=shop.url) as http:
         first = http.get("/")
         assert first.status_code == 200
-        assert "set-cookie" not in first.headers  # an anonymous visit creates nothing
-        added = http.post("/add/apple")
-        anonymous = sid_of(added)
-        cookie = {"Cookie": f"session={anonymous}"}
-        assert "Apple x 1" in http.get("/", headers=cookie).text
-        logged_in = http.post("/login", data={"user": "alice"}, headers=cookie)
-        user_sid = sid_of(logged_in)
-        assert user_sid != anonymous  # login regenerated the ID
-        page = http.get("/", headers={"Cookie": f"session={user_sid}"}).text
+        assert "set-cookie" not in first.headers  # an anonymous visit stores nothing
+        instance, expiry = footer(first.text)
+        assert instance == first.headers["x-instance"]
+        assert "none stored yet" in expiry
+
+        added = http.post("/cart/items", data={"product_id": "scarf", "quantity": "2"})
+        anonymous = cookie_of(added)
+        cart = http.get("/cart", headers={"cookie": f"session={anonymous}"}).text
+        assert "Striped scarf" in cart
+        assert "expires at" in footer(cart)[1]
+
+        logged_in = http.post(
+            "/login",
+            data={"username": "alice", "password": "coatcheck"},
+            headers={"cookie": f"session={anonymous}"},
+        )
+        alice = cookie_of(logged_in)
+        assert alice != anonymous  # login regenerated the ID
+        page = http.get("/cart", headers={"cookie": f"session={alice}"}).text
         assert "Logged in as <b>alice</b>" in page
-        assert "Apple x 1" in page
-        assert "<h2>Cart</h2><p>empty</p>" in http.get("/", headers=cookie).text  # old ID dead
-        out = http.post("/logout", headers={"Cookie": f"session={user_sid}"})
-        assert "Max-Age=0" in out.headers["set-cookie"]
-        replay = http.get("/", headers={"Cookie": f"session={user_sid}"}).text
-        assert "Anonymous." in replay
-    assert (tmp_path / "demo.db").exists()
+        assert "Striped scarf" in page  # the cart came along
+        stale = http.get("/cart", headers={"cookie": f"session={anonymous}"}).text
+        assert "Your cart is empty" in stale  # the old ID is dead
+
+        http.post("/logout", headers={"cookie": f"session={alice}"})
+        replay = http.get("/cart", headers={"cookie": f"session={alice}"}).text
+        assert "Not logged in" in replay
+        assert "Your cart is empty" in replay
+
+
+def test_the_cart_changes_quantity_and_removes(shop: Demo) -> None:
+    with httpx.Client(base_url=shop.url) as http:
+        http.post("/cart/items", data={"product_id": "gloves"})
+        http.post("/cart/items", data={"product_id": "hat"})
+        http.post("/cart/items/gloves", data={"quantity": "3"})
+        http.post("/cart/items/hat/remove")
+        page = http.get("/cart").text
+        assert 'value="3"' in page
+        assert "Felt hat" not in page
+        assert '<th id="total">€135.00</th>' in page
+
+
+def test_the_login_page_names_the_demo_users_and_refuses_a_wrong_password(shop: Demo) -> None:
+    with httpx.Client(base_url=shop.url) as http:
+        form = http.get("/login").text
+        for user in ("alice", "bob", "carol"):
+            assert f"<b>{user}</b>" in form
+        assert "<b>coatcheck</b>" in form
+        wrong = http.post("/login", data={"username": "bob", "password": "hunter2"})
+        assert wrong.status_code == 401
+        assert "Wrong user or password" in wrong.text
+        assert "set-cookie" not in wrong.headers
+
+
+def test_the_sessions_page_lists_devices_by_fingerprint_and_ends_one(shop: Demo) -> None:
+    laptop = httpx.Client(
+        base_url=shop.url, headers={"user-agent": "Mozilla/5.0 (X11; Linux x86_64) Firefox/128.0"}
+    )
+    phone = httpx.Client(
+        base_url=shop.url,
+        headers={
+            "user-agent": "Mozilla/5.0 (iPhone; CPU "
+            "iPhone OS 17_0 like Mac OS X) Version/17.0 Mobile Safari/604.1"
+        },
+    )
+    with laptop, phone:
+        for client in (laptop, phone):
+            client.post("/login", data={"username": "carol", "password": "coatcheck"})
+        page = laptop.get("/sessions").text
+        assert "Firefox on Linux <b>(this one)</b>" in page
+        assert "Safari on iPhone" in page
+        for cookie in (laptop.cookies["session"], phone.cookies["session"]):
+            assert cookie not in page  # never a raw ID
+        phone_row = re.search(r'<tr id="session-([0-9a-f]{16})">\s*<td>Safari', page)
+        assert phone_row is not None
+        laptop.post(f"/sessions/{phone_row.group(1)}/logout")
+        assert "Not logged in" in phone.get("/").text
+        assert "Logged in as <b>carol</b>" in laptop.get("/").text
+        laptop.post("/sessions/logout-everywhere")
+        assert "Not logged in" in laptop.get("/").text
 
 
 def test_a_bad_store_url_is_one_line_and_a_nonzero_exit() -> None:
@@ -88,3 +134,22 @@ def test_a_bad_store_url_is_one_line_and_a_nonzero_exit() -> None:
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1
     assert "Traceback" not in result.stderr
+
+
+def test_sticky_without_instances_is_a_usage_error() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "coatcheck.cli", "demo", "--sticky"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "--sticky needs --instances" in result.stderr
+
+
+def test_a_missing_nginx_says_how_to_install_it(tmp_path: Path) -> None:
+    with pytest.raises(ClusterError) as raised:
+        find_nginx(search_path=str(tmp_path))
+    assert str(raised.value) == NGINX_MISSING
+    assert "apt-get install nginx" in NGINX_MISSING

@@ -1,35 +1,264 @@
-"""``coatcheck demo``: run the demo app on a store (the embedded SQLite file by default)."""
+"""``coatcheck demo``: run the demo shop, on one instance or several behind nginx; and
+``coatcheck compare``: measure what each store gives (see :mod:`coatcheck.cli.comparison`)."""
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
+import time
+from pathlib import Path
+from types import FrameType
+from urllib.parse import urlsplit
 
 import click
 
-from ..stores import from_url
+from ..config import SessionConfig
+from ..stores import Store, from_url
 from . import commands
 
-DEFAULT_DEMO_STORE = "sqlite:///coatcheck-demo.db"
+DEFAULT_DEMO_STORE = "sqlite:///.demo/shop.db"
+STORE_NAMES = ("memory", "file", "sqlite", "redis", "postgresql", "mariadb", "memcached")
+SERVER_STORES = ("redis", "rediss", "redis+sentinel", "redis+cluster", "postgresql", "postgres")
+
+
+def _needs_demo_extra(exc: ImportError) -> click.ClickException:
+    return click.ClickException(
+        f"coatcheck demo needs the demo extra ({exc.name} is missing): "
+        "pip install 'coatcheck[demo]'"
+    )
+
+
+def _check_store(url: str) -> None:
+    """Open and close the store once, so a bad URL is one line before anything starts."""
+    if url == DEFAULT_DEMO_STORE:
+        Path(".demo").mkdir(exist_ok=True)
+    store = from_url(url)
+    if isinstance(store, Store):
+        store.close()
+
+
+def _stop_on_sigterm() -> None:
+    def stop(signum: int, frame: FrameType | None) -> None:
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, stop)
 
 
 @commands.command()
 @click.option("--store", default=DEFAULT_DEMO_STORE, show_default=True, help="store URL")
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", type=int, default=8000, show_default=True)
+@click.option("--port", type=int, default=8000, show_default=True, help="where the shop listens")
+@click.option(
+    "--instances",
+    type=click.IntRange(1, 16),
+    default=1,
+    show_default=True,
+    help="app processes; more than one runs them behind nginx, round-robin",
+)
+@click.option("--sticky", is_flag=True, help="with --instances: pin each client to one instance")
 @click.option("--idle-timeout", type=float, default=1800, show_default=True, help="seconds")
 @click.option("--absolute-timeout", type=float, default=43200, show_default=True, help="seconds")
-def demo(store: str, host: str, port: int, idle_timeout: float, absolute_timeout: float) -> None:
-    """Run the demo app."""
+@click.option(
+    "--touch-interval",
+    type=float,
+    default=None,
+    help="seconds between expiry refreshes of a read-only session [default: 60, or a tenth of a "
+    "short idle timeout]",
+)
+@click.option("--instance-name", default="shop", hidden=True)
+def demo(
+    store: str,
+    host: str,
+    port: int,
+    instances: int,
+    sticky: bool,
+    idle_timeout: float,
+    absolute_timeout: float,
+    touch_interval: float | None,
+    instance_name: str,
+) -> None:
+    """Run the demo shop (plain http on HOST:PORT; log in as alice, bob or carol, password
+    coatcheck)."""
+    if touch_interval is None:
+        touch_interval = min(60.0, idle_timeout / 10)
+    options = {
+        "idle_timeout": idle_timeout,
+        "absolute_timeout": absolute_timeout,
+        "touch_interval": touch_interval,
+    }
+    # A bad timeout is one line, before anything starts.
+    SessionConfig(
+        secure=False,
+        idle_timeout=idle_timeout,
+        absolute_timeout=absolute_timeout,
+        touch_interval=touch_interval,
+    )
+    if instances > 1:
+        _run_cluster(store, host, port, instances, sticky, options)
+        return
+    if sticky:
+        raise click.UsageError("--sticky needs --instances 2 or more")
+    _run_instance(store, host, port, instance_name, options)
+
+
+def _run_instance(store: str, host: str, port: int, name: str, options: dict[str, float]) -> None:
     try:
         import uvicorn  # noqa: PLC0415
 
-        from ..demo import create_app  # noqa: PLC0415
+        from ..shop import create_app  # noqa: PLC0415
     except ImportError as exc:
-        raise click.ClickException(
-            f"coatcheck demo needs the demo extra ({exc.name} is missing): "
-            "pip install 'coatcheck[demo]'"
-        ) from exc
-    app = create_app(from_url(store), idle_timeout=idle_timeout, absolute_timeout=absolute_timeout)
-    print(f"coatcheck demo on {store}: http://{host}:{port}/", flush=True)
-    sys.stdout.flush()
+        raise _needs_demo_extra(exc) from exc
+    _check_store(store)
+    scheme = urlsplit(store).scheme.lower()
+    sessions = from_url(store, asynchronous=scheme in SERVER_STORES)
+    instance = f"{name} (pid {os.getpid()}, port {port})"
+    app = create_app(
+        sessions,
+        instance=instance,
+        idle_timeout=options["idle_timeout"],
+        absolute_timeout=options["absolute_timeout"],
+        touch_interval=options["touch_interval"],
+    )
+    if name == "shop":
+        print(f"coatcheck demo on {store}: http://{host}:{port}/", flush=True)
     uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
+def _run_cluster(
+    store: str, host: str, port: int, count: int, sticky: bool, options: dict[str, float]
+) -> None:
+    from rich.console import Console  # noqa: PLC0415
+    from rich.table import Table  # noqa: PLC0415
+
+    from ..shop.cluster import Cluster, ClusterError  # noqa: PLC0415
+
+    _check_store(store)
+    console = Console(highlight=False, soft_wrap=True)
+
+    def command(name: str, instance_port: int) -> list[str]:
+        arguments = [sys.executable, "-m", "coatcheck.cli", "demo", "--store", store]
+        arguments += ["--host", host, "--port", str(instance_port), "--instance-name", name]
+        for option, value in options.items():
+            arguments += [f"--{option.replace('_', '-')}", repr(value)]
+        return arguments
+
+    cluster = Cluster(command, count, host, port, sticky)
+    _stop_on_sigterm()
+    try:
+        try:
+            cluster.start()
+        except ClusterError as exc:
+            raise click.ClickException(str(exc)) from exc
+        balance = "sticky (a routing cookie per client)" if sticky else "round-robin"
+        console.print(
+            f"coatcheck demo on {store}: {count} instances behind nginx, {balance}: "
+            f"[bold]{cluster.url}[/bold]"
+        )
+        table = Table("instance", "pid", "port")
+        for instance in cluster.instances:
+            table.add_row(instance.name, str(instance.pid), str(instance.port))
+        console.print(table)
+        console.print(_what_to_expect(store, sticky))
+        sys.stdout.flush()
+        while True:
+            time.sleep(0.2)
+            for instance in cluster.exited():
+                console.print(
+                    f"{instance.name} (pid {instance.pid}) stopped "
+                    f"(status {instance.process.returncode}); nginx sends its requests to the rest"
+                )
+                sys.stdout.flush()
+            if not cluster.balancer_alive():
+                raise click.ClickException("nginx stopped")
+    except KeyboardInterrupt:
+        pass
+    finally:
+        cluster.stop()
+
+
+def _what_to_expect(store: str, sticky: bool) -> str:
+    """What the person at the browser will see, and what to try."""
+    kill = '`kill PID`, with the PID in the page footer\'s "Served by"'
+    if urlsplit(store).scheme.lower() != "memory":
+        return (
+            "Sessions live in the shared store, so any instance serves any client. "
+            f"Stop one ({kill}) and carry on: you stay logged in."
+        )
+    if sticky:
+        return (
+            "memory:// keeps each session in one instance's memory; nginx keeps each client on "
+            f"one instance, so it works until that instance stops ({kill}): then the session "
+            "is lost."
+        )
+    return (
+        "memory:// keeps each session in one instance's memory, and nginx sends each request "
+        "to the next instance: expect to be logged out on your next click. Try --sticky, or a "
+        "shared store."
+    )
+
+
+@commands.command()
+@click.option("--stores", default=",".join(STORE_NAMES), show_default=True, help="which to try")
+@click.option("--redis", "redis_url", default="redis://127.0.0.1:6379/0", show_default=True)
+@click.option(
+    "--postgresql",
+    "postgresql_url",
+    default="postgresql://postgres@127.0.0.1:5432/test",
+    show_default=True,
+)
+@click.option(
+    "--mariadb", "mariadb_url", default="mysql://root@127.0.0.1:3306/test", show_default=True
+)
+@click.option("--memcached", "memcached_address", default="127.0.0.1:11211", show_default=True)
+@click.option("--samples", type=click.IntRange(10), default=300, show_default=True)
+@click.option("--seconds", type=click.FloatRange(0.05), default=1.0, show_default=True)
+@click.option("--markdown", type=click.Path(dir_okay=False, path_type=Path), help="write here")
+@click.option("--chart", type=click.Path(dir_okay=False, path_type=Path), help="PNG, here")
+def compare(
+    stores: str,
+    redis_url: str,
+    postgresql_url: str,
+    mariadb_url: str,
+    memcached_address: str,
+    samples: int,
+    seconds: float,
+    markdown: Path | None,
+    chart: Path | None,
+) -> None:
+    """Measure, for each reachable store: coupled to one server? survives an app restart?
+    shared across 3 instances? load and save latency, sessions written per second."""
+    from rich.console import Console  # noqa: PLC0415
+    from rich.table import Table  # noqa: PLC0415
+
+    from . import comparison  # noqa: PLC0415
+
+    wanted = [name.strip() for name in stores.split(",") if name.strip()]
+    unknown = sorted(set(wanted) - set(STORE_NAMES))
+    if unknown:
+        raise click.UsageError(f"unknown store(s) {unknown}; choose from {list(STORE_NAMES)}")
+    everything = comparison.candidates(redis_url, postgresql_url, mariadb_url, memcached_address)
+    console = Console(highlight=False, stderr=False)
+    measurements = []
+    for candidate in everything:
+        if candidate.name in wanted:
+            with console.status(f"measuring {candidate.name}"):
+                measurements.append(comparison.measure(candidate, samples, seconds))
+    table = Table(title="Session stores, measured on this machine")
+    for header in comparison.HEADERS:
+        table.add_column(header, overflow="fold")
+    for measurement in measurements:
+        table.add_row(*comparison.row(measurement))
+    console.print(table)
+    if markdown is not None:
+        markdown.write_text(comparison.markdown(measurements, samples, seconds))
+        console.print(f"wrote {markdown}")
+    if chart is not None:
+        try:
+            comparison.chart(measurements, chart)
+        except ImportError as exc:
+            raise click.ClickException(
+                f"the chart needs the compare extra ({exc.name} is missing): "
+                "pip install 'coatcheck[compare]'"
+            ) from exc
+        console.print(f"wrote {chart}")

@@ -1,0 +1,247 @@
+"""The shop's JSON API, beside the pages: the same session, the same cart, the same users.
+
+FastAPI describes it at ``/openapi.json``. Errors are JSON ``{"detail": ...}``: 400 for a body
+that is not JSON, 401 when logging in fails or a route needs a user, 404 for an unknown product
+or session, 422 for a body of the wrong shape, 501 when the store keeps no user index, 503 when
+the store is down.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Path, Request, Response
+from pydantic import BaseModel, Field
+
+from ..asgi import session_of
+from ..session import Session
+from . import accounts, cart
+from .catalog import PRODUCTS, Product
+from .context import shop_of
+from .devices import describe
+from .users import authenticate
+
+router = APIRouter(prefix="/api", tags=["shop"])
+
+
+class Problem(BaseModel):
+    detail: str
+
+
+class ProductOut(BaseModel):
+    id: str
+    name: str
+    price_cents: int
+    description: str
+
+    @classmethod
+    def of(cls, product: Product) -> ProductOut:
+        return cls(**product._asdict())
+
+
+class Credentials(BaseModel):
+    username: str = Field(max_length=64)
+    password: str = Field(max_length=256)
+
+
+class Me(BaseModel):
+    user: str
+    instance: str
+    created_at: float = Field(description="when the session was created (Unix seconds)")
+    expires_at: float = Field(description="when the session expires if idle")
+    absolute_deadline: float = Field(description="when it expires at the latest")
+
+
+class Item(BaseModel):
+    product_id: str = Field(max_length=64)
+    quantity: int = Field(default=1, ge=1, le=cart.MAX_QUANTITY)
+
+
+class Quantity(BaseModel):
+    quantity: int = Field(ge=0, le=cart.MAX_QUANTITY, description="0 removes the line")
+
+
+class LineOut(BaseModel):
+    product_id: str
+    name: str
+    quantity: int
+    unit_price_cents: int
+    total_cents: int
+
+
+class CartOut(BaseModel):
+    items: list[LineOut]
+    total_cents: int
+
+    @classmethod
+    def of(cls, session: Session) -> CartOut:
+        lines = [
+            LineOut(
+                product_id=line.product.id,
+                name=line.product.name,
+                quantity=line.quantity,
+                unit_price_cents=line.product.price_cents,
+                total_cents=line.total_cents,
+            )
+            for line in cart.lines(session)
+        ]
+        return cls(items=lines, total_cents=cart.total_cents(session))
+
+
+class SessionOut(BaseModel):
+    fingerprint: str = Field(description="names the session; never its ID")
+    device: str
+    created_at: float
+    last_active: float
+    expires_at: float
+    current: bool = Field(description="whether it is the session making this request")
+
+
+class LoggedOut(BaseModel):
+    sessions_ended: int
+
+
+Responses = dict[int | str, dict[str, Any]]
+UNAUTHORIZED: Responses = {401: {"model": Problem, "description": "not logged in"}}
+NOT_FOUND: Responses = {404: {"model": Problem, "description": "no such product"}}
+NO_INDEX: Responses = {501: {"model": Problem, "description": "the store keeps no index of users"}}
+ProductId = Annotated[str, Path(max_length=64)]
+Fingerprint = Annotated[str, Path(max_length=64)]
+
+
+def logged_in(request: Request) -> tuple[Session, str]:
+    session = session_of(request)
+    if session.user_id is None:
+        raise HTTPException(401, "not logged in")
+    return session, session.user_id
+
+
+def me(request: Request, session: Session, user: str) -> Me:
+    """The user's view of the session; a session written by this request expires a full idle
+    timeout from now (the write is committed as the response starts)."""
+    config = shop_of(request).config
+    deadline = session.authenticated_at + config.absolute_timeout
+    expires_at = session.expires_at
+    if expires_at is None or session.modified:
+        expires_at = min(time.time() + config.idle_timeout, deadline)
+    return Me(
+        user=user,
+        instance=shop_of(request).instance,
+        created_at=session.created_at,
+        expires_at=expires_at,
+        absolute_deadline=deadline,
+    )
+
+
+@router.get("/products")
+async def list_products() -> list[ProductOut]:
+    """Everything the shop sells."""
+    return [ProductOut.of(product) for product in PRODUCTS]
+
+
+WRONG_CREDENTIALS: Responses = {401: {"model": Problem, "description": "wrong credentials"}}
+NO_SESSION: Responses = {404: {"model": Problem, "description": "no such session"}}
+
+
+@router.post("/login", responses=WRONG_CREDENTIALS)
+async def login(request: Request, credentials: Credentials) -> Me:
+    """Log in: the session gets a new ID bound to the user (the cart comes along).
+
+    A failed login creates no session and changes nothing.
+    """
+    user = authenticate(credentials.username, credentials.password)
+    if user is None:
+        raise HTTPException(401, "wrong username or password")
+    session = session_of(request)
+    session.login(user)
+    session[accounts.DEVICE] = describe(request.headers.get("user-agent"))
+    return me(request, session, user)
+
+
+@router.get("/me", responses=UNAUTHORIZED)
+async def who_am_i(request: Request) -> Me:
+    """The logged-in user, the instance that answered and when the session expires."""
+    session, user = logged_in(request)
+    return me(request, session, user)
+
+
+@router.get("/cart")
+async def show_cart(request: Request) -> CartOut:
+    """The cart (anonymous visitors have one too)."""
+    return CartOut.of(session_of(request))
+
+
+@router.post("/cart/items", responses=NOT_FOUND)
+async def add_to_cart(request: Request, item: Item) -> CartOut:
+    """Add ``quantity`` of a product (a line holds at most 99)."""
+    session = session_of(request)
+    try:
+        cart.add(session, item.product_id, item.quantity)
+    except cart.UnknownProduct:
+        raise HTTPException(404, "no such product") from None
+    return CartOut.of(session)
+
+
+@router.put("/cart/items/{product_id}", responses=NOT_FOUND)
+async def change_quantity(request: Request, product_id: ProductId, body: Quantity) -> CartOut:
+    """Set a line's quantity; 0 removes it."""
+    session = session_of(request)
+    try:
+        cart.set_quantity(session, product_id, body.quantity)
+    except cart.UnknownProduct:
+        raise HTTPException(404, "no such product") from None
+    return CartOut.of(session)
+
+
+@router.delete("/cart/items/{product_id}", responses=NOT_FOUND)
+async def remove_from_cart(request: Request, product_id: ProductId) -> CartOut:
+    """Take a product out of the cart."""
+    session = session_of(request)
+    try:
+        cart.remove(session, product_id)
+    except cart.UnknownProduct:
+        raise HTTPException(404, "no such product") from None
+    return CartOut.of(session)
+
+
+@router.get("/sessions", responses={**UNAUTHORIZED, **NO_INDEX})
+async def list_sessions(request: Request) -> list[SessionOut]:
+    """The user's active sessions, the most recently active first."""
+    _, user = logged_in(request)
+    shop = shop_of(request)
+    found = await accounts.active_sessions(shop.store, shop.config, user, shop.current_key(request))
+    return [SessionOut(**summary._asdict()) for summary in found]
+
+
+@router.delete(
+    "/sessions/{fingerprint}",
+    status_code=204,
+    responses={**UNAUTHORIZED, **NO_SESSION, **NO_INDEX},
+)
+async def end_session(request: Request, fingerprint: Fingerprint) -> Response:
+    """Log out one of the user's sessions (this one too, if named)."""
+    session, user = logged_in(request)
+    shop = shop_of(request)
+    ended = await accounts.end_session(shop.store, user, fingerprint)
+    if ended is None:
+        raise HTTPException(404, "no such session")
+    if ended.key == shop.current_key(request):
+        session.logout()
+    return Response(status_code=204)
+
+
+@router.post("/logout", status_code=204)
+async def logout(request: Request) -> Response:
+    """End this session: it is deleted on the server and the cookie is expired."""
+    session_of(request).logout()
+    return Response(status_code=204)
+
+
+@router.post("/logout-all", responses={**UNAUTHORIZED, **NO_INDEX})
+async def logout_everywhere(request: Request) -> LoggedOut:
+    """End every session of the user, on every device."""
+    session, user = logged_in(request)
+    ended = await accounts.end_all_sessions(shop_of(request).store, user)
+    session.logout()
+    return LoggedOut(sessions_ended=ended)

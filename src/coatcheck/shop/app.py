@@ -1,0 +1,98 @@
+"""The shop application: FastAPI routes for the pages and the JSON API, behind coatcheck's
+session middleware, with every response saying which instance served it.
+
+>>> from coatcheck.stores import MemoryStore
+>>> app = create_app(MemoryStore(), instance="shop-1")
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from ..asgi import ASGIApp, Message, Receive, Scope, Send, SessionMiddleware
+from ..stores import AsyncStore, NotSupported, Store, StoreError
+from . import api, pages
+from .context import Shop
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from ..config import SessionOptions
+
+
+class InstanceHeader:
+    """Adds ``X-Instance: <name>`` to every HTTP response, errors and 503s included."""
+
+    def __init__(self, app: ASGIApp, instance: str) -> None:
+        self.app = app
+        self.header = (b"x-instance", instance.encode("ascii", "replace"))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_instance(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", ()), self.header]}
+            await send(message)
+
+        await self.app(scope, receive, send_with_instance)
+
+
+def default_instance_name() -> str:
+    return f"shop (pid {os.getpid()})"
+
+
+async def _bad_request(request: Request, exc: Exception) -> JSONResponse:
+    """Malformed JSON is a 400; a well-formed body of the wrong shape stays a 422."""
+    assert isinstance(exc, RequestValidationError)
+    errors = exc.errors()
+    if any(error.get("type") == "json_invalid" for error in errors):
+        return JSONResponse({"detail": "the request body is not valid JSON"}, status_code=400)
+    return JSONResponse({"detail": jsonable_encoder(errors)}, status_code=422)
+
+
+async def _not_supported(request: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse({"detail": str(exc)}, status_code=501)
+
+
+async def _store_failed(request: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse(
+        {"detail": "session store unavailable, please retry shortly"},
+        status_code=503,
+        headers={"retry-after": "5"},
+    )
+
+
+def create_app(
+    store: Store | AsyncStore,
+    *,
+    instance: str | None = None,
+    **options: Unpack[SessionOptions],
+) -> ASGIApp:
+    """The shop on ``store``. Plain http by default (``secure=False``); ``instance`` names this
+    process on every page and in the ``X-Instance`` header."""
+    options.setdefault("secure", False)
+    name = instance or default_instance_name()
+    app = FastAPI(
+        title="coatcheck shop",
+        summary="The demo shop of coatcheck: server-side sessions, one store, many instances.",
+        version="1",
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.include_router(api.router)
+    app.include_router(pages.router)
+    app.add_exception_handler(RequestValidationError, _bad_request)
+    app.add_exception_handler(NotSupported, _not_supported)
+    app.add_exception_handler(StoreError, _store_failed)
+    sessions = SessionMiddleware(app, store=store, **options)
+    app.state.shop = Shop(store=sessions.store, config=sessions.engine.config, instance=name)
+    return InstanceHeader(sessions, name)

@@ -1,0 +1,53 @@
+"""`coatcheck compare` measures the seeds' table instead of asserting it: the answers it gets
+for memory, SQLite and Redis are the ones the seeds give, and it writes its table and chart."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from .services import REDIS_URL, require
+
+
+def test_compare_measures_what_the_seeds_say(tmp_path: Path) -> None:
+    require("Redis", "127.0.0.1", 6379)
+    table, chart = tmp_path / "compare.md", tmp_path / "compare.png"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "coatcheck.cli",
+            "compare",
+            "--stores",
+            "memory,sqlite,redis,memcached",
+            "--redis",
+            REDIS_URL,
+            "--memcached",
+            "127.0.0.1:1",  # nothing listens there
+            "--samples",
+            "20",
+            "--seconds",
+            "0.05",
+            "--markdown",
+            str(table),
+            "--chart",
+            str(chart),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    rows = {
+        line.split(" | ")[0].strip("| "): line.split(" | ")[1:4]
+        for line in table.read_text().splitlines()
+        if line.startswith("| ") and not line.startswith("| store")
+    }
+    # coupled to one server, survives an app restart, shared across 3 instances
+    assert rows["memory"] == ["yes", "no", "no"]
+    assert rows["sqlite"] == ["yes", "yes", "yes"]
+    assert rows["redis"] == ["no", "yes", "yes"]
+    assert rows["memcached"][0] == "not reachable at 127.0.0.1:1"
+    assert chart.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")

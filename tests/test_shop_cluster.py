@@ -1,0 +1,102 @@
+"""`coatcheck demo --instances 3` over real HTTP: three app processes behind a real nginx.
+
+The seeds' point, measured: on a shared store (Redis) a session is kept whichever instance
+answers, and survives one being killed; on memory:// it is lost as soon as nginx picks another
+instance; ``--sticky`` keeps memory:// working until the pinned instance dies.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import httpx
+import pytest
+
+from .shop_servers import Demo, pid_of, redis_store_url, require_nginx, run_demo
+
+
+@pytest.fixture(autouse=True)
+def nginx() -> None:
+    require_nginx()
+
+
+def login(http: httpx.Client) -> None:
+    response = http.post("/api/login", json={"username": "alice", "password": "coatcheck"})
+    assert response.status_code == 200, response.text
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def instance_pids(demo: Demo) -> set[int]:
+    with httpx.Client(base_url=demo.url) as http:
+        return {pid_of(http.get("/api/products")) for _ in range(6)}
+
+
+def test_on_redis_every_instance_serves_the_session_and_one_can_die() -> None:
+    with redis_store_url() as store, run_demo("--store", store, "--instances", "3") as demo:
+        pids = instance_pids(demo)
+        assert len(pids) == 3  # round-robin over three processes
+        with httpx.Client(base_url=demo.url) as http:
+            login(http)
+            http.post("/api/cart/items", json={"product_id": "scarf", "quantity": 2})
+            seen = set()
+            for _ in range(3):
+                cart = http.get("/api/cart")
+                seen.add(pid_of(cart))
+                assert [item["product_id"] for item in cart.json()["items"]] == ["scarf"]
+            assert seen == pids
+
+            victim = pid_of(http.get("/api/me"))
+            os.kill(victim, signal.SIGKILL)
+            for _ in range(6):
+                me = http.get("/api/me")
+                assert me.status_code == 200
+                assert me.json()["user"] == "alice"
+                assert pid_of(me) != victim
+        deadline = time.monotonic() + 5
+        while "shop-" not in demo.output() or "stopped" not in demo.output():
+            assert time.monotonic() < deadline, demo.output()
+            time.sleep(0.05)
+    assert not any(alive(pid) for pid in pids - {victim})  # stopping the demo stopped them
+
+
+def test_on_memory_the_session_is_lost_when_another_instance_answers() -> None:
+    with run_demo("--store", "memory://", "--instances", "3") as demo:
+        with httpx.Client(base_url=demo.url) as http:
+            login(http)
+            first = http.cookies["session"]
+            me = http.get("/api/me")
+            assert me.status_code == 401  # another instance, which never heard of it
+            assert "Max-Age=0" in me.headers["set-cookie"]  # and drops the unknown cookie
+            assert "session" not in http.cookies
+        replay = [
+            httpx.get(demo.url + "/api/me", headers={"cookie": f"session={first}"})
+            for _ in range(3)
+        ]
+        assert sorted(response.status_code for response in replay) == [200, 401, 401]
+
+
+def test_sticky_memory_works_until_its_instance_dies() -> None:
+    with (
+        run_demo("--store", "memory://", "--instances", "3", "--sticky") as demo,
+        httpx.Client(base_url=demo.url) as http,
+    ):
+        http.get("/api/products")  # nginx's routing cookie first, as a browser would get
+        login(http)
+        answers = [http.get("/api/me") for _ in range(6)]
+        assert {response.status_code for response in answers} == {200}
+        pinned = {pid_of(response) for response in answers}
+        assert len(pinned) == 1
+        os.kill(pinned.pop(), signal.SIGKILL)
+        lost = http.get("/api/me")
+        assert lost.status_code == 401
+        login(http)
+        assert http.get("/api/me").status_code == 200  # pinned again, to a live one
