@@ -20,6 +20,7 @@ from .clients import Client, client_address
 from .config import SessionConfig
 from .cookies import NO_STORE, find_cookie, private_headers
 from .engine import Plan, SessionEngine, run, run_async
+from .limits import LimitExceeded
 from .session import Session
 from .stores.base import AsyncStore, AsyncStoreAdapter, Store, StoreError, as_async
 
@@ -39,6 +40,7 @@ logger = logging.getLogger("coatcheck")
 T = TypeVar("T")
 
 UNAVAILABLE_BODY = b"Session store unavailable. Please retry shortly.\n"
+LIMITED_BODY = b"Too many requests for new or unknown sessions. Please retry later.\n"
 
 
 def session_of(connection: Any) -> Session:
@@ -93,14 +95,14 @@ class SessionMiddleware:
             return
         engine = self.engine
         cookie_value = self._cookie(scope)
+        client = self._client(scope) if engine.needs_client else None
         if cookie_value is None:
-            session = engine.fresh(self._client(scope) if engine.binds else None)
+            session = engine.fresh(client)
         else:
             try:
-                client = self._client(scope) if engine.binds else None
                 session = await self._carry_out(engine.load(cookie_value, client))
-            except StoreError as exc:
-                await self._unavailable(scope, send, exc)
+            except (StoreError, LimitExceeded) as exc:
+                await self._refuse(scope, send, exc)
                 return
         scope["session"] = session
         replaced = False
@@ -116,9 +118,9 @@ class SessionMiddleware:
             if message["type"] in ("http.response.start", "websocket.accept"):
                 try:
                     set_cookie = await self._carry_out(self.plan_commit(session))
-                except StoreError as exc:
+                except (StoreError, LimitExceeded) as exc:
                     replaced = True
-                    await self._unavailable(scope, send, exc)
+                    await self._refuse(scope, send, exc)
                     return
                 headers = message.get("headers", ())
                 private = private_headers(headers, session, set_cookie, NO_STORE)
@@ -137,7 +139,7 @@ class SessionMiddleware:
             # Changes made after the handshake are stored; no cookie can be set any more.
             try:
                 await self._carry_out(self.plan_commit(session))
-            except StoreError as exc:
+            except (StoreError, LimitExceeded) as exc:
                 logger.error("could not store a WebSocket session: %s", exc)
 
     def plan_commit(self, session: Session) -> Plan[str | None] | None:
@@ -212,12 +214,17 @@ class SessionMiddleware:
             return None
         return find_cookie(header.decode("latin-1"), self._cookie_name)
 
-    async def _unavailable(self, scope: Scope, send: Send, exc: StoreError) -> None:
-        logger.error("session store failed: %s", exc)
+    async def _refuse(self, scope: Scope, send: Send, exc: StoreError | LimitExceeded) -> None:
+        """Answer instead of the app: 503 when the store failed, 429 (or 403) over a limit."""
+        if isinstance(exc, LimitExceeded):
+            status, body, retry = exc.status, LIMITED_BODY, exc.retry_after
+        else:
+            logger.error("session store failed: %s", exc)
+            status, body, retry = self.unavailable_status, UNAVAILABLE_BODY, 5
         if scope["type"] == "websocket":
             await send({"type": "websocket.close", "code": 1013})
             return
-        await _plain(send, self.unavailable_status, UNAVAILABLE_BODY, [(b"retry-after", b"5")])
+        await _plain(send, status, body, [(b"retry-after", str(retry).encode())])
 
 
 async def _plain(

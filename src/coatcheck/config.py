@@ -21,6 +21,7 @@ SameSite = Literal["lax", "strict", "none"]
 CsrfMode = Literal["off", "origin", "token"]
 BindPart = Literal["user_agent", "network"]
 BindingAction = Literal["reject", "flag"]
+SessionLimitPolicy = Literal["evict_oldest", "refuse"]
 Seconds = float | int | timedelta
 
 # RFC 6265 cookie-name: an RFC 7230 token.
@@ -59,6 +60,12 @@ class SessionOptions(TypedDict, total=False):
     ipv4_prefix: int
     ipv6_prefix: int
     trusted_proxies: Sequence[str]
+    limit_window: Seconds
+    max_creations_per_client: int | None
+    max_rejections_per_client: int | None
+    max_creations: int | None
+    max_sessions_per_user: int | None
+    session_limit_policy: SessionLimitPolicy
 
 
 class ConfigError(ValueError):
@@ -148,9 +155,25 @@ class SessionConfig:
     ipv6_prefix: int = 48
     trusted_proxies: tuple[str, ...] = ()
     """Networks (``"10.0.0.0/8"``) of proxies whose ``X-Forwarded-For`` is believed."""
+    limit_window: float = 60
+    """Seconds over which the rate limits below count (see :mod:`coatcheck.limits`)."""
+    max_creations_per_client: int | None = None
+    """New sessions one client address (an IPv6 /64) may create per window; then 429. Each
+    creation then costs two more store calls (the counter), so it is off by default."""
+    max_rejections_per_client: int | None = 120
+    """Well-formed cookies naming no live session (guesses, or cookies that outlived their
+    session) one client may send per window; then 429. Only such requests pay for the count."""
+    max_creations: int | None = None
+    """New sessions all clients together may create per window, so that a flood from many
+    addresses cannot fill the store; set it from the store's capacity (off by default)."""
+    max_sessions_per_user: int | None = None
+    """Sessions one user may have at once; a login past it follows ``session_limit_policy``."""
+    session_limit_policy: SessionLimitPolicy = "evict_oldest"
+    """``"evict_oldest"`` ends the least recently active session; ``"refuse"`` refuses the
+    login (403)."""
 
     def __post_init__(self) -> None:
-        for name in ("idle_timeout", "absolute_timeout", "touch_interval"):
+        for name in ("idle_timeout", "absolute_timeout", "touch_interval", "limit_window"):
             object.__setattr__(self, name, _seconds(name, getattr(self, name)))
         object.__setattr__(self, "encryption_keys", _keys(self.encryption_keys))
         for name in ("csrf_exempt", "trusted_origins", "bind_to", "trusted_proxies"):
@@ -236,6 +259,24 @@ class SessionConfig:
                 ipaddress.ip_network(proxy, strict=False)
             except ValueError:
                 raise ConfigError(f"trusted_proxies: {proxy!r} is not a network") from None
+        for name in (
+            "max_creations_per_client",
+            "max_rejections_per_client",
+            "max_creations",
+            "max_sessions_per_user",
+        ):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+                raise ConfigError(f"{name} must be a positive int or None, not {value!r}")
+            if value is not None and value < 1:
+                raise ConfigError(f"{name} must be a positive int or None, not {value!r}")
+        if self.limit_window <= 0:
+            raise ConfigError(f"limit_window must be positive, not {self.limit_window}")
+        if self.session_limit_policy not in ("evict_oldest", "refuse"):
+            raise ConfigError(
+                f"session_limit_policy must be 'evict_oldest' or 'refuse': "
+                f"{self.session_limit_policy!r}"
+            )
         if self.on_event is not None and not callable(self.on_event):
             raise ConfigError("on_event must be a callable taking a SessionEvent")
 

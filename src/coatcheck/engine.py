@@ -23,12 +23,20 @@ from collections.abc import Generator
 from typing import Any, NamedTuple, TypeVar, overload
 
 from . import codec
-from .clients import Client, binding
+from .clients import Client, binding, network_of
 from .config import SessionConfig
 from .cookies import CookieWriter
 from .encryption import KeyRing
 from .events import EventKind, SessionEvent, log_event
 from .ids import fingerprint, is_well_formed, new_id, store_key
+from .limits import (
+    MAX_COUNT_ATTEMPTS,
+    LimitExceeded,
+    count_of,
+    counter_key,
+    counter_record,
+    window,
+)
 from .session import Session
 from .stores.base import AsyncStore, NotSupported, Record, Store, StoreError, anyio_module
 
@@ -79,8 +87,13 @@ class SessionEngine:
         keys = self.config.encryption_keys
         self._ring = KeyRing(keys) if keys else None
         self._on_event = self.config.on_event
-        self.binds = bool(self.config.bind_to)
-        """Whether loads need the request's :class:`~coatcheck.clients.Client`."""
+        config = self.config
+        self.binds = bool(config.bind_to)
+        self.needs_client = self.binds or bool(
+            config.max_creations_per_client or config.max_rejections_per_client
+        )
+        """Whether loads want the request's :class:`~coatcheck.clients.Client` (binding,
+        per-client limits)."""
 
     def emit(
         self,
@@ -106,6 +119,7 @@ class SessionEngine:
     def fresh(self, client: Client | None = None) -> Session:
         """A new, empty session, for a request that brought no cookie (no store call)."""
         session = Session.fresh(now=self.config.clock(), max_size=self.config.max_size)
+        session._client = client
         if self.binds:
             session._binding = self._binding_of(client)
         return session
@@ -121,11 +135,46 @@ class SessionEngine:
             secret=config.hash_secret,
         )
 
-    def _rejected(self, now: float, current: str | None) -> Session:
-        """A fresh session for a request whose cookie named none; its cookie will be expired."""
+    def _rejected(self, now: float, current: str | None, client: Client | None) -> Plan[Session]:
+        """A fresh session for a request whose cookie named none; its cookie will be expired.
+
+        Such cookies are counted per ``client`` (when given): past
+        ``max_rejections_per_client`` in a window, the guessing is refused with
+        :class:`LimitExceeded`.
+        """
+        limit = self.config.max_rejections_per_client
+        if limit is not None and client is not None and client.address:
+            yield from self._bump(f"reject:{self._network(client)}", limit, "invalid session IDs")
         session = Session.fresh(now=now, max_size=self.config.max_size, reject_cookie=True)
-        session._binding = current
+        session._binding, session._client = current, client
         return session
+
+    @staticmethod
+    def _network(client: Client) -> str:
+        """What per-client limits count by: the address (an IPv6 client by its /64)."""
+        return network_of(client.address, ipv4_prefix=32, ipv6_prefix=64) or "unknown"
+
+    def _bump(self, name: str, limit: int, what: str) -> Plan[None]:
+        """Count one more of ``name`` in this window; :class:`LimitExceeded` past ``limit``."""
+        config = self.config
+        now = config.clock()
+        number, ends = window(now, config.limit_window)
+        key = counter_key(name, number, config.hash_secret)
+        for _ in range(MAX_COUNT_ATTEMPTS):
+            current: Record | None = yield StoreCall("load", (key,))
+            count = count_of(current)
+            if count >= limit:
+                break
+            version = 1 if current is None else current.version + 1
+            record = counter_record(key, count + 1, ends + 1, version)
+            if current is None:
+                stored = yield StoreCall("create", (record,))
+            else:
+                stored = yield StoreCall("save", (record, current.version))
+            if stored:
+                return
+        self.emit("rejected", None, reason=f"limit: {what}")
+        raise LimitExceeded(what, ends - now)
 
     @staticmethod
     def _has_work(session: Session) -> bool:
@@ -153,9 +202,9 @@ class SessionEngine:
         config = self.config
         now = config.clock()
         current = self._binding_of(client) if self.binds else None
-        if not is_well_formed(cookie_value):
+        if not is_well_formed(cookie_value):  # refused before any store call: nothing to count
             self.emit("rejected", None, reason="malformed" if cookie_value else "ambiguous")
-            return self._rejected(now, current)
+            return (yield from self._rejected(now, current, None))
         key = store_key(cookie_value, config.hash_secret)
         # A store that can extends the expiry in the same round trip when a touch is due.
         candidate = now + config.idle_timeout
@@ -165,19 +214,20 @@ class SessionEngine:
         if type(session) is str:  # why it could not be revived
             kind: EventKind = "expired" if session in ("idle", "absolute") else "rejected"
             self.emit(kind, key, record.user_id if record else None, session)
-            return self._rejected(now, current)
+            return (yield from self._rejected(now, current, client))
         assert isinstance(session, Session)
         if current is not None and session._binding != current:
             if session._binding is None:  # stored before binding was on: bind it now
                 session._binding, session._reenvelope = current, True
             elif config.binding_action == "reject":
                 self.emit("rejected", key, session._user_id, "binding")
-                return self._rejected(now, current)
+                return (yield from self._rejected(now, current, client))
             else:
                 self.emit("flagged", key, session._user_id, "binding")
                 session._flagged = True
         if touched:
             session._touched, session._last_active = True, now
+        session._client = client
         return session
 
     def _sealed(self, blob: bytes, key: str) -> bytes:
@@ -301,6 +351,11 @@ class SessionEngine:
         blob = codec.envelope(
             body, session._created_at, session._auth_at, session._csrf, session._binding
         )
+        if replaces is None:
+            yield from self._count_creation(session._client)
+        if session._login and config.max_sessions_per_user is not None:
+            assert session._user_id is not None
+            yield from self._make_room(session._user_id, replaces, config.max_sessions_per_user)
         for _ in range(MAX_CREATE_ATTEMPTS):
             session_id = new_id()
             key = store_key(session_id, self.config.hash_secret)
@@ -318,6 +373,28 @@ class SessionEngine:
                     session._login = False
                 return self._issue(session, now)
         raise StoreError(f"create reported {MAX_CREATE_ATTEMPTS} collisions of fresh random IDs")
+
+    def _count_creation(self, client: Client | None) -> Plan[None]:
+        config = self.config
+        per_client = config.max_creations_per_client
+        if per_client is not None and client is not None and client.address:
+            yield from self._bump(f"create:{self._network(client)}", per_client, "new sessions")
+        if config.max_creations is not None:
+            yield from self._bump("create", config.max_creations, "new sessions (all clients)")
+
+    def _make_room(self, user_id: str, replaces: str | None, limit: int) -> Plan[None]:
+        """Before a login: end the user's least recently active sessions, or refuse it."""
+        records: list[Record] = yield StoreCall("list_by_user", (user_id,))
+        others = sorted((r for r in records if r.key != replaces), key=lambda r: r.expires_at)
+        excess = len(others) - (limit - 1)
+        if excess <= 0:
+            return
+        if self.config.session_limit_policy == "refuse":
+            self.emit("rejected", None, user_id, "limit: sessions per user")
+            raise LimitExceeded("sessions per user", 0, status=403)
+        for record in others[:excess]:
+            yield StoreCall("delete", (record.key,))
+            self.emit("revoked", record.key, user_id, "sessions per user")
 
     def _destroy(self, session: Session) -> Plan[str | None]:
         assert session._key is not None

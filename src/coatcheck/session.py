@@ -7,10 +7,13 @@ regenerate, login, logout); it does no I/O. :mod:`coatcheck.engine` loads it and
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import codec, csrf
 from .codec import JSONValue, SessionTooLarge
+
+if TYPE_CHECKING:
+    from .clients import Client
 
 _MISSING: Any = object()
 _UNKNOWN = -2
@@ -42,6 +45,7 @@ class Session(dict[str, JSONValue]):
         "_auth_at",
         "_binding",
         "_cleared",
+        "_client",
         "_created_at",
         "_csrf",
         "_doomed_key",
@@ -94,6 +98,7 @@ class Session(dict[str, JSONValue]):
     _binding: str | None
     _reenvelope: bool
     _flagged: bool
+    _client: Client | None
     _touched: bool
     _accessed: bool
 
@@ -106,6 +111,7 @@ class Session(dict[str, JSONValue]):
         session._reject_cookie = reject_cookie
         session._doomed_key = session._doomed_user = None
         session._everywhere = session._accessed = False
+        session._client = None
         return session
 
     @classmethod
@@ -139,6 +145,7 @@ class Session(dict[str, JSONValue]):
         session._reject_cookie, session._doomed_key, session._doomed_user = False, None, None
         session._csrf, session._binding, session._reenvelope = csrf, binding, False
         session._flagged = False
+        session._client = None
         return session
 
     def _reset(self, now: float) -> None:

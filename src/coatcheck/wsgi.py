@@ -20,11 +20,12 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from . import csrf
-from .asgi import UNAVAILABLE_BODY
+from .asgi import LIMITED_BODY, UNAVAILABLE_BODY
 from .clients import Client, client_address
 from .config import SessionConfig
 from .cookies import find_cookie, private_headers
 from .engine import SessionEngine, run
+from .limits import LimitExceeded
 from .session import Session
 from .stores.base import Store, StoreError
 
@@ -39,6 +40,7 @@ WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
 ENVIRON_KEY = "coatcheck.session"
 NO_STORE = ("cache-control", "no-store")
+_STATUS_LINES = {403: "403 Forbidden", 429: "429 Too Many Requests"}
 
 logger = logging.getLogger("coatcheck")
 
@@ -70,27 +72,27 @@ class SessionMiddleware:
         engine, store = self.engine, self.store
         header = environ.get("HTTP_COOKIE")
         cookie_value = find_cookie(header, self._cookie_name) if header else None
+        client = _client(environ, engine) if engine.needs_client else None
         if cookie_value is None:
-            session = engine.fresh(_client(environ, engine) if engine.binds else None)
+            session = engine.fresh(client)
         else:
             try:
-                client = _client(environ, engine) if engine.binds else None
                 session = run(engine.load(cookie_value, client), store)
-            except StoreError as exc:
-                return self._unavailable(start_response, exc)
+            except (StoreError, LimitExceeded) as exc:
+                return self._refuse(start_response, exc)
         environ[ENVIRON_KEY] = session
-        failed = False
+        refused: list[bytes] | None = None
 
         def start_with_session(
             status: str, headers: list[tuple[str, str]], exc_info: ExcInfo | None = None
         ) -> Any:
-            nonlocal failed
-            if exc_info is None and not failed:
+            nonlocal refused
+            if exc_info is None and refused is None:
                 try:
                     set_cookie = run(engine.commit(session), store)
-                except StoreError as exc:
-                    failed = True
-                    return self._unavailable(start_response, exc)
+                except (StoreError, LimitExceeded) as exc:
+                    refused = self._refuse(start_response, exc)
+                    return None
                 private = private_headers(headers, session, set_cookie, NO_STORE)
                 if private is not None:
                     headers = private
@@ -105,13 +107,13 @@ class SessionMiddleware:
             if problem is not None:
                 engine.emit("rejected", session._key, session._user_id, f"csrf: {problem}")
                 start_with_session("403 Forbidden", _plain_headers(csrf.FORBIDDEN_BODY))
-                return [UNAVAILABLE_BODY] if failed else [csrf.FORBIDDEN_BODY]
+                return refused if refused is not None else [csrf.FORBIDDEN_BODY]
         body = self.app(environ, start_with_session)
-        if failed:
+        if refused is not None:
             close = getattr(body, "close", None)
             if close is not None:
                 close()
-            return [UNAVAILABLE_BODY]
+            return refused
         return body
 
     def _csrf_problem(self, environ: dict[str, Any], session: Session) -> str | None:
@@ -133,12 +135,17 @@ class SessionMiddleware:
             submitted=submitted,
         )
 
-    def _unavailable(self, start_response: StartResponse, exc: StoreError) -> list[bytes]:
-        logger.error("session store failed: %s", exc)
-        start_response(
-            self.unavailable_status, [*_plain_headers(UNAVAILABLE_BODY), ("Retry-After", "5")]
-        )
-        return [UNAVAILABLE_BODY]
+    def _refuse(
+        self, start_response: StartResponse, exc: StoreError | LimitExceeded
+    ) -> list[bytes]:
+        """Answer instead of the app: 503 when the store failed, 429 (or 403) over a limit."""
+        if isinstance(exc, LimitExceeded):
+            status, body, retry = _STATUS_LINES[exc.status], LIMITED_BODY, exc.retry_after
+        else:
+            logger.error("session store failed: %s", exc)
+            status, body, retry = self.unavailable_status, UNAVAILABLE_BODY, 5
+        start_response(status, [*_plain_headers(body), ("Retry-After", str(retry))])
+        return [body]
 
 
 def _client(environ: dict[str, Any], engine: SessionEngine) -> Client:
