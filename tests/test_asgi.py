@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
+from coatcheck import SessionConfig
 from coatcheck.ids import new_id, store_key
 from coatcheck.stores import FileStore, MemoryStore, Record
 from coatcheck.testing import FakeClock
@@ -203,12 +204,15 @@ class TestBadCookies:
 
 
 class TestRegenerateLoginLogout:
-    def test_regenerate_moves_the_data_to_a_new_id(self, client: TestClient) -> None:
+    def test_regenerate_moves_the_data_to_a_new_id(
+        self, client: TestClient, clock: FakeClock
+    ) -> None:
         sid = start_session(client, cart=[1])
         new = session_id(client.post("/regenerate", headers=cookie(sid)))
         assert new != sid
-        assert client.get("/read", headers=cookie(sid)).json() == {}
         assert client.get("/read", headers=cookie(new)).json() == {"cart": [1]}
+        clock.advance(SessionConfig().rotation_grace)  # see tests/test_rotation.py
+        assert client.get("/read", headers=cookie(sid)).json() == {}
 
     def test_login_regenerates_and_binds_the_user(
         self, client: TestClient, store: CountingStore

@@ -124,6 +124,29 @@ def envelope(
     return head + b',"d":%s}' % body
 
 
+def forwarder(new_key: str, until: float) -> bytes:
+    """What the old record of a regenerated session holds during the grace window: where the
+    session went (its new store key, a hash; never an ID) and until when (Unix seconds)."""
+    if not _SAFE_TEXT.fullmatch(new_key):
+        raise ValueError("a forwarding record points at a store key (hex)")
+    return b'{"m":"%s","u":%s}' % (new_key.encode("ascii"), dumps(float(until)))
+
+
+_FORWARDER = re.compile(rb'\{"m":"([0-9a-f]{1,128})","u":([0-9.eE+-]{1,32})\}')
+
+
+def forwarded_to(blob: bytes) -> tuple[str, float] | None:
+    """The store key a forwarding record points at and the end of its grace window; None for
+    anything else."""
+    found = _FORWARDER.fullmatch(blob)
+    if found is None:
+        return None
+    try:
+        return found[1].decode("ascii"), float(found[2])
+    except ValueError:
+        return None
+
+
 def encode(data: dict[str, JSONValue], created_at: float, auth_at: float, max_size: int) -> bytes:
     """Serialize session data in its envelope, enforcing ``max_size`` on the data part."""
     return envelope(encode_data(data, max_size), created_at, auth_at)

@@ -60,6 +60,7 @@ class SessionOptions(TypedDict, total=False):
     ipv4_prefix: int
     ipv6_prefix: int
     trusted_proxies: Sequence[str]
+    rotation_grace: Seconds
     limit_window: Seconds
     max_creations_per_client: int | None
     max_rejections_per_client: int | None
@@ -155,6 +156,10 @@ class SessionConfig:
     ipv6_prefix: int = 48
     trusted_proxies: tuple[str, ...] = ()
     """Networks (``"10.0.0.0/8"``) of proxies whose ``X-Forwarded-For`` is believed."""
+    rotation_grace: float = 10
+    r"""Seconds a :meth:`Session.regenerate`\ d ID keeps working for requests already in
+    flight: they are forwarded to the new ID, so they neither fail nor fork the session. Login
+    and privilege changes never have a grace window (the old ID dies at once). 0 disables it."""
     limit_window: float = 60
     """Seconds over which the rate limits below count (see :mod:`coatcheck.limits`)."""
     max_creations_per_client: int | None = None
@@ -173,7 +178,13 @@ class SessionConfig:
     login (403)."""
 
     def __post_init__(self) -> None:
-        for name in ("idle_timeout", "absolute_timeout", "touch_interval", "limit_window"):
+        for name in (
+            "idle_timeout",
+            "absolute_timeout",
+            "touch_interval",
+            "rotation_grace",
+            "limit_window",
+        ):
             object.__setattr__(self, name, _seconds(name, getattr(self, name)))
         object.__setattr__(self, "encryption_keys", _keys(self.encryption_keys))
         for name in ("csrf_exempt", "trusted_origins", "bind_to", "trusted_proxies"):
@@ -270,6 +281,8 @@ class SessionConfig:
                 raise ConfigError(f"{name} must be a positive int or None, not {value!r}")
             if value is not None and value < 1:
                 raise ConfigError(f"{name} must be a positive int or None, not {value!r}")
+        if self.rotation_grace < 0:
+            raise ConfigError(f"rotation_grace must be 0 or more, not {self.rotation_grace}")
         if self.limit_window <= 0:
             raise ConfigError(f"limit_window must be positive, not {self.limit_window}")
         if self.session_limit_policy not in ("evict_oldest", "refuse"):

@@ -183,6 +183,7 @@ class SessionEngine:
             session._key is not None
             or session._doomed_key is not None
             or session._everywhere
+            or session._others_out
             or session._reject_cookie
             or session._user_id is not None
             or session._csrf is not None
@@ -210,6 +211,13 @@ class SessionEngine:
         candidate = now + config.idle_timeout
         loaded = yield StoreCall("load_touching", (key, now, candidate, config.touch_interval))
         record, touched = loaded
+        forwarded = False
+        if record is not None and record.expires_at > now:
+            target = self._forward_target(record, now)
+            if target == "":  # the grace window of a rotation is over
+                record = None
+            elif target is not None:  # regenerated moments ago: follow to the new record
+                record, touched, forwarded = (yield StoreCall("load", (target,))), False, True
         session = self._revive(record, cookie_value, now)
         if type(session) is str:  # why it could not be revived
             kind: EventKind = "expired" if session in ("idle", "absolute") else "rejected"
@@ -227,8 +235,23 @@ class SessionEngine:
                 session._flagged = True
         if touched:
             session._touched, session._last_active = True, now
-        session._client = client
+        session._client, session._forwarded = client, forwarded
         return session
+
+    def _forward_target(self, record: Record, now: float) -> str | None:
+        """Where a forwarding record points while its grace window lasts; None for a session
+        record, and "" for a forwarder whose window is over (however long it lingers)."""
+        data = record.data
+        if self._ring is not None:
+            try:
+                data = self._ring.open(data, record.key)
+            except codec.DecodeError:
+                return None
+        found = codec.forwarded_to(data)
+        if found is None:
+            return None
+        target, until = found
+        return target if now < until else ""
 
     def _sealed(self, blob: bytes, key: str) -> bytes:
         """What the store is given for ``blob``: the blob itself, or it encrypted at rest."""
@@ -281,11 +304,19 @@ class SessionEngine:
         The plan returns the ``Set-Cookie`` value, or None for no cookie. The common case, a
         stored session read and left unchanged with no touch due, is decided here with no plan.
         """
+        plan = self._commit(session)
+        if plan is not None and session._forwarded:
+            return _without_cookie(plan)  # the rotating response gives the client its new ID
+        return plan
+
+    def _commit(self, session: Session) -> Plan[str | None] | None:
+        """The plan of :meth:`commit`, before a forwarded session's cookie is dropped."""
         if (
             session._key is None
             or session._rotate
             or session._doomed_key is not None
             or session._everywhere
+            or session._others_out
         ):
             return self._rebind(session) if self._has_work(session) else None
         config = self.config
@@ -317,6 +348,10 @@ class SessionEngine:
             session._everywhere = False
             self.emit("revoked", None, user, "logout everywhere", count)
         session._doomed_user = None
+        if session._others_out and session._user_id is not None:
+            count = yield StoreCall("delete_by_user", (session._user_id,))
+            self.emit("revoked", None, session._user_id, "password changed", count)
+        session._others_out = False
         if session._key is None:
             if session or session._user_id is not None or session._csrf is not None:
                 return (yield from self._create(session, now))
@@ -356,15 +391,22 @@ class SessionEngine:
         if session._login and config.max_sessions_per_user is not None:
             assert session._user_id is not None
             yield from self._make_room(session._user_id, replaces, config.max_sessions_per_user)
+        graced = replaces is not None and session._grace and config.rotation_grace > 0
+        old_version, old_expiry = session._version, session._expires_at
         for _ in range(MAX_CREATE_ATTEMPTS):
             session_id = new_id()
             key = store_key(session_id, self.config.hash_secret)
             record = Record(key, self._sealed(blob, key), expires_at, 1, session._user_id, deadline)
-            if replaces is None:
+            if replaces is None or graced:
                 call = StoreCall("create", (record,))
             else:
                 call = StoreCall("rotate", (replaces, record))
             if (yield call):
+                if graced:
+                    assert replaces is not None
+                    assert old_expiry is not None
+                    until = min(now + config.rotation_grace, old_expiry)
+                    yield from self._forward(replaces, key, old_version, until)
                 session._adopt(session_id, key, 1, blob, expires_at, session._user_id)
                 session._last_active = now
                 self.emit("created" if replaces is None else "regenerated", key, session._user_id)
@@ -373,6 +415,16 @@ class SessionEngine:
                     session._login = False
                 return self._issue(session, now)
         raise StoreError(f"create reported {MAX_CREATE_ATTEMPTS} collisions of fresh random IDs")
+
+    def _forward(self, old_key: str, new_key: str, version: int, until: float) -> Plan[None]:
+        """Leave the old record pointing at the new one until ``until`` (the grace window).
+
+        If a request in flight wrote the old record meanwhile, it is simply deleted.
+        """
+        data = self._sealed(codec.forwarder(new_key, until), old_key)
+        record = Record(old_key, data, until, version + 1, None, until)
+        if not (yield StoreCall("save", (record, version))):
+            yield StoreCall("delete", (old_key,))
 
     def _count_creation(self, client: Client | None) -> Plan[None]:
         config = self.config
@@ -428,10 +480,19 @@ class SessionEngine:
                     session._id or "", key, version + 1, blob, expires_at, session._user_id
                 )
                 session._last_active = now
+                if session._forwarded:
+                    return None
                 if touched_by_load and self.config.persistent:
                     return self._issue(session, now)  # the load moved the expiry: slide
                 return self._reissue(session, previous, now)
             current: Record | None = yield StoreCall("load", (key,))
+            target = self._forward_target(current, now) if current is not None else None
+            if target == "":  # regenerated, and even its grace window is over: gone
+                current = None
+            elif target and current is not None and current.expires_at > now:
+                # Regenerated by another request meanwhile: follow it, and set no cookie.
+                key, session._forwarded = target, True
+                current = yield StoreCall("load", (key,))
             merged = self._replay(session, current, now)
             if merged is None:  # deleted or expired meanwhile: never resurrect it
                 self.emit("expired", key, session._user_id, "ended during the request")
@@ -478,6 +539,12 @@ class SessionEngine:
         dict.clear(session)
         session._reset(session._now)
         return self.cookies.expire()
+
+
+def _without_cookie(plan: Plan[str | None]) -> Plan[str | None]:
+    """``plan``, but setting no cookie."""
+    yield from plan
+    return None
 
 
 def _done(value: T) -> Plan[T]:

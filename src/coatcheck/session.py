@@ -54,6 +54,8 @@ class Session(dict[str, JSONValue]):
         "_expires_at",
         "_flagged",
         "_forced",
+        "_forwarded",
+        "_grace",
         "_id",
         "_key",
         "_last_active",
@@ -62,6 +64,7 @@ class Session(dict[str, JSONValue]):
         "_modified",
         "_now",
         "_offset",
+        "_others_out",
         "_raw",
         "_reenvelope",
         "_reject_cookie",
@@ -99,6 +102,9 @@ class Session(dict[str, JSONValue]):
     _reenvelope: bool
     _flagged: bool
     _client: Client | None
+    _forwarded: bool
+    _grace: bool
+    _others_out: bool
     _touched: bool
     _accessed: bool
 
@@ -110,7 +116,7 @@ class Session(dict[str, JSONValue]):
         session._max_size = max_size
         session._reject_cookie = reject_cookie
         session._doomed_key = session._doomed_user = None
-        session._everywhere = session._accessed = False
+        session._everywhere = session._accessed = session._others_out = False
         session._client = None
         return session
 
@@ -144,7 +150,7 @@ class Session(dict[str, JSONValue]):
         session._touched = session._login = session._everywhere = session._accessed = False
         session._reject_cookie, session._doomed_key, session._doomed_user = False, None, None
         session._csrf, session._binding, session._reenvelope = csrf, binding, False
-        session._flagged = False
+        session._flagged = session._forwarded = session._grace = session._others_out = False
         session._client = None
         return session
 
@@ -153,7 +159,7 @@ class Session(dict[str, JSONValue]):
         self._version, self._offset, self._size = 0, -1, 2  # "{}"
         self._created_at = self._auth_at = self._last_active = self._now = now
         self._modified = self._forced = self._cleared = self._rotate = self._touched = False
-        self._login = self._reenvelope = self._flagged = False
+        self._login = self._reenvelope = self._flagged = self._forwarded = self._grace = False
         self._csrf = self._binding = None
 
     def _adopt(
@@ -258,18 +264,34 @@ class Session(dict[str, JSONValue]):
         """
         if self._key is not None:
             self._rotate = True
+            self._grace = not self._login  # requests in flight follow a plain rotation
 
     def login(self, user_id: str) -> None:
         """Bind the session to ``user_id``: regenerate, and restart the absolute timeout."""
         if not isinstance(user_id, str) or not user_id:
             raise TypeError(f"user_id must be a non-empty str, not {user_id!r}")
-        self.regenerate()
+        self._login = True
+        self.privileges_changed()
         self._user_id = user_id
         self._auth_at = self._now
-        self._modified = self._login = True
-        if self._csrf is not None:  # a token seen before login is worthless after it
+
+    def privileges_changed(self) -> None:
+        """Call on any change of role or permission: a new ID with no grace window for the old
+        one, and a new CSRF token (an elevation must not carry over a token seen before it)."""
+        self.regenerate()
+        self._grace = False
+        self._modified = True
+        if self._csrf is not None:
             self._csrf = csrf.new_token()
             self._reenvelope = True
+
+    def password_changed(self) -> None:
+        """Call after the user changed their password: :meth:`privileges_changed`, and every
+        other session of the user ends (through the store's per-user index)."""
+        if self._user_id is None:
+            raise RuntimeError("password_changed() needs a logged-in session (see login())")
+        self.privileges_changed()
+        self._others_out = True
 
     @property
     def flagged(self) -> bool:

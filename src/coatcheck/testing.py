@@ -389,10 +389,21 @@ class StoreConformance:
         _, cookie = harness.request(session_id, lambda s: s.regenerate())
         new = cookie_id(cookie)
         assert new != session_id
+        # A request sent with the old ID before the new cookie arrived is forwarded: it reads
+        # the session and its write lands there, with no cookie of its own.
+        _, late_cookie = harness.request(session_id, lambda s: s.__setitem__("late", 1))
+        assert late_cookie is None
+        harness.clock.advance(harness.engine.config.rotation_grace)
         assert harness.load(session_id).is_new
         session = harness.load(new)
-        assert dict(session) == {"cart": [1]}
+        assert dict(session) == {"cart": [1], "late": 1}
         assert session.created_at == created
+
+    def test_login_leaves_no_grace_window_to_the_old_id(self, harness: Harness) -> None:
+        session_id = harness.new_session(cart=[1])
+        _, cookie = harness.request(session_id, lambda s: s.login("alice"))
+        assert harness.load(session_id).is_new
+        assert harness.load(cookie_id(cookie)).user_id == "alice"
 
     def test_login_binds_the_user_and_restarts_the_absolute_timeout(self, harness: Harness) -> None:
         session_id = harness.new_session(cart=[1])

@@ -113,7 +113,7 @@ def _take_over(scope: dict[str, Any], session: Session) -> None:
         data = current if isinstance(current, dict) else _as_json(current, scope)
         session.clear()
         session.update(data)
-        session.regenerate()
+        session.privileges_changed()  # typically a login: the old ID dies at once
     scope["session"] = session
 
 
