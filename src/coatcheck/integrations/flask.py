@@ -94,7 +94,7 @@ UNAVAILABLE_KEY = "coatcheck.unavailable"
 session, which would mark it accessed)."""
 SQLITE_FILE = "coatcheck-sessions.db"
 """The default store: this file in the app's instance folder."""
-SETTINGS = {
+OPTION_KEYS = {
     "on_event": "COATCHECK_ON_EVENT",
     "csrf": "COATCHECK_CSRF",
     "csrf_header": "COATCHECK_CSRF_HEADER",
@@ -540,7 +540,7 @@ def _config(app: flask.Flask) -> SessionConfig:
         options["max_size"] = settings["COATCHECK_MAX_SIZE"]
     if settings.get("COATCHECK_HASH_SECRET") is not None:
         options["hash_secret"] = settings["COATCHECK_HASH_SECRET"]
-    for option, key in SETTINGS.items():
+    for option, key in OPTION_KEYS.items():
         if key in settings:
             options[option] = settings[key]
     return SessionConfig.from_options(**options)
