@@ -78,7 +78,8 @@ from django.contrib.sessions.backends.base import UpdateError  # noqa: E402
 from django.core.exceptions import ImproperlyConfigured  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.http import HttpRequest, HttpResponse, JsonResponse  # noqa: E402
-from django.test import SimpleTestCase, TestCase, override_settings  # noqa: E402
+from django.middleware.csrf import get_token  # noqa: E402
+from django.test import Client, SimpleTestCase, TestCase, override_settings  # noqa: E402
 from django.urls import path  # noqa: E402
 
 from coatcheck.codec import decode  # noqa: E402
@@ -279,6 +280,8 @@ class TestOptions(SimpleTestCase):  # type: ignore[misc]
     def test_cookie_options_are_refused_with_the_django_setting_to_use(self) -> None:
         refused: list[tuple[dict[str, Any], str]] = [
             ({"COATCHECK_SESSION": {"cookie_name": "sid"}}, "SESSION_COOKIE_NAME"),
+            ({"COATCHECK_SESSION": {"csrf": "token"}}, "CsrfViewMiddleware"),
+            ({"COATCHECK_SESSION": {"trusted_origins": []}}, "CSRF_TRUSTED_ORIGINS"),
             ({"COATCHECK_SESSION": {"hash_secret": b"short"}}, "hash_secret"),
             ({"COATCHECK_SESSION": {"absolute_timeout": -1}}, "absolute_timeout"),
             ({"COATCHECK_STORE_URL": "nosuch://x"}, "COATCHECK_STORE_URL"),
@@ -367,12 +370,17 @@ async def async_whoami_view(request: HttpRequest) -> HttpResponse:
     return JsonResponse({"user": user.get_username() or None})
 
 
+def csrf_form_view(request: HttpRequest) -> HttpResponse:
+    return HttpResponse(get_token(request))  # what {% csrf_token %} puts in a form
+
+
 urlpatterns = [
     path("login", login_view),
     path("logout", logout_view),
     path("whoami", whoami_view),
     path("theme", theme_view),
     path("async-whoami", async_whoami_view),
+    path("csrf-form", csrf_form_view),
 ]
 
 
@@ -446,3 +454,54 @@ class TestStoreFailure(SimpleTestCase):  # type: ignore[misc]
                 response = self.client.get(url)
                 assert response.status_code == 503
                 assert response["Retry-After"] == "5"
+
+
+@override_settings(
+    CSRF_USE_SESSIONS=True,
+    MIDDLEWARE=[
+        "coatcheck.integrations.django.SessionMiddleware",
+        "django.middleware.csrf.CsrfViewMiddleware",
+        "django.contrib.auth.middleware.AuthenticationMiddleware",
+    ],
+)
+class TestCsrfInTheSession(TestCase):  # type: ignore[misc]
+    """Django's ``CsrfViewMiddleware`` with ``CSRF_USE_SESSIONS = True`` (what
+    docs/integrations/django.md recommends): the CSRF secret lives in the coatcheck session,
+    unsafe requests without its token are refused, and ``auth.login`` rotates it."""
+
+    @classmethod
+    def setUpTestData(cls) -> None:
+        User.objects.create_user("ada", password="lovelace")
+
+    def setUp(self) -> None:
+        self.client = Client(enforce_csrf_checks=True)  # Django's test client skips it otherwise
+
+    def token(self) -> str:
+        response = self.client.get("/csrf-form")
+        assert "csrftoken" not in response.cookies  # no CSRF cookie: the secret is server-side
+        return str(response.content.decode())
+
+    def test_an_unsafe_request_needs_the_token_in_the_field_or_the_header(self) -> None:
+        self.token()  # the session now holds the CSRF secret
+        assert self.client.post("/logout").status_code == 403
+        assert self.client.post("/logout", {"csrfmiddlewaretoken": "x" * 64}).status_code == 403
+        assert self.client.post("/logout", HTTP_X_CSRFTOKEN="").status_code == 403
+        token = self.token()
+        assert self.client.post("/logout", {"csrfmiddlewaretoken": token}).content == b"bye"
+        token = self.token()  # logout ended the session and its secret: a new one
+        assert self.client.post("/logout", HTTP_X_CSRFTOKEN=token).content == b"bye"
+
+    def test_the_secret_is_kept_in_coatchecks_store(self) -> None:
+        self.token()
+        session_id = self.client.cookies[settings.SESSION_COOKIE_NAME].value
+        key = store_key(session_id, backing().config.hash_secret)
+        record = next(record for record in stored_records() if record.key == key)
+        assert "_csrftoken" in decode(record.data)[0]
+
+    def test_login_rotates_the_token(self) -> None:
+        before = self.token()
+        credentials = {"username": "ada", "password": "lovelace", "csrfmiddlewaretoken": before}
+        assert self.client.post("/login", credentials).content == b"ok"
+        assert self.client.post("/logout", HTTP_X_CSRFTOKEN=before).status_code == 403
+        after = self.token()
+        assert self.client.post("/logout", HTTP_X_CSRFTOKEN=after).content == b"bye"

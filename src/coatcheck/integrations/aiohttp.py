@@ -5,6 +5,12 @@ handler and commits it as the response starts (for a streamed response or a webs
 through ``app.on_response_prepare``), adding its ``Set-Cookie`` to that response. When the store
 fails the request gets a 503, never a 500 or a response without its session.
 
+Unsafe requests (POST, PUT, PATCH, DELETE) are checked against CSRF before the handler runs,
+with :mod:`coatcheck.csrf` and the options of the core middleware (``csrf="origin"`` by default,
+``"token"`` or ``"off"``; ``csrf_header``, ``csrf_field``, ``csrf_exempt``,
+``trusted_origins``): a refused request gets a 403 and a ``rejected`` audit event. In token mode
+a form's field is read with ``await request.post()``, which aiohttp caches for the handler.
+
 ``await get_session(request)`` and ``await new_session(request)`` keep aiohttp-session's call
 shapes, so handlers move over by changing an import; :func:`session_of` is the same without the
 ``await``. The session is a :class:`~coatcheck.session.Session` (a real dict) with ``login``,
@@ -36,6 +42,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from aiohttp import hdrs, web
 
+from .. import csrf
 from ..asgi import UNAVAILABLE_BODY
 from ..config import SessionConfig
 from ..cookies import find_cookie
@@ -157,7 +164,8 @@ class SessionMiddleware:
         request[_EXCHANGE_KEY] = exchange
         try:
             try:
-                response = await handler(request)
+                refusal = await self._csrf_refusal(request, session)
+                response = refusal if refusal is not None else await handler(request)
             except web.HTTPException as exc:  # a raised redirect carries the session too
                 await self._start(exchange, exc)
                 raise
@@ -174,6 +182,34 @@ class SessionMiddleware:
             return self._unavailable(exc, exchange.failed)
         finally:
             exchange.closed = True
+
+    async def _csrf_refusal(self, request: web.Request, session: Session) -> web.Response | None:
+        """The 403 for an unsafe request that fails the CSRF check; None when it passes."""
+        config = self.engine.config
+        if not csrf.applies(config, request.method, request.path):
+            return None
+        headers = request.headers
+        submitted = headers.get(config.csrf_header)
+        if csrf.wants_form(config, submitted, headers.get(hdrs.CONTENT_TYPE)):
+            submitted = await _form_field(request, config.csrf_field)
+        problem = csrf.verdict(
+            config,
+            session,
+            sec_fetch_site=headers.get("Sec-Fetch-Site"),
+            origin=headers.get(hdrs.ORIGIN),
+            host=headers.get(hdrs.HOST),
+            submitted=submitted,
+        )
+        if problem is None:
+            return None
+        self.engine.emit("rejected", session._key, session.user_id, f"csrf: {problem}")
+        return web.Response(
+            status=403,
+            body=csrf.FORBIDDEN_BODY,
+            content_type="text/plain",
+            charset="utf-8",
+            headers={hdrs.CACHE_CONTROL: "no-store"},
+        )
 
     async def _on_response_prepare(
         self, request: web.BaseRequest, response: web.StreamResponse
@@ -234,3 +270,19 @@ class SessionMiddleware:
             if replaces.compression:
                 response.enable_compression()
         return response
+
+
+async def _form_field(request: web.Request, field: str) -> str | None:
+    """A text field of the request's form (up to ``csrf.FORM_LIMIT`` bytes), or None.
+
+    ``request.post()`` caches the form, so the handler's own ``post()`` gives it again (and,
+    for a urlencoded form, ``read()``/``text()`` give the body).
+    """
+    length = request.content_length
+    if length is None or length > csrf.FORM_LIMIT:
+        return None
+    try:
+        value = (await request.post()).get(field)
+    except ValueError:  # a malformed multipart body
+        return None
+    return value if isinstance(value, str) else None

@@ -15,6 +15,14 @@ Configuration comes from ``app.config``, read when ``init_app`` runs unless note
   the idle timeout when that is longer. ``COATCHECK_TOUCH_INTERVAL`` (60 s, at most half the idle
   timeout), ``COATCHECK_MAX_SIZE``, ``COATCHECK_HASH_SECRET`` as in
   :class:`~coatcheck.config.SessionConfig`. ``COATCHECK_FLASK_LOGIN`` (True) hooks Flask-Login.
+  ``COATCHECK_ON_EVENT``: called with every :class:`~coatcheck.events.SessionEvent`.
+- CSRF, checked by a ``before_request`` on unsafe methods (POST, PUT, PATCH, DELETE) with
+  :mod:`coatcheck.csrf`, as the core middleware checks them: ``COATCHECK_CSRF`` (``"origin"``:
+  refuse what the browser marks cross-site; ``"token"``: also require the session's token;
+  ``"off"``), ``COATCHECK_CSRF_HEADER`` (``X-CSRF-Token``), ``COATCHECK_CSRF_FIELD``
+  (``csrf_token``), ``COATCHECK_CSRF_EXEMPT`` (path prefixes) and ``COATCHECK_TRUSTED_ORIGINS``.
+  A refused request gets :class:`CsrfRefused` (403) and a ``rejected`` audit event. Templates
+  embed the token with ``{{ csrf_token() }}`` (:func:`csrf_token`).
 - Read at every request, as Flask does: ``SESSION_PERMANENT`` (Flask-Session's key: whether a
   session without ``_permanent`` is permanent; True), ``SESSION_REFRESH_EACH_REQUEST`` and every
   ``SESSION_COOKIE_*`` key (name, domain, path or ``APPLICATION_ROOT``, secure, httponly,
@@ -53,9 +61,10 @@ from flask.json.tag import TaggedJSONSerializer
 from flask.sessions import NullSession, SessionInterface, SessionMixin, session_json_serializer
 from flask.wrappers import Request, Response
 from werkzeug.datastructures import Headers
-from werkzeug.exceptions import ServiceUnavailable
+from werkzeug.exceptions import Forbidden, ServiceUnavailable
 from werkzeug.http import dump_cookie
 
+from .. import csrf
 from ..asgi import UNAVAILABLE_BODY
 from ..config import SessionConfig
 from ..cookies import CookieWriter, find_cookie
@@ -65,9 +74,11 @@ from ..stores import SQLiteStore, Store, StoreError, from_url
 
 __all__ = [
     "CoatcheckSessionInterface",
+    "CsrfRefused",
     "FlaskSession",
     "Session",
     "SessionStoreUnavailable",
+    "csrf_token",
     "current_session",
 ]
 
@@ -83,6 +94,15 @@ UNAVAILABLE_KEY = "coatcheck.unavailable"
 session, which would mark it accessed)."""
 SQLITE_FILE = "coatcheck-sessions.db"
 """The default store: this file in the app's instance folder."""
+OPTION_KEYS = {
+    "on_event": "COATCHECK_ON_EVENT",
+    "csrf": "COATCHECK_CSRF",
+    "csrf_header": "COATCHECK_CSRF_HEADER",
+    "csrf_field": "COATCHECK_CSRF_FIELD",
+    "csrf_exempt": "COATCHECK_CSRF_EXEMPT",
+    "trusted_origins": "COATCHECK_TRUSTED_ORIGINS",
+}
+"""coatcheck options read as they are from ``app.config`` (defaults: those of SessionConfig)."""
 
 
 class SessionStoreUnavailable(ServiceUnavailable):
@@ -99,6 +119,23 @@ class SessionStoreUnavailable(ServiceUnavailable):
             ("Retry-After", "5"),
             ("Cache-Control", "no-store"),
         ]
+
+
+class CsrfRefused(Forbidden):
+    """The 403 an unsafe request gets when it fails the CSRF check (``@app.errorhandler(403)``
+    or ``@app.errorhandler(CsrfRefused)`` applies); ``reason`` says why, for logs only."""
+
+    description = csrf.FORBIDDEN_BODY.decode()
+
+    def __init__(self, reason: str) -> None:
+        super().__init__()
+        self.reason = reason
+
+    def get_body(self, *args: Any, **kwargs: Any) -> str:
+        return self.description
+
+    def get_headers(self, *args: Any, **kwargs: Any) -> list[tuple[str, str]]:
+        return [("Content-Type", "text/plain; charset=utf-8"), ("Cache-Control", "no-store")]
 
 
 class UnavailableSession(NullSession):
@@ -185,6 +222,10 @@ class FlaskSession(SessionMixin):
         self._live.clear()
         self.coatcheck.logout()
 
+    def csrf_token(self) -> str:
+        """The session's CSRF token, masked afresh (see :meth:`coatcheck.Session.csrf_token`)."""
+        return self.coatcheck.csrf_token()
+
     # -- the mapping -----------------------------------------------------------------------
 
     def __getitem__(self, key: str) -> Any:
@@ -222,7 +263,8 @@ class FlaskSession(SessionMixin):
 
     def _settle(self) -> None:
         """Store what changed inside values read in this request, and apply Flask's rules: an
-        emptied session is destroyed, and a change of ``permanent`` re-issues the cookie."""
+        emptied session is destroyed (unless it holds a CSRF token), and a change of
+        ``permanent`` re-issues the cookie."""
         inner = self.coatcheck
         for key, value in self._live.items():
             if key in inner:
@@ -230,8 +272,8 @@ class FlaskSession(SessionMixin):
                 if tagged != inner[key]:
                     inner[key] = tagged
         if inner.user_id is None and not inner.keys() - {PERMANENT_KEY}:
-            if not inner.is_new and inner.modified:
-                self.logout()
+            if not inner.is_new and inner.modified and inner._csrf is None:
+                self.logout()  # emptied (one holding a CSRF token that pages carry is kept)
             elif inner.is_new:
                 dict.pop(inner, PERMANENT_KEY, None)  # no session just for the flag
             return
@@ -379,6 +421,51 @@ def _refuse_unavailable() -> None:
         raise SessionStoreUnavailable()
 
 
+def _check_csrf() -> None:
+    """Refuse an unsafe request that fails the CSRF check, before any view runs."""
+    request = flask.request
+    interface = flask.current_app.session_interface
+    if not isinstance(interface, CoatcheckSessionInterface):
+        return
+    policy = interface.config
+    if not csrf.applies(policy, request.method, request.path):
+        return
+    session = _coatcheck_session()
+    if session is None:
+        return
+    submitted = request.headers.get(policy.csrf_header)
+    content_type = request.headers.get("Content-Type")
+    if csrf.wants_form(policy, submitted, content_type):
+        assert content_type is not None
+        submitted = csrf.form_token(content_type, _form_body(request), policy.csrf_field)
+    inner = session.coatcheck
+    problem = csrf.verdict(
+        policy,
+        inner,
+        sec_fetch_site=request.headers.get("Sec-Fetch-Site"),
+        origin=request.headers.get("Origin"),
+        host=request.headers.get("Host"),
+        submitted=submitted,
+    )
+    if problem is not None:
+        interface.engines[True].emit("rejected", inner._key, inner.user_id, f"csrf: {problem}")
+        raise CsrfRefused(problem)
+
+
+def _form_body(request: Request) -> bytes:
+    """A form's body (up to ``csrf.FORM_LIMIT``), cached: ``request.form`` and
+    ``request.get_data()`` still give it to the view."""
+    length = request.content_length
+    if length is None or length > csrf.FORM_LIMIT:
+        return b""
+    return request.get_data(cache=True)
+
+
+def csrf_token() -> str:
+    """The current session's CSRF token, masked afresh; ``{{ csrf_token() }}`` in templates."""
+    return current_session().csrf_token()
+
+
 class Session:
     """The Flask extension: ``Session(app)`` or ``Session().init_app(app)``, as Flask-Session."""
 
@@ -391,9 +478,25 @@ class Session:
         interface = CoatcheckSessionInterface(app, _store(app), _config(app))
         app.session_interface = interface
         app.extensions["coatcheck"] = interface
-        app.before_request_funcs.setdefault(None, []).insert(0, _refuse_unavailable)
+        app.before_request_funcs.setdefault(None, [])[:0] = [_refuse_unavailable, _check_csrf]
+        _offer_csrf_token(app, interface.config)
         if app.config.get("COATCHECK_FLASK_LOGIN", True):
             _follow_flask_login(app)
+
+
+def _offer_csrf_token(app: flask.Flask, config: SessionConfig) -> None:
+    """Make ``csrf_token()`` a Jinja global: in token mode as the one to use (Flask-WTF's
+    CSRFProtect would then check another token, so the two are refused together), else
+    unless another extension already gave one."""
+    if config.csrf != "token":
+        app.jinja_env.globals.setdefault("csrf_token", csrf_token)
+        return
+    if "csrf" in app.extensions:
+        raise RuntimeError(
+            "COATCHECK_CSRF='token' with Flask-WTF's CSRFProtect: keep one of the two (set "
+            "COATCHECK_CSRF='origin', or drop CSRFProtect and set WTF_CSRF_ENABLED=False)"
+        )
+    app.jinja_env.globals["csrf_token"] = csrf_token
 
 
 def current_session() -> FlaskSession:
@@ -437,6 +540,9 @@ def _config(app: flask.Flask) -> SessionConfig:
         options["max_size"] = settings["COATCHECK_MAX_SIZE"]
     if settings.get("COATCHECK_HASH_SECRET") is not None:
         options["hash_secret"] = settings["COATCHECK_HASH_SECRET"]
+    for option, key in OPTION_KEYS.items():
+        if key in settings:
+            options[option] = settings[key]
     return SessionConfig.from_options(**options)
 
 

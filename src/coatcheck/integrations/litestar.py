@@ -23,6 +23,10 @@ own session calls:
 - ``request.get_session_id()`` gives None: coatcheck never hands session IDs to application
   code (they change on every regenerate, and they are credentials).
 
+Being coatcheck's ASGI middleware, it also refuses unsafe requests that fail the CSRF check
+(``csrf="origin"`` by default, or ``"token"``, ``csrf_exempt``, ...: see docs/csrf.md); routes
+taken off the middleware by ``exclude`` are not checked.
+
 >>> from litestar import Litestar, Request, get
 >>> from coatcheck.stores import MemoryStore
 >>> sessions = CoatcheckSessionConfig(store=MemoryStore(), secure=False)

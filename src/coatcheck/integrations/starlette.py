@@ -37,7 +37,11 @@ coatcheck adds ``store`` (default: a :class:`~coatcheck.stores.MemoryStore`, whi
 a warning: it is lost on restart and not shared between worker processes, so give a real store
 in production), ``absolute_timeout`` (default 30 days, or the idle timeout if longer: a session
 ends that long after it was created or logged in, however active), ``touch_interval``,
-``max_size``, ``clock`` and ``unavailable_status`` (503 when the store fails).
+``max_size``, ``clock`` and ``unavailable_status`` (503 when the store fails), and, passed as
+they are to :class:`~coatcheck.config.SessionConfig`, the CSRF options of the core middleware
+(``csrf="origin"`` by default, ``"token"`` or ``"off"``; ``csrf_header``, ``csrf_field``,
+``csrf_exempt``, ``trusted_origins``) and ``on_event``. A session holding a CSRF token is not
+ended for being empty: pages already carry its token.
 
 >>> from starlette.applications import Starlette
 >>> from coatcheck.stores import MemoryStore
@@ -53,13 +57,13 @@ import hmac
 import logging
 import math
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypedDict
 
 from starlette.datastructures import Secret
 
 from coatcheck import asgi
 from coatcheck.asgi import ASGIApp, session_of
-from coatcheck.config import ConfigError, SameSite, Seconds, SessionConfig
+from coatcheck.config import ConfigError, CsrfMode, SameSite, Seconds, SessionConfig
 from coatcheck.cookies import CookieWriter
 from coatcheck.engine import Plan
 from coatcheck.session import Session
@@ -68,7 +72,12 @@ from coatcheck.stores import AsyncStore, MemoryStore, Store
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
+    from typing_extensions import Unpack
+
+    from coatcheck.events import EventHandler
+
 __all__ = [
+    "CoatcheckOptions",
     "SessionMiddleware",
     "StarletteCookieWriter",
     "hash_secret_of",
@@ -83,6 +92,17 @@ DEFAULT_MAX_AGE = 14 * 24 * 60 * 60
 DEFAULT_ABSOLUTE_TIMEOUT = 30 * 24 * 60 * 60
 """The longest a session lives from creation or login, unless the idle timeout is longer."""
 _KEY_CONTEXT = b"coatcheck.integrations.starlette: session IDs at rest"
+
+
+class CoatcheckOptions(TypedDict, total=False):
+    """coatcheck options Starlette has no argument for, given to SessionConfig as they are."""
+
+    csrf: CsrfMode
+    csrf_header: str
+    csrf_field: str
+    csrf_exempt: Sequence[str]
+    trusted_origins: Sequence[str]
+    on_event: EventHandler | None
 
 
 def hash_secret_of(secret_key: str | Secret) -> bytes:
@@ -117,6 +137,7 @@ def starlette_config(
     touch_interval: Seconds = 60,
     max_size: int = 64 * 1024,
     clock: Callable[[], float] | None = None,
+    **coatcheck_options: Unpack[CoatcheckOptions],
 ) -> SessionConfig:
     """The :class:`SessionConfig` that Starlette's SessionMiddleware arguments stand for.
 
@@ -135,7 +156,8 @@ def starlette_config(
                 f"cookie), not {max_age!r}"
             )
     absolute = max(idle, DEFAULT_ABSOLUTE_TIMEOUT) if absolute_timeout is None else absolute_timeout
-    options = {"clock": clock} if clock is not None else {}
+    options: dict[str, object] = {"clock": clock} if clock is not None else {}
+    options.update(coatcheck_options)
     return SessionConfig.from_options(
         cookie_name=session_cookie,
         secure=https_only,
@@ -214,6 +236,7 @@ class SessionMiddleware(asgi.SessionMiddleware):
         max_size: int = 64 * 1024,
         clock: Callable[[], float] | None = None,
         unavailable_status: int = 503,
+        **coatcheck_options: Unpack[CoatcheckOptions],
     ) -> None:
         config = starlette_config(
             secret_key,
@@ -229,6 +252,7 @@ class SessionMiddleware(asgi.SessionMiddleware):
             touch_interval=touch_interval,
             max_size=max_size,
             clock=clock,
+            **coatcheck_options,
         )
         if store is None:
             logger.warning(
@@ -240,10 +264,12 @@ class SessionMiddleware(asgi.SessionMiddleware):
         self.engine.cookies = StarletteCookieWriter(config)
 
     def plan_commit(self, session: Session) -> Plan[str | None] | None:
-        """Commit as coatcheck does, except that a stored session left empty ends."""
+        """Commit as coatcheck does, except that a stored session left empty ends (unless it
+        holds a CSRF token, which pages carry)."""
         if session.modified:
             session.mark_accessed()  # the response depends on it even once the commit resets it
-        if not session and session.user_id is None and not session.is_new:
+        emptied = not session and session.user_id is None and not session.is_new
+        if emptied and session._csrf is None:
             session.logout()
         return super().plan_commit(session)
 

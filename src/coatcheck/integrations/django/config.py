@@ -9,8 +9,10 @@ Settings read (all optional):
   ``absolute_timeout`` (seconds or a timedelta after creation or the last login at which a
   session ends however active it is; default none, as in Django) and ``clock``.
 
-The cookie and the expiry are Django's (``SESSION_COOKIE_*``, ``SESSION_COOKIE_AGE``,
-``set_expiry``): coatcheck's options for them are refused here with the Django setting to use.
+The cookie, the expiry and CSRF are Django's (``SESSION_COOKIE_*``, ``SESSION_COOKIE_AGE``,
+``set_expiry``; ``CsrfViewMiddleware``, best with ``CSRF_USE_SESSIONS = True``, which keeps its
+secret in the coatcheck session): coatcheck's options for them are refused here with the Django
+setting to use.
 The store is built once per process, on first use, and again when a test overrides one of these
 settings.
 """
@@ -41,6 +43,11 @@ DJANGO_OWNS = {
     "persistent": "SESSION_EXPIRE_AT_BROWSER_CLOSE",
     "idle_timeout": "SESSION_COOKIE_AGE (and request.session.set_expiry)",
     "touch_interval": "SESSION_SAVE_EVERY_REQUEST",
+    "csrf": "django.middleware.csrf.CsrfViewMiddleware in MIDDLEWARE, with CSRF_USE_SESSIONS",
+    "csrf_header": "CSRF_HEADER_NAME",
+    "csrf_field": "Django's csrfmiddlewaretoken field ({% csrf_token %})",
+    "csrf_exempt": "django.views.decorators.csrf.csrf_exempt on the views",
+    "trusted_origins": "CSRF_TRUSTED_ORIGINS",
 }
 WATCHED_SETTINGS = frozenset({"COATCHECK_STORE_URL", "COATCHECK_SESSION", "SECRET_KEY"})
 
