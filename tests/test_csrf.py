@@ -239,3 +239,33 @@ def test_bad_csrf_options_are_refused_by_name() -> None:
         SessionConfig(csrf_exempt=("hooks",))
     with pytest.raises(ConfigError, match="csrf_header"):
         SessionConfig(csrf_header="x csrf")
+
+
+# -- WebSocket handshakes -------------------------------------------------------------------------
+
+
+def websocket_app(**options: Any) -> TestClient:
+    from .apps import starlette_app
+
+    return TestClient(starlette_app(MemoryStore(), **options), base_url=f"http://{HOST}")
+
+
+def test_a_websocket_from_another_site_is_refused_at_the_handshake() -> None:
+    from starlette.websockets import WebSocketDisconnect
+
+    with websocket_app() as client:
+        with (
+            pytest.raises(WebSocketDisconnect) as refused,
+            client.websocket_connect("/ws", headers={"Origin": "https://evil.example"}),
+        ):
+            pass  # pragma: no cover
+        assert refused.value.code == 1008
+
+
+def test_a_websocket_from_the_site_itself_is_accepted() -> None:
+    with (
+        websocket_app() as client,
+        client.websocket_connect("/ws", headers={"Origin": f"http://{HOST}"}) as socket,
+    ):
+        socket.send_text("hi")
+        assert json.loads(socket.receive_text()) == {"ws": "hi"}

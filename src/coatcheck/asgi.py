@@ -106,8 +106,11 @@ class SessionMiddleware:
                 return
         scope["session"] = session
         replaced = False
-        if kind == "http" and csrf.applies(self.engine.config, scope["method"], scope["path"]):
+        config = engine.config
+        if kind == "http" and csrf.applies(config, scope["method"], scope["path"]):
             problem, receive = await self._csrf_problem(scope, receive, session)
+        elif kind == "websocket" and config.csrf != "off":  # cross-site WebSocket hijacking
+            problem = self._websocket_origin_problem(scope)
         else:
             problem = None
 
@@ -132,7 +135,10 @@ class SessionMiddleware:
 
         if problem is not None:
             engine.emit("rejected", session._key, session._user_id, f"csrf: {problem}")
-            await _plain(send_with_session, 403, csrf.FORBIDDEN_BODY)
+            if kind == "websocket":  # closing before accepting refuses the handshake (403)
+                await send({"type": "websocket.close", "code": 1008})
+            else:
+                await _plain(send_with_session, 403, csrf.FORBIDDEN_BODY)
             return
         await self.app(scope, receive, send_with_session)
         if kind == "websocket" and not replaced:
@@ -204,6 +210,19 @@ class SessionMiddleware:
         peer = scope.get("client")
         proxies = self.engine.config.trusted_proxies
         return Client(client_address(peer[0] if peer else None, forwarded, proxies), agent)
+
+    def _websocket_origin_problem(self, scope: Scope) -> str | None:
+        """Why a WebSocket handshake comes from another site (browsers always send Origin)."""
+        path = scope["path"]
+        if any(path.startswith(prefix) for prefix in self.engine.config.csrf_exempt):
+            return None
+        origin = host = None
+        for name, value in scope["headers"]:
+            if name == b"origin":
+                origin = value.decode("latin-1")
+            elif name == b"host":
+                host = value.decode("latin-1")
+        return csrf.origin_problem(None, origin, host, self.engine.config.trusted_origins)
 
     def _cookie(self, scope: Scope) -> str | None:
         header: bytes | None = None
