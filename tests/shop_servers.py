@@ -1,4 +1,5 @@
-"""`coatcheck demo` as the tests run it: a real subprocess, real HTTP, and the programs it needs.
+"""`coatcheck demo` as the tests run it: a real subprocess, real HTTP, the programs it needs, and
+how a client of the shop gets and sends its CSRF token.
 
 Outside CI a missing nginx or Chromium skips the tests that need it; under ``CI=true`` it fails
 them, since scripts/test installs both.
@@ -19,6 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -129,3 +131,30 @@ def redis_store_url() -> Iterator[str]:
         for key in client.scan_iter(match=f"{prefix}*", count=500):
             client.delete(key)
         client.close()
+
+
+def csrf_token(http: httpx.Client) -> str:
+    """Fetch the session's CSRF token (``GET /api/csrf``); ``http`` sends it from then on."""
+    response = http.get("/api/csrf")
+    assert response.status_code == 200, response.text
+    token: str = response.json()["csrf_token"]
+    http.headers["x-csrf-token"] = token
+    return token
+
+
+def log_in(http: httpx.Client, user: str = "alice") -> dict[str, Any]:
+    """Log in through the API as a client does: a token first, then the login, whose answer
+    carries the session's new token (sent from then on). Returns that answer."""
+    csrf_token(http)
+    response = http.post("/api/login", json={"username": user, "password": "coatcheck"})
+    assert response.status_code == 200, response.text
+    me: dict[str, Any] = response.json()
+    http.headers["x-csrf-token"] = me["csrf_token"]
+    return me
+
+
+def form_token(page: str) -> str:
+    """The CSRF token in a page's first form."""
+    found = re.search(r'<input type="hidden" name="csrf_token" value="([^"]+)">', page)
+    assert found is not None, "the page has no form carrying a CSRF token"
+    return found.group(1)

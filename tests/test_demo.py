@@ -1,5 +1,6 @@
 """`coatcheck demo` on one instance, over real HTTP: the shop's pages walk a session through its
-life on the embedded SQLite store, and a bad command line is one clear line."""
+life on the embedded SQLite store, every form posting the CSRF token the page gave it, and a bad
+command line is one clear line."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import pytest
 
 from coatcheck.shop.cluster import NGINX_MISSING, ClusterError, find_nginx
 
-from .shop_servers import Demo, run_demo
+from .shop_servers import Demo, form_token, run_demo
 
 
 @pytest.fixture(scope="module")
@@ -39,44 +40,65 @@ def footer(page: str) -> tuple[str, str]:
 
 def test_a_session_from_first_visit_to_logout(shop: Demo) -> None:
     with httpx.Client(base_url=shop.url) as http:
+        empty = http.get("/cart")
+        assert "set-cookie" not in empty.headers  # a page without a form stores nothing
+        assert "none stored yet" in footer(empty.text)[1]
+
         first = http.get("/")
         assert first.status_code == 200
-        assert "set-cookie" not in first.headers  # an anonymous visit stores nothing
         instance, expiry = footer(first.text)
         assert instance == first.headers["x-instance"]
-        assert "none stored yet" in expiry
+        assert "holding only" in expiry  # its forms need a token: a session holding only that
+        visitor = cookie_of(first)
+        token = form_token(first.text)
+        assert first.text.count(token) == 1  # every form gets the token masked afresh
 
-        added = http.post("/cart/items", data={"product_id": "scarf", "quantity": "2"})
-        anonymous = cookie_of(added)
-        cart = http.get("/cart", headers={"cookie": f"session={anonymous}"}).text
+        as_visitor = {"cookie": f"session={visitor}"}
+        scarves = {"product_id": "scarf", "quantity": "2"}
+        refused = http.post("/cart/items", data=scarves, headers=as_visitor)
+        assert refused.status_code == 403  # a form without its token
+        added = http.post("/cart/items", data={**scarves, "csrf_token": token}, headers=as_visitor)
+        assert added.status_code == 303
+        cart = http.get("/cart", headers=as_visitor).text
         assert "Striped scarf" in cart
         assert "expires at" in footer(cart)[1]
 
+        login_form = http.get("/login", headers=as_visitor).text
         logged_in = http.post(
             "/login",
-            data={"username": "alice", "password": "coatcheck"},
-            headers={"cookie": f"session={anonymous}"},
+            data={
+                "username": "alice",
+                "password": "coatcheck",
+                "csrf_token": form_token(login_form),
+            },
+            headers=as_visitor,
         )
         alice = cookie_of(logged_in)
-        assert alice != anonymous  # login regenerated the ID
-        page = http.get("/cart", headers={"cookie": f"session={alice}"}).text
+        assert alice != visitor  # login regenerated the ID
+        as_alice = {"cookie": f"session={alice}"}
+        page = http.get("/cart", headers=as_alice).text
         assert "Logged in as <b>alice</b>" in page
         assert "Striped scarf" in page  # the cart came along
-        stale = http.get("/cart", headers={"cookie": f"session={anonymous}"}).text
+        stale = http.get("/cart", headers=as_visitor).text
         assert "Your cart is empty" in stale  # the old ID is dead
 
-        http.post("/logout", headers={"cookie": f"session={alice}"})
-        replay = http.get("/cart", headers={"cookie": f"session={alice}"}).text
+        stale_token = {"csrf_token": token}  # login renewed the session's token
+        assert http.post("/logout", data=stale_token, headers=as_alice).status_code == 403
+        assert "Logged in as <b>alice</b>" in http.get("/", headers=as_alice).text
+        out = http.post("/logout", data={"csrf_token": form_token(page)}, headers=as_alice)
+        assert out.status_code == 303
+        replay = http.get("/cart", headers=as_alice).text
         assert "Not logged in" in replay
         assert "Your cart is empty" in replay
 
 
 def test_the_cart_changes_quantity_and_removes(shop: Demo) -> None:
     with httpx.Client(base_url=shop.url) as http:
-        http.post("/cart/items", data={"product_id": "gloves"})
-        http.post("/cart/items", data={"product_id": "hat"})
-        http.post("/cart/items/gloves", data={"quantity": "3"})
-        http.post("/cart/items/hat/remove")
+        token = form_token(http.get("/").text)
+        http.post("/cart/items", data={"product_id": "gloves", "csrf_token": token})
+        http.post("/cart/items", data={"product_id": "hat", "csrf_token": token})
+        http.post("/cart/items/gloves", data={"quantity": "3", "csrf_token": token})
+        http.post("/cart/items/hat/remove", data={"csrf_token": token})
         page = http.get("/cart").text
         assert 'value="3"' in page
         assert "Felt hat" not in page
@@ -89,10 +111,19 @@ def test_the_login_page_names_the_demo_users_and_refuses_a_wrong_password(shop: 
         for user in ("alice", "bob", "carol"):
             assert f"<b>{user}</b>" in form
         assert "<b>coatcheck</b>" in form
-        wrong = http.post("/login", data={"username": "bob", "password": "hunter2"})
+        wrong = http.post(
+            "/login",
+            data={"username": "bob", "password": "hunter2", "csrf_token": form_token(form)},
+        )
         assert wrong.status_code == 401
         assert "Wrong user or password" in wrong.text
-        assert "set-cookie" not in wrong.headers
+        assert "set-cookie" not in wrong.headers  # the visitor's session is left as it was
+        form_token(wrong.text)  # and the form, shown again, carries the token again
+
+
+def log_in_on_the_page(http: httpx.Client, user: str) -> None:
+    token = form_token(http.get("/login").text)
+    http.post("/login", data={"username": user, "password": "coatcheck", "csrf_token": token})
 
 
 def test_the_sessions_page_lists_devices_by_fingerprint_and_ends_one(shop: Demo) -> None:
@@ -108,7 +139,7 @@ def test_the_sessions_page_lists_devices_by_fingerprint_and_ends_one(shop: Demo)
     )
     with laptop, phone:
         for client in (laptop, phone):
-            client.post("/login", data={"username": "carol", "password": "coatcheck"})
+            log_in_on_the_page(client, "carol")
         page = laptop.get("/sessions").text
         assert "Firefox on Linux <b>(this one)</b>" in page
         assert "Safari on iPhone" in page
@@ -116,10 +147,11 @@ def test_the_sessions_page_lists_devices_by_fingerprint_and_ends_one(shop: Demo)
             assert cookie not in page  # never a raw ID
         phone_row = re.search(r'<tr id="session-([0-9a-f]{16})">\s*<td>Safari', page)
         assert phone_row is not None
-        laptop.post(f"/sessions/{phone_row.group(1)}/logout")
+        token = {"csrf_token": form_token(page)}
+        laptop.post(f"/sessions/{phone_row.group(1)}/logout", data=token)
         assert "Not logged in" in phone.get("/").text
         assert "Logged in as <b>carol</b>" in laptop.get("/").text
-        laptop.post("/sessions/logout-everywhere")
+        laptop.post("/sessions/logout-everywhere", data=token)
         assert "Not logged in" in laptop.get("/").text
 
 

@@ -2,8 +2,10 @@
 `coatcheck demo --instances 3` behind nginx.
 
 On Redis a shopper logs in, fills a cart, sees it served by several instances, loses one
-instance and carries on; logging out everywhere from a second browser logs the first out on
-its next click. On memory:// the same shopper is logged out by the very next page.
+instance and carries on (every form carrying its CSRF token); logging out everywhere from a
+second browser logs the first out on its next click. On memory:// the same shopper cannot even
+log in: the login form's session and token live in the memory of the instance that served it,
+and the form is posted to the next one.
 
 Screenshots go to ``$COATCHECK_SCREENSHOTS`` when set (``docs/img`` for the docs), else to a
 temporary directory.
@@ -123,12 +125,17 @@ def test_on_redis_the_session_follows_the_shopper_across_instances(
         second.close()
 
 
-def test_on_memory_the_next_page_has_forgotten_the_shopper(browser: Browser, shots: Path) -> None:
+def test_on_memory_the_next_instance_refuses_the_login_form(browser: Browser, shots: Path) -> None:
     with run_demo("--store", "memory://", "--instances", "3") as demo:
         context = browser.new_context(viewport={"width": 1000, "height": 560})
         page = context.new_page()
-        log_in(page, demo.url)
-        # Logging in wrote the session on one instance; the redirect's page came from another.
-        assert page.inner_text("#who") == "Not logged in"
+        with page.expect_response(lambda response: response.request.method == "POST") as posted:
+            log_in(page, demo.url)
+        # The form came from one instance, which keeps its session and token in memory; nginx
+        # sent the post to another, which has never heard of either.
+        assert posted.value.status == 403
+        assert "failed its CSRF check" in page.inner_text("body")
         page.screenshot(path=shots / "shop-memory-lost.png")
+        page.goto(demo.url + "/cart")
+        assert page.inner_text("#who") == "Not logged in"
         context.close()

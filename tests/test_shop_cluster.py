@@ -2,7 +2,8 @@
 
 The seeds' point, measured: on a shared store (Redis) a session is kept whichever instance
 answers, and survives one being killed; on memory:// it is lost as soon as nginx picks another
-instance; ``--sticky`` keeps memory:// working until the pinned instance dies.
+instance (so is its CSRF token: a login sent to the next instance is refused); ``--sticky``
+keeps memory:// working until the pinned instance dies.
 """
 
 from __future__ import annotations
@@ -14,17 +15,20 @@ import time
 import httpx
 import pytest
 
-from .shop_servers import Demo, pid_of, redis_store_url, require_nginx, run_demo
+from .shop_servers import (
+    Demo,
+    csrf_token,
+    log_in,
+    pid_of,
+    redis_store_url,
+    require_nginx,
+    run_demo,
+)
 
 
 @pytest.fixture(autouse=True)
 def nginx() -> None:
     require_nginx()
-
-
-def login(http: httpx.Client) -> None:
-    response = http.post("/api/login", json={"username": "alice", "password": "coatcheck"})
-    assert response.status_code == 200, response.text
 
 
 def alive(pid: int) -> bool:
@@ -45,7 +49,7 @@ def test_on_redis_every_instance_serves_the_session_and_one_can_die() -> None:
         pids = instance_pids(demo)
         assert len(pids) == 3  # round-robin over three processes
         with httpx.Client(base_url=demo.url) as http:
-            login(http)
+            log_in(http)
             http.post("/api/cart/items", json={"product_id": "scarf", "quantity": 2})
             seen = set()
             for _ in range(3):
@@ -68,14 +72,35 @@ def test_on_redis_every_instance_serves_the_session_and_one_can_die() -> None:
     assert not any(alive(pid) for pid in pids - {victim})  # stopping the demo stopped them
 
 
+def log_in_where_the_token_is(demo: Demo, http: httpx.Client) -> None:
+    """Log in on memory:// round-robin: the login must reach the instance that holds the
+    session and its token, so others answer (without the cookie) until it is that one's turn."""
+    issued = http.get("/api/csrf")
+    home = pid_of(issued)
+    http.headers["x-csrf-token"] = issued.json()["csrf_token"]
+    others: set[int] = set()
+    while len(others) < 2:
+        others.add(pid_of(httpx.get(demo.url + "/api/products")))
+    assert home not in others
+    response = http.post("/api/login", json={"username": "alice", "password": "coatcheck"})
+    assert response.status_code == 200, response.text
+    http.headers["x-csrf-token"] = response.json()["csrf_token"]
+
+
 def test_on_memory_the_session_is_lost_when_another_instance_answers() -> None:
     with run_demo("--store", "memory://", "--instances", "3") as demo:
         with httpx.Client(base_url=demo.url) as http:
-            login(http)
+            csrf_token(http)  # the session and its token, in one instance's memory
+            refused = http.post("/api/login", json={"username": "alice", "password": "coatcheck"})
+            assert refused.status_code == 403  # another instance: no such session, no token
+            assert "Max-Age=0" in refused.headers["set-cookie"]  # it drops the unknown cookie
+            assert "session" not in http.cookies
+
+            log_in_where_the_token_is(demo, http)
             first = http.cookies["session"]
             me = http.get("/api/me")
             assert me.status_code == 401  # another instance, which never heard of it
-            assert "Max-Age=0" in me.headers["set-cookie"]  # and drops the unknown cookie
+            assert "Max-Age=0" in me.headers["set-cookie"]
             assert "session" not in http.cookies
         replay = [
             httpx.get(demo.url + "/api/me", headers={"cookie": f"session={first}"})
@@ -90,7 +115,7 @@ def test_sticky_memory_works_until_its_instance_dies() -> None:
         httpx.Client(base_url=demo.url) as http,
     ):
         http.get("/api/products")  # nginx's routing cookie first, as a browser would get
-        login(http)
+        log_in(http)
         answers = [http.get("/api/me") for _ in range(6)]
         assert {response.status_code for response in answers} == {200}
         pinned = {pid_of(response) for response in answers}
@@ -98,5 +123,5 @@ def test_sticky_memory_works_until_its_instance_dies() -> None:
         os.kill(pinned.pop(), signal.SIGKILL)
         lost = http.get("/api/me")
         assert lost.status_code == 401
-        login(http)
+        log_in(http)
         assert http.get("/api/me").status_code == 200  # pinned again, to a live one

@@ -4,6 +4,10 @@ FastAPI describes it at ``/openapi.json``. Errors are JSON ``{"detail": ...}``: 
 that is not JSON, 401 when logging in fails or a route needs a user, 404 for an unknown product
 or session, 422 for a body of the wrong shape, 501 when the store keeps no user index, 503 when
 the store is down.
+
+The shop runs with ``csrf="token"``: every POST, PUT and DELETE must carry the session's token
+in ``X-CSRF-Token`` (from ``GET /api/csrf``, renewed by the login's answer), or the session
+middleware refuses it with a plain-text 403 before any route runs.
 """
 
 from __future__ import annotations
@@ -51,6 +55,18 @@ class Me(BaseModel):
     created_at: float = Field(description="when the session was created (Unix seconds)")
     expires_at: float = Field(description="when the session expires if idle")
     absolute_deadline: float = Field(description="when it expires at the latest")
+
+
+class CsrfToken(BaseModel):
+    csrf_token: str = Field(
+        description="send it in X-CSRF-Token with every POST, PUT and DELETE of this session"
+    )
+
+
+class LoggedIn(Me):
+    csrf_token: str = Field(
+        description="the session's new CSRF token: logging in renews it, so the old one is refused"
+    )
 
 
 class Item(BaseModel):
@@ -106,6 +122,26 @@ Responses = dict[int | str, dict[str, Any]]
 UNAUTHORIZED: Responses = {401: {"model": Problem, "description": "not logged in"}}
 NOT_FOUND: Responses = {404: {"model": Problem, "description": "no such product"}}
 NO_INDEX: Responses = {501: {"model": Problem, "description": "the store keeps no index of users"}}
+FORBIDDEN: Responses = {
+    403: {
+        "description": "the CSRF check failed: no token, a wrong one, or a cross-site origin "
+        "(plain text, from the session middleware)",
+        "content": {"text/plain": {"schema": {"type": "string"}}},
+    }
+}
+CSRF_HEADER = {
+    "name": "X-CSRF-Token",
+    "in": "header",
+    "required": True,
+    "description": "the session's CSRF token (GET /api/csrf, or the login's answer); the session "
+    "middleware checks it before the route runs",
+    "schema": {"type": "string", "maxLength": 200},
+}
+UNSAFE: dict[str, Any] = {"openapi_extra": {"parameters": [CSRF_HEADER]}}
+"""What every POST, PUT and DELETE adds to its OpenAPI description: the token header it needs.
+
+Documentation only: the session middleware checks the token, before FastAPI sees the request.
+"""
 ProductId = Annotated[str, Path(max_length=64)]
 Fingerprint = Annotated[str, Path(max_length=64)]
 
@@ -144,11 +180,21 @@ WRONG_CREDENTIALS: Responses = {401: {"model": Problem, "description": "wrong cr
 NO_SESSION: Responses = {404: {"model": Problem, "description": "no such session"}}
 
 
-@router.post("/login", responses=WRONG_CREDENTIALS)
-async def login(request: Request, credentials: Credentials) -> Me:
-    """Log in: the session gets a new ID bound to the user (the cart comes along).
+@router.get("/csrf")
+async def csrf_token(request: Request) -> CsrfToken:
+    """The session's CSRF token, masked afresh on every call (each one is valid).
 
-    A failed login creates no session and changes nothing.
+    A visitor without a session gets one, anonymous, holding only the token.
+    """
+    return CsrfToken(csrf_token=session_of(request).csrf_token())
+
+
+@router.post("/login", responses={**WRONG_CREDENTIALS, **FORBIDDEN}, **UNSAFE)
+async def login(request: Request, credentials: Credentials) -> LoggedIn:
+    """Log in: the session gets a new ID bound to the user (the cart comes along) and a new
+    CSRF token, in the answer.
+
+    A failed login stores nothing and changes nothing.
     """
     user = authenticate(credentials.username, credentials.password)
     if user is None:
@@ -156,7 +202,7 @@ async def login(request: Request, credentials: Credentials) -> Me:
     session = session_of(request)
     session.login(user)
     session[accounts.DEVICE] = describe(request.headers.get("user-agent"))
-    return me(request, session, user)
+    return LoggedIn(**me(request, session, user).model_dump(), csrf_token=session.csrf_token())
 
 
 @router.get("/me", responses=UNAUTHORIZED)
@@ -172,7 +218,7 @@ async def show_cart(request: Request) -> CartOut:
     return CartOut.of(session_of(request))
 
 
-@router.post("/cart/items", responses=NOT_FOUND)
+@router.post("/cart/items", responses={**NOT_FOUND, **FORBIDDEN}, **UNSAFE)
 async def add_to_cart(request: Request, item: Item) -> CartOut:
     """Add ``quantity`` of a product (a line holds at most 99)."""
     session = session_of(request)
@@ -183,7 +229,7 @@ async def add_to_cart(request: Request, item: Item) -> CartOut:
     return CartOut.of(session)
 
 
-@router.put("/cart/items/{product_id}", responses=NOT_FOUND)
+@router.put("/cart/items/{product_id}", responses={**NOT_FOUND, **FORBIDDEN}, **UNSAFE)
 async def change_quantity(request: Request, product_id: ProductId, body: Quantity) -> CartOut:
     """Set a line's quantity; 0 removes it."""
     session = session_of(request)
@@ -194,7 +240,7 @@ async def change_quantity(request: Request, product_id: ProductId, body: Quantit
     return CartOut.of(session)
 
 
-@router.delete("/cart/items/{product_id}", responses=NOT_FOUND)
+@router.delete("/cart/items/{product_id}", responses={**NOT_FOUND, **FORBIDDEN}, **UNSAFE)
 async def remove_from_cart(request: Request, product_id: ProductId) -> CartOut:
     """Take a product out of the cart."""
     session = session_of(request)
@@ -217,7 +263,8 @@ async def list_sessions(request: Request) -> list[SessionOut]:
 @router.delete(
     "/sessions/{fingerprint}",
     status_code=204,
-    responses={**UNAUTHORIZED, **NO_SESSION, **NO_INDEX},
+    responses={**UNAUTHORIZED, **NO_SESSION, **NO_INDEX, **FORBIDDEN},
+    **UNSAFE,
 )
 async def end_session(request: Request, fingerprint: Fingerprint) -> Response:
     """Log out one of the user's sessions (this one too, if named)."""
@@ -231,14 +278,14 @@ async def end_session(request: Request, fingerprint: Fingerprint) -> Response:
     return Response(status_code=204)
 
 
-@router.post("/logout", status_code=204)
+@router.post("/logout", status_code=204, responses=FORBIDDEN, **UNSAFE)
 async def logout(request: Request) -> Response:
     """End this session: it is deleted on the server and the cookie is expired."""
     session_of(request).logout()
     return Response(status_code=204)
 
 
-@router.post("/logout-all", responses={**UNAUTHORIZED, **NO_INDEX})
+@router.post("/logout-all", responses={**UNAUTHORIZED, **NO_INDEX, **FORBIDDEN}, **UNSAFE)
 async def logout_everywhere(request: Request) -> LoggedOut:
     """End every session of the user, on every device."""
     session, user = logged_in(request)

@@ -77,9 +77,11 @@ def create_app(
     instance: str | None = None,
     **options: Unpack[SessionOptions],
 ) -> ASGIApp:
-    """The shop on ``store``. Plain http by default (``secure=False``); ``instance`` names this
-    process on every page and in the ``X-Instance`` header."""
+    """The shop on ``store``. Plain http by default (``secure=False``), CSRF tokens required
+    (``csrf="token"``: every form carries one, API clients send ``X-CSRF-Token``); ``instance``
+    names this process on every page and in the ``X-Instance`` header."""
     options.setdefault("secure", False)
+    options.setdefault("csrf", "token")
     name = instance or default_instance_name()
     app = FastAPI(
         title="coatcheck shop",

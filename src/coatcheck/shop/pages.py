@@ -1,7 +1,9 @@
 """The shop's HTML pages: server-rendered, plain forms, no JavaScript.
 
 Every form posts and is answered with a redirect (303) to a page, so reloading never re-posts.
-Every page's footer says which instance served it and when the session expires.
+Every form carries the session's CSRF token in a hidden field (the session middleware refuses a
+post without it), and every page's footer says which instance served it and when the session
+expires.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from markupsafe import Markup
 
 from ..asgi import session_of
 from ..session import Session
@@ -48,20 +51,46 @@ def clock(stamp: float) -> str:
     return f"{time.strftime('%H:%M:%S', time.localtime(stamp))} ({when})"
 
 
-def expiry(request: Request, session: Session) -> str:
-    """What the footer says of the session's expiry."""
-    if session.expires_at is None:
-        return "none stored yet: nothing is kept until you add to the cart or log in"
+class Forms:
+    """What a page's forms carry: the session's CSRF token, masked afresh for each form.
+
+    The first token a visitor is shown creates it, and so stores their session (anonymous,
+    holding only the token): a form needs it, the login form included.
+    """
+
+    def __init__(self, session: Session, field: str) -> None:
+        self.session = session
+        self.field = field
+        self.issued = False
+
+    def csrf_field(self) -> Markup:
+        """The hidden ``<input>`` a form posts its token in."""
+        self.issued = True
+        return Markup('<input type="hidden" name="{}" value="{}">').format(
+            self.field, self.session.csrf_token()
+        )
+
+
+def expiry(request: Request, session: Session, stored_now: bool) -> str:
+    """What the footer says of the session's expiry; ``stored_now``: this response stores it."""
     config = shop_of(request).config
     deadline = session.authenticated_at + config.absolute_timeout
-    idle = clock(session.expires_at)
-    return f"expires at {idle} if idle, at the latest at {clock(deadline)}"
+    if session.expires_at is not None:
+        return f"expires at {clock(session.expires_at)} if idle, at the latest at {clock(deadline)}"
+    if stored_now:
+        idle = clock(min(time.time() + config.idle_timeout, deadline))
+        return (
+            f"new, holding only a CSRF token for the forms: expires at {idle} if idle, "
+            f"at the latest at {clock(deadline)}"
+        )
+    return "none stored yet: nothing is kept until a page shows you a form"
 
 
 def render(request: Request, template: str, status_code: int = 200, **context: Any) -> Response:
     session = session_of(request)
     shop = shop_of(request)
     notice = NOTICES.get(request.query_params.get("done", ""))
+    forms = Forms(session, shop.config.csrf_field)
     return templates.TemplateResponse(
         request,
         template,
@@ -69,7 +98,9 @@ def render(request: Request, template: str, status_code: int = 200, **context: A
             "user": session.user_id,
             "cart_count": cart.count(session),
             "instance": shop.instance,
-            "expiry": expiry(request, session),
+            "csrf_field": forms.csrf_field,
+            # Called by the footer, after every form above it has asked for its token.
+            "expiry": lambda: expiry(request, session, forms.issued),
             "notice": notice,
             "euros": euros,
             "clock": clock,
