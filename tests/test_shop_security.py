@@ -34,6 +34,8 @@ import httpx
 import pytest
 
 from coatcheck.ids import store_key
+from coatcheck.limits import is_counter
+from coatcheck.stores import SQLiteStore
 
 from .redis_servers import PrivateRedis
 from .shop_servers import Demo, csrf_token, log_in, require_program, run_demo
@@ -425,6 +427,28 @@ def test_a_dead_store_fails_closed_and_service_resumes_when_it_is_back(tmp_path:
 
 
 # -- creation floods -----------------------------------------------------------------------
-# PLACEHOLDER: the creation-flood test goes here, once the core's rate limits land (being built
-# separately): many new sessions from one client in a short time get 429 with Retry-After,
-# store nothing more, and leave existing sessions working.
+
+
+def test_a_creation_flood_gets_429_while_a_logged_in_user_is_unaffected(tmp_path: Path) -> None:
+    store = f"sqlite:///{tmp_path / 'flood.db'}"
+    with (
+        run_demo("--store", store, "--max-new-sessions", "5") as shop,
+        httpx.Client(base_url=shop.url) as alice,
+    ):
+        log_in(alice)  # one new session (for the login form's token), then a login
+        statuses = []
+        for _ in range(10):  # cookie-less clients asking for a token: each makes a session
+            answer = httpx.get(shop.url + "/api/csrf")
+            statuses.append(answer.status_code)
+            if answer.status_code == 429:
+                assert 1 <= int(answer.headers["retry-after"]) <= 60
+                assert "set-cookie" not in answer.headers
+        assert statuses[:4] == [200] * 4
+        assert statuses[4:] == [429] * 6
+        assert alice.get("/api/me").json()["user"] == "alice"
+        added = alice.post("/api/cart/items", json={"product_id": "scarf", "quantity": 1})
+        assert added.status_code == 200
+        records = SQLiteStore(tmp_path / "flood.db")
+        sessions = [r for r in records.iter_records() if not is_counter(r)]
+        records.close()
+        assert len(sessions) == 5  # alice's, and the four the flood got before the limit

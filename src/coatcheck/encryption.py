@@ -24,9 +24,14 @@ import base64
 import binascii
 import hashlib
 import os
-from collections.abc import Iterable
+import time
+from collections.abc import Callable
+from collections.abc import Iterable as Many
+from dataclasses import dataclass
 
 from .codec import DecodeError
+from .limits import is_counter
+from .stores.base import Iterable, NotSupported, Store
 
 MAGIC = b"\x00cc1"
 KEY_BYTES = 32
@@ -63,7 +68,7 @@ def is_sealed(data: bytes) -> bool:
 class KeyRing:
     """AES-256-GCM keys, newest first: seals with the first, opens with whichever sealed it."""
 
-    def __init__(self, keys: Iterable[bytes | str]) -> None:
+    def __init__(self, keys: Many[bytes | str]) -> None:
         try:
             from cryptography.exceptions import InvalidTag  # noqa: PLC0415
             from cryptography.hazmat.primitives.ciphers.aead import AESGCM  # noqa: PLC0415
@@ -105,3 +110,54 @@ class KeyRing:
     def is_current(self, data: bytes) -> bool:
         """Whether ``data`` is sealed under the newest key (``rekey`` leaves such records)."""
         return data[len(MAGIC) : len(MAGIC) + _ID_BYTES] == self._current_id and is_sealed(data)
+
+
+@dataclass
+class RekeyReport:
+    """What :func:`rekey` did: records moved to the newest key, and those it left alone."""
+
+    rekeyed: int = 0
+    current: int = 0
+    """Already sealed with the newest key."""
+    unreadable: int = 0
+    """Opened with no key of the ring (left as they are; they fail to load anyway)."""
+    changed: int = 0
+    """Written by a request while being rekeyed: sealed by the engine, with the newest key."""
+
+
+def rekey(
+    store: Store,
+    ring: KeyRing,
+    *,
+    now: float | None = None,
+    on_record: Callable[[], None] | None = None,
+) -> RekeyReport:
+    """Seal every live record of ``store`` with the ring's newest key (plain records too).
+
+    Each record is rewritten with compare-and-set on its version, so a session that a request
+    writes meanwhile is never overwritten with older data. Needs a store that can list its
+    records (:class:`~coatcheck.stores.base.Iterable`).
+    """
+    if not isinstance(store, Iterable):
+        raise NotSupported(f"{type(store).__name__} cannot list its records to rekey them")
+    moment = time.time() if now is None else now
+    report = RekeyReport()
+    for record in list(store.iter_records()):
+        if on_record is not None:
+            on_record()
+        if record.expires_at <= moment or is_counter(record):
+            continue
+        if ring.is_current(record.data):
+            report.current += 1
+            continue
+        try:
+            plain = ring.open(record.data, record.key) if is_sealed(record.data) else record.data
+        except DecodeError:
+            report.unreadable += 1
+            continue
+        resealed = record._replace(data=ring.seal(plain, record.key), version=record.version + 1)
+        if store.save(resealed, record.version):
+            report.rekeyed += 1
+        else:
+            report.changed += 1
+    return report

@@ -66,6 +66,13 @@ def _stop_on_sigterm() -> None:
     help="seconds between expiry refreshes of a read-only session [default: 60, or a tenth of a "
     "short idle timeout]",
 )
+@click.option(
+    "--max-new-sessions",
+    type=click.IntRange(1),
+    default=600,
+    show_default=True,
+    help="new sessions one client may create per minute; past it, 429",
+)
 @click.option("--instance-name", default="shop", hidden=True)
 def demo(
     store: str,
@@ -76,6 +83,7 @@ def demo(
     idle_timeout: float,
     absolute_timeout: float,
     touch_interval: float | None,
+    max_new_sessions: int,
     instance_name: str,
 ) -> None:
     """Run the demo shop (plain http on HOST:PORT; log in as alice, bob or carol, password
@@ -86,6 +94,7 @@ def demo(
         "idle_timeout": idle_timeout,
         "absolute_timeout": absolute_timeout,
         "touch_interval": touch_interval,
+        "max_new_sessions": max_new_sessions,
     }
     # A bad timeout is one line, before anything starts.
     SessionConfig(
@@ -119,6 +128,7 @@ def _run_instance(store: str, host: str, port: int, name: str, options: dict[str
         idle_timeout=options["idle_timeout"],
         absolute_timeout=options["absolute_timeout"],
         touch_interval=options["touch_interval"],
+        max_creations_per_client=int(options["max_new_sessions"]),
     )
     if name == "shop":
         print(f"coatcheck demo on {store}: http://{host}:{port}/", flush=True)

@@ -1,5 +1,5 @@
 """An operator's tools for a session store: ``stats``, ``sessions list``, ``revoke``, ``purge``,
-``migrate``, ``keygen`` and ``bench``.
+``migrate``, ``rekey``, ``keygen`` and ``bench``.
 
 Each command but ``keygen`` and ``migrate`` names its store with ``--store URL`` or the
 ``COATCHECK_STORE`` environment variable (the URLs of :func:`coatcheck.stores.from_url`).
@@ -14,6 +14,7 @@ import contextlib
 import datetime
 import json
 import logging
+import os
 import re
 import secrets
 import time
@@ -35,6 +36,8 @@ from rich.progress import (
 from rich.table import Table
 
 from .. import codec
+from ..encryption import KeyRing
+from ..encryption import rekey as encryption_rekey
 from ..ids import FINGERPRINT_LENGTH, fingerprint
 from ..migration import MigrationReport, migrate
 from ..stores import (
@@ -360,6 +363,44 @@ def purge(store_url: str | None) -> None:
         with Console(stderr=True).status("purging expired sessions"):
             count = store.purge_expired(time.time())
     click.echo(f"purged {count} expired session(s)")
+
+
+# -- rekey --------------------------------------------------------------------------------------
+
+KEYS_ENV = "COATCHECK_ENCRYPTION_KEYS"
+"""The environment variable holding the encryption keys, newest first, comma-separated."""
+
+
+@commands.command()
+@store_option
+@click.option(
+    "--key",
+    "keys",
+    multiple=True,
+    metavar="KEY",
+    help=f"An encryption key (base64url, as keygen prints), newest first; repeat for older "
+    f"ones. Default: ${KEYS_ENV}, comma-separated.",
+)
+def rekey(store_url: str | None, keys: tuple[str, ...]) -> None:
+    """Re-encrypt every session under the newest key (plain sessions too), so older keys can go.
+
+    Each record is rewritten with compare-and-set: a session a request writes meanwhile keeps
+    that request's data (the engine seals it with the newest key anyway).
+    """
+    given = list(keys) or [k.strip() for k in os.environ.get(KEYS_ENV, "").split(",") if k.strip()]
+    if not given:
+        raise BadInput(f"no encryption key given: pass --key KEY or set {KEYS_ENV}")
+    try:
+        ring = KeyRing(given)
+    except ValueError as exc:
+        raise BadInput(str(exc)) from None
+    with opened(store_url) as store, progress_bar() as progress:
+        task = progress.add_task("rekeying", total=None)
+        report = encryption_rekey(store, ring, on_record=lambda: progress.advance(task))
+    click.echo(
+        f"rekeyed {report.rekeyed}, already on the newest key {report.current}, "
+        f"written meanwhile {report.changed}, unreadable with these keys {report.unreadable}"
+    )
 
 
 # -- migrate ------------------------------------------------------------------------------------

@@ -82,6 +82,8 @@ def create_app(
     names this process on every page and in the ``X-Instance`` header."""
     options.setdefault("secure", False)
     options.setdefault("csrf", "token")
+    # The demo listens on loopback only: its one proxy is the local nginx of --instances.
+    options.setdefault("trusted_proxies", ("127.0.0.1/32", "::1/128"))
     name = instance or default_instance_name()
     app = FastAPI(
         title="coatcheck shop",
