@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from . import csrf
@@ -95,10 +96,12 @@ class SessionMiddleware:
             return
         engine = self.engine
         cookie_value = self._cookie(scope)
-        client = self._client(scope) if engine.needs_client else None
         if cookie_value is None:
-            session = engine.fresh(client)
+            session = engine.fresh(
+                partial(self._client, scope) if engine.fresh_needs_client else None
+            )
         else:
+            client = partial(self._client, scope) if engine.load_needs_client else None
             try:
                 session = await self._carry_out(engine.load(cookie_value, client))
             except (StoreError, LimitExceeded) as exc:
@@ -106,13 +109,7 @@ class SessionMiddleware:
                 return
         scope["session"] = session
         replaced = False
-        config = engine.config
-        if kind == "http" and csrf.applies(config, scope["method"], scope["path"]):
-            problem, receive = await self._csrf_problem(scope, receive, session)
-        elif kind == "websocket" and config.csrf != "off":  # cross-site WebSocket hijacking
-            problem = self._websocket_origin_problem(scope)
-        else:
-            problem = None
+        problem, receive = await self._csrf_check(kind, scope, receive, session)
 
         async def send_with_session(message: Message) -> None:
             nonlocal replaced
@@ -126,7 +123,9 @@ class SessionMiddleware:
                     await self._refuse(scope, send, exc)
                     return
                 headers = message.get("headers", ())
-                private = private_headers(headers, session, set_cookie, NO_STORE)
+                private = None
+                if set_cookie is not None or session._key is not None:
+                    private = private_headers(headers, session, set_cookie, NO_STORE)
                 added = self.session_headers(session, set_cookie)
                 if private is not None or added:
                     headers = [*(headers if private is None else private), *added]
@@ -171,6 +170,22 @@ class SessionMiddleware:
         if self._inline is not None:
             return run(plan, self._inline)
         return await run_async(plan, self.store)
+
+    async def _csrf_check(
+        self, kind: str, scope: Scope, receive: Receive, session: Session
+    ) -> tuple[str | None, Receive]:
+        """Why the request fails its CSRF check (None if it passes or is not checked), and how
+        to read its body from now on."""
+        config = self.engine.config
+        if (
+            kind == "http"
+            and scope["method"] in csrf.UNSAFE_METHODS
+            and csrf.applies(config, scope["method"], scope["path"])
+        ):
+            return await self._csrf_problem(scope, receive, session)
+        if kind == "websocket" and config.csrf != "off":  # cross-site WebSocket hijacking
+            return self._websocket_origin_problem(scope), receive
+        return None, receive
 
     async def _csrf_problem(
         self, scope: Scope, receive: Receive, session: Session

@@ -19,7 +19,7 @@ import functools
 import hashlib
 import hmac
 import ipaddress
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from typing import NamedTuple
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -30,6 +30,16 @@ class Client(NamedTuple):
 
     address: str | None
     user_agent: str | None
+
+
+ClientSource = Client | Callable[[], Client] | None
+"""A request's client, or a function that finds it when it is first needed (most requests never
+need it, so adapters pass a cheap callable rather than parsing headers up front)."""
+
+
+def client_of(source: ClientSource) -> Client | None:
+    """The client ``source`` gives (calling it if it is a function)."""
+    return source() if callable(source) else source
 
 
 @functools.lru_cache(maxsize=64)

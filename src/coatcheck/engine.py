@@ -23,7 +23,7 @@ from collections.abc import Generator
 from typing import Any, NamedTuple, TypeVar, overload
 
 from . import codec
-from .clients import Client, binding, network_of
+from .clients import Client, ClientSource, binding, client_of, network_of
 from .config import SessionConfig
 from .cookies import CookieWriter
 from .encryption import KeyRing
@@ -65,6 +65,22 @@ Plan = Generator[StoreCall, Any, T]
 """A sans-I/O step: yields store calls, receives their results, returns a ``T``."""
 
 
+class Forward(NamedTuple):
+    """What a load found at a regenerated session's old key, in its grace window."""
+
+    target: str
+
+
+def _forwarding(raw: bytes, now: float) -> str | None:
+    """The key a forwarding record points at; "" once its grace window is over; None if ``raw``
+    is not a forwarding record."""
+    found = codec.forwarded_to(raw)
+    if found is None:
+        return None
+    target, until = found
+    return target if now < until else ""
+
+
 class WriteConflict(StoreError):
     """Concurrent writers kept changing the session; the save gave up after bounded retries."""
 
@@ -89,11 +105,13 @@ class SessionEngine:
         self._on_event = self.config.on_event
         config = self.config
         self.binds = bool(config.bind_to)
-        self.needs_client = self.binds or bool(
-            config.max_creations_per_client or config.max_rejections_per_client
+        self.fresh_needs_client = self.binds or config.max_creations_per_client is not None
+        """Whether :meth:`fresh` wants the request's :class:`~coatcheck.clients.Client`
+        (binding, the per-client creation limit)."""
+        self.load_needs_client = (
+            self.fresh_needs_client or config.max_rejections_per_client is not None
         )
-        """Whether loads want the request's :class:`~coatcheck.clients.Client` (binding,
-        per-client limits)."""
+        """Whether :meth:`load` wants it (also for the per-client guessing throttle)."""
 
     def emit(
         self,
@@ -116,12 +134,12 @@ class SessionEngine:
 
     # -- load --------------------------------------------------------------------------------
 
-    def fresh(self, client: Client | None = None) -> Session:
+    def fresh(self, client: ClientSource = None) -> Session:
         """A new, empty session, for a request that brought no cookie (no store call)."""
         session = Session.fresh(now=self.config.clock(), max_size=self.config.max_size)
         session._client = client
         if self.binds:
-            session._binding = self._binding_of(client)
+            session._binding = self._binding_of(client_of(client))
         return session
 
     def _binding_of(self, client: Client | None) -> str:
@@ -135,7 +153,7 @@ class SessionEngine:
             secret=config.hash_secret,
         )
 
-    def _rejected(self, now: float, current: str | None, client: Client | None) -> Plan[Session]:
+    def _rejected(self, now: float, current: str | None, source: ClientSource) -> Plan[Session]:
         """A fresh session for a request whose cookie named none; its cookie will be expired.
 
         Such cookies are counted per ``client`` (when given): past
@@ -143,6 +161,7 @@ class SessionEngine:
         :class:`LimitExceeded`.
         """
         limit = self.config.max_rejections_per_client
+        client = client_of(source)
         if limit is not None and client is not None and client.address:
             yield from self._bump(f"reject:{self._network(client)}", limit, "invalid session IDs")
         session = Session.fresh(now=now, max_size=self.config.max_size, reject_cookie=True)
@@ -190,7 +209,7 @@ class SessionEngine:
             or session
         )
 
-    def load(self, cookie_value: str | None, client: Client | None = None) -> Plan[Session]:
+    def load(self, cookie_value: str | None, client: ClientSource = None) -> Plan[Session]:
         """Find the session a request's cookie value names; a fresh one when there is none.
 
         A value not exactly of the ID format is refused before any store call. An ID the store
@@ -202,7 +221,11 @@ class SessionEngine:
             return self.fresh(client)
         config = self.config
         now = config.clock()
-        current = self._binding_of(client) if self.binds else None
+        if self.binds:  # needed now: resolve the client once
+            client = client_of(client)
+            current: str | None = self._binding_of(client)
+        else:
+            current = None
         if not is_well_formed(cookie_value):  # refused before any store call: nothing to count
             self.emit("rejected", None, reason="malformed" if cookie_value else "ambiguous")
             return (yield from self._rejected(now, current, None))
@@ -211,14 +234,14 @@ class SessionEngine:
         candidate = now + config.idle_timeout
         loaded = yield StoreCall("load_touching", (key, now, candidate, config.touch_interval))
         record, touched = loaded
-        forwarded = False
-        if record is not None and record.expires_at > now:
-            target = self._forward_target(record, now)
-            if target == "":  # the grace window of a rotation is over
-                record = None
-            elif target is not None:  # regenerated moments ago: follow to the new record
-                record, touched, forwarded = (yield StoreCall("load", (target,))), False, True
         session = self._revive(record, cookie_value, now)
+        forwarded = type(session) is Forward
+        if forwarded:  # regenerated moments ago: follow to the new record (once)
+            assert isinstance(session, Forward)
+            record, touched = (yield StoreCall("load", (session.target,))), False
+            session = self._revive(record, cookie_value, now)
+            if type(session) is Forward:
+                session = "unknown"
         if type(session) is str:  # why it could not be revived
             kind: EventKind = "expired" if session in ("idle", "absolute") else "rejected"
             self.emit(kind, key, record.user_id if record else None, session)
@@ -241,17 +264,11 @@ class SessionEngine:
     def _forward_target(self, record: Record, now: float) -> str | None:
         """Where a forwarding record points while its grace window lasts; None for a session
         record, and "" for a forwarder whose window is over (however long it lingers)."""
-        data = record.data
-        if self._ring is not None:
-            try:
-                data = self._ring.open(data, record.key)
-            except codec.DecodeError:
-                return None
-        found = codec.forwarded_to(data)
-        if found is None:
+        try:
+            raw = self._opened(record)
+        except codec.DecodeError:
             return None
-        target, until = found
-        return target if now < until else ""
+        return _forwarding(raw, now)
 
     def _sealed(self, blob: bytes, key: str) -> bytes:
         """What the store is given for ``blob``: the blob itself, or it encrypted at rest."""
@@ -261,14 +278,20 @@ class SessionEngine:
         """The envelope a stored record holds (decrypted); :class:`codec.DecodeError` if none."""
         return record.data if self._ring is None else self._ring.open(record.data, record.key)
 
-    def _revive(self, record: Record | None, session_id: str, now: float) -> Session | str:
-        """The stored session, or why there is none: a reason as reported in events."""
+    def _revive(
+        self, record: Record | None, session_id: str, now: float
+    ) -> Session | Forward | str:
+        """The stored session, where it moved, or why there is none (a reason, as in events)."""
         if record is None:
             return "unknown"
         if record.expires_at <= now:
             return "idle"
         try:
             raw = self._opened(record)
+            if raw.startswith(b'{"m":'):
+                target = _forwarding(raw, now)
+                if target is not None:
+                    return Forward(target) if target else "unknown"
             data, created_at, auth_at, token, binding = codec.decode_envelope(raw)
         except codec.DecodeError as exc:
             logger.warning("discarding a stored session that does not decode: %s", exc)
@@ -303,14 +326,9 @@ class SessionEngine:
 
         The plan returns the ``Set-Cookie`` value, or None for no cookie. The common case, a
         stored session read and left unchanged with no touch due, is decided here with no plan.
+        A request forwarded from a regenerated ID sets no cookie: the rotating response gives
+        the client its new one.
         """
-        plan = self._commit(session)
-        if plan is not None and session._forwarded:
-            return _without_cookie(plan)  # the rotating response gives the client its new ID
-        return plan
-
-    def _commit(self, session: Session) -> Plan[str | None] | None:
-        """The plan of :meth:`commit`, before a forwarded session's cookie is dropped."""
         if (
             session._key is None
             or session._rotate
@@ -358,9 +376,12 @@ class SessionEngine:
             return self.cookies.expire() if session._reject_cookie else None
         return (yield from self._create(session, now, replaces=session._key))
 
-    def _issue(self, session: Session, now: float) -> str:
+    def _issue(self, session: Session, now: float) -> str | None:
+        """The session's cookie, with Max-Age to its expiry (none for a forwarded request)."""
         assert session._id is not None
         assert session._expires_at is not None
+        if session._forwarded:
+            return None
         return self.cookies.issue(session._id, math.ceil(session._expires_at - now))
 
     def _reissue(self, session: Session, previous: float, now: float) -> str | None:
@@ -387,7 +408,7 @@ class SessionEngine:
             body, session._created_at, session._auth_at, session._csrf, session._binding
         )
         if replaces is None:
-            yield from self._count_creation(session._client)
+            yield from self._count_creation(client_of(session._client))
         if session._login and config.max_sessions_per_user is not None:
             assert session._user_id is not None
             yield from self._make_room(session._user_id, replaces, config.max_sessions_per_user)
@@ -480,8 +501,6 @@ class SessionEngine:
                     session._id or "", key, version + 1, blob, expires_at, session._user_id
                 )
                 session._last_active = now
-                if session._forwarded:
-                    return None
                 if touched_by_load and self.config.persistent:
                     return self._issue(session, now)  # the load moved the expiry: slide
                 return self._reissue(session, previous, now)
@@ -541,12 +560,6 @@ class SessionEngine:
         return self.cookies.expire()
 
 
-def _without_cookie(plan: Plan[str | None]) -> Plan[str | None]:
-    """``plan``, but setting no cookie."""
-    yield from plan
-    return None
-
-
 def _done(value: T) -> Plan[T]:
     """A plan with no store call that returns ``value``."""
     return value
@@ -569,7 +582,10 @@ def run(plan: Plan[T] | None, store: Store) -> T | None:
                 time.sleep(call.args[0])
                 result = None
             else:
-                result = _method(store, call.method)(*call.args)
+                method = getattr(store, call.method, None)
+                if method is None:
+                    raise _lacking(store, call.method)
+                result = method(*call.args)
     except StopIteration as done:
         return done.value  # type: ignore[no-any-return]
     finally:
@@ -592,19 +608,19 @@ async def run_async(plan: Plan[T] | None, store: AsyncStore) -> T | None:
                 await _sleep(call.args[0])
                 result = None
             else:
-                result = await _method(store, call.method)(*call.args)
+                method = getattr(store, call.method, None)
+                if method is None:
+                    raise _lacking(store, call.method)
+                result = await method(*call.args)
     except StopIteration as done:
         return done.value  # type: ignore[no-any-return]
     finally:
         plan.close()
 
 
-def _method(store: Store | AsyncStore, name: str) -> Any:
-    """The store's method ``name``; :class:`NotSupported` when the store has no such capability."""
-    method = getattr(store, name, None)
-    if method is None:
-        raise NotSupported(f"{type(store).__name__} cannot {name.replace('_', ' ')}")
-    return method
+def _lacking(store: Store | AsyncStore, name: str) -> NotSupported:
+    """The error for a store without the capability a plan needs."""
+    return NotSupported(f"{type(store).__name__} cannot {name.replace('_', ' ')}")
 
 
 async def _sleep(seconds: float) -> None:

@@ -13,7 +13,7 @@ from . import codec, csrf
 from .codec import JSONValue, SessionTooLarge
 
 if TYPE_CHECKING:
-    from .clients import Client
+    from .clients import ClientSource
 
 _MISSING: Any = object()
 _UNKNOWN = -2
@@ -101,7 +101,7 @@ class Session(dict[str, JSONValue]):
     _binding: str | None
     _reenvelope: bool
     _flagged: bool
-    _client: Client | None
+    _client: ClientSource
     _forwarded: bool
     _grace: bool
     _others_out: bool

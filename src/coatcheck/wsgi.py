@@ -16,6 +16,7 @@ from __future__ import annotations
 import io
 import logging
 from collections.abc import Callable, Iterable
+from functools import partial
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -72,10 +73,11 @@ class SessionMiddleware:
         engine, store = self.engine, self.store
         header = environ.get("HTTP_COOKIE")
         cookie_value = find_cookie(header, self._cookie_name) if header else None
-        client = _client(environ, engine) if engine.needs_client else None
         if cookie_value is None:
-            session = engine.fresh(client)
+            fresh_client = partial(_client, environ, engine) if engine.fresh_needs_client else None
+            session = engine.fresh(fresh_client)
         else:
+            client = partial(_client, environ, engine) if engine.load_needs_client else None
             try:
                 session = run(engine.load(cookie_value, client), store)
             except (StoreError, LimitExceeded) as exc:
