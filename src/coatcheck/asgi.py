@@ -88,6 +88,9 @@ class SessionMiddleware:
         self.engine = SessionEngine(config if config else SessionConfig.from_options(**options))
         self.unavailable_status = unavailable_status
         self._cookie_name = self.engine.cookies.name
+        # A subclass adding headers of its own is asked on every response, not only on those
+        # with a session.
+        self._extra_headers = type(self).session_headers is not SessionMiddleware.session_headers
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -109,27 +112,29 @@ class SessionMiddleware:
                 return
         scope["session"] = session
         replaced = False
-        problem, receive = await self._csrf_check(kind, scope, receive, session)
+        problem = None
+        if kind == "websocket" or scope["method"] in csrf.UNSAFE_METHODS:  # GET: no coroutine
+            problem, receive = await self._csrf_check(kind, scope, receive, session)
 
         async def send_with_session(message: Message) -> None:
             nonlocal replaced
             if replaced:
                 return
             if message["type"] in ("http.response.start", "websocket.accept"):
+                plan = self.plan_commit(session)
                 try:
-                    set_cookie = await self._carry_out(self.plan_commit(session))
+                    set_cookie = None if plan is None else await self._carry_out(plan)
                 except (StoreError, LimitExceeded) as exc:
                     replaced = True
                     await self._refuse(scope, send, exc)
                     return
-                headers = message.get("headers", ())
-                private = None
-                if set_cookie is not None or session._key is not None:
+                if set_cookie is not None or session._key is not None or self._extra_headers:
+                    headers = message.get("headers", ())
                     private = private_headers(headers, session, set_cookie, NO_STORE)
-                added = self.session_headers(session, set_cookie)
-                if private is not None or added:
-                    headers = [*(headers if private is None else private), *added]
-                    message = {**message, "headers": headers}
+                    added = self.session_headers(session, set_cookie)
+                    if private is not None or added:
+                        headers = [*(headers if private is None else private), *added]
+                        message = {**message, "headers": headers}
             await send(message)
 
         if problem is not None:
