@@ -297,11 +297,13 @@ class TestCookieAttributes:
         assert name_value.startswith("__Host-session=")
         assert attributes == ["Path=/", "HttpOnly", "Secure", "SameSite=Lax", "Max-Age=1800"]
 
-    def test_domain_drops_the_host_prefix(self, store: CountingStore) -> None:
+    def test_a_domain_trades_the_host_prefix_for_the_secure_one(
+        self, store: CountingStore
+    ) -> None:
         app = starlette_app(store, secure=True, domain="example.com", same_site="strict")
         with TestClient(app, base_url="https://testserver") as client:
             header = set_cookie(client.post("/write", json={"a": 1})) or ""
-        assert header.startswith("session=")
+        assert header.startswith("__Secure-session=")
         assert "; Domain=example.com;" in header
         assert "SameSite=Strict" in header
 

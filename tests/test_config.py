@@ -72,3 +72,12 @@ def test_a_bad_value_is_refused_by_name(options: dict[str, Any], named: str) -> 
 def test_unknown_options_are_refused_by_name() -> None:
     with pytest.raises(ConfigError, match="idle_timeuot"):
         SessionConfig.from_options(idle_timeuot=5)
+
+
+def test_the_cookie_name_takes_the_strongest_prefix_browsers_allow() -> None:
+    assert SessionConfig().cookie_key == "__Host-session"
+    assert SessionConfig(path="/app").cookie_key == "__Secure-session"
+    assert SessionConfig(domain="example.com").cookie_key == "__Secure-session"
+    assert SessionConfig(secure=False).cookie_key == "session"
+    assert SessionConfig(cookie_name="__Secure-sid").cookie_key == "__Secure-sid"
+    assert SessionConfig(cookie_name="__Host-sid").cookie_key == "__Host-sid"

@@ -44,10 +44,10 @@ def test_set_cookie_attributes() -> None:
 
 def test_no_host_prefix_without_secure_or_with_a_path() -> None:
     assert CookieWriter(SessionConfig(secure=False)).name == "session"
-    assert CookieWriter(SessionConfig(path="/app")).name == "session"
+    assert CookieWriter(SessionConfig(path="/app")).name == "__Secure-session"
     writer = CookieWriter(SessionConfig(cookie_name="sid", path="/app", same_site="none"))
     assert writer.issue("ID", 60) == (
-        "sid=ID; Path=/app; HttpOnly; Secure; SameSite=None; Max-Age=60"
+        "__Secure-sid=ID; Path=/app; HttpOnly; Secure; SameSite=None; Max-Age=60"
     )
 
 

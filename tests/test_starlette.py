@@ -101,7 +101,7 @@ class TestArgumentsMapOntoCoatchecksOptions:
     def test_every_cookie_argument(self) -> None:
         config = starlette_config("s3cret", "sid", 3600, "/app", "none", True, ".example.com", True)
         assert (config.cookie_key, config.path, config.same_site, config.secure) == (
-            "sid",
+            "__Secure-sid",  # __Host- needs Path=/ and no Domain; __Secure- still binds Secure
             "/app",
             "none",
             True,

@@ -30,6 +30,7 @@ _LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?"
 _DOMAIN = re.compile(rf"\.?{_LABEL}(\.{_LABEL})*")
 _PATH = re.compile(r"/[\x21-\x3a\x3c-\x7e]*")  # no CTLs, spaces or ';'
 HOST_PREFIX = "__Host-"
+SECURE_PREFIX = "__Secure-"
 
 
 class SessionOptions(TypedDict, total=False):
@@ -295,10 +296,14 @@ class SessionConfig:
 
     @property
     def cookie_key(self) -> str:
-        """The cookie's name as sent: ``__Host-`` + name when Secure, Path=/ and no Domain."""
-        if self.secure and self.path == "/" and self.domain is None:
-            return HOST_PREFIX + self.cookie_name
-        return self.cookie_name
+        """The cookie's name as sent: ``__Host-`` + name when Secure, Path=/ and no Domain;
+        ``__Secure-`` + name when Secure otherwise (a name already prefixed is kept)."""
+        name = self.cookie_name
+        if not self.secure or name.startswith((HOST_PREFIX, SECURE_PREFIX)):
+            return name
+        if self.path == "/" and self.domain is None:
+            return HOST_PREFIX + name
+        return SECURE_PREFIX + name
 
     @classmethod
     def from_options(cls, **options: Any) -> SessionConfig:
