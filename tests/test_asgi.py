@@ -297,9 +297,7 @@ class TestCookieAttributes:
         assert name_value.startswith("__Host-session=")
         assert attributes == ["Path=/", "HttpOnly", "Secure", "SameSite=Lax", "Max-Age=1800"]
 
-    def test_a_domain_trades_the_host_prefix_for_the_secure_one(
-        self, store: CountingStore
-    ) -> None:
+    def test_a_domain_trades_the_host_prefix_for_the_secure_one(self, store: CountingStore) -> None:
         app = starlette_app(store, secure=True, domain="example.com", same_site="strict")
         with TestClient(app, base_url="https://testserver") as client:
             header = set_cookie(client.post("/write", json={"a": 1})) or ""

@@ -212,7 +212,7 @@ def test_revoke_needs_a_user_or_a_session(sqlite_url: str) -> None:
     result = CliRunner().invoke(commands, ["revoke", "--store", sqlite_url])
     assert result.exit_code == 2
     assert only_line(result.stderr) == (
-        "coatcheck: say what to revoke: --user ID, --session FINGERPRINT or both"
+        "coatcheck: say what to revoke: --user ID, --session FINGERPRINT or both, or --all"
     )
 
 
@@ -380,6 +380,23 @@ def test_a_capability_the_store_lacks_is_one_line() -> None:
     assert only_line(result.stderr) == (
         "coatcheck: MemcachedStore cannot log a user out everywhere (it has no user index)"
     )
+
+
+def test_revoke_all_logs_everybody_out(store_url: str) -> None:
+    store = open_store(store_url)
+    try:
+        for n in range(3):
+            key = store_key(f"{'Q' * 41}{n}A")
+            assert store.create(Record(key, b"{}", time.time() + 600, 1, f"user-{n}"))
+        refused = coatcheck("revoke", "--all", "--store", store_url)
+        assert refused.exit_code == 2
+        assert len(list(store.iter_records())) == 3  # type: ignore[attr-defined]
+        result = coatcheck("revoke", "--all", "--yes", "--store", store_url)
+        assert result.exit_code == 0, result.output
+        assert "revoked all 3 session(s)" in result.output
+        assert list(store.iter_records()) == []  # type: ignore[attr-defined]
+    finally:
+        store.close()
 
 
 # -- rekey ------------------------------------------------------------------------------------

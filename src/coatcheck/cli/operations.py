@@ -39,6 +39,7 @@ from .. import codec
 from ..encryption import KeyRing
 from ..encryption import rekey as encryption_rekey
 from ..ids import FINGERPRINT_LENGTH, fingerprint
+from ..limits import is_counter
 from ..migration import MigrationReport, migrate
 from ..stores import (
     Iterable,
@@ -331,12 +332,33 @@ def find_session(store: Store, prefix: str, user: str | None) -> Record:
 @store_option
 @click.option("--user", metavar="ID", help="Log this user out everywhere.")
 @click.option("--session", "session_fingerprint", metavar="FINGERPRINT", help="End this session.")
-def revoke(store_url: str | None, user: str | None, session_fingerprint: str | None) -> None:
-    """End sessions: all of a user's (--user), or one (--session, with --user to narrow it)."""
-    if user is None and session_fingerprint is None:
-        raise BadInput("say what to revoke: --user ID, --session FINGERPRINT or both")
+@click.option("--all", "everyone", is_flag=True, help="End every session (log everybody out).")
+@click.option("--yes", is_flag=True, help="Confirm --all.")
+def revoke(
+    store_url: str | None,
+    user: str | None,
+    session_fingerprint: str | None,
+    everyone: bool,
+    yes: bool,
+) -> None:
+    """End sessions: all of a user's (--user), one (--session, with --user to narrow it), or
+    every session in the store (--all --yes: everybody is logged out)."""
+    if everyone and (user is not None or session_fingerprint is not None):
+        raise BadInput("--all ends every session: give it without --user or --session")
+    if user is None and session_fingerprint is None and not everyone:
+        raise BadInput("say what to revoke: --user ID, --session FINGERPRINT or both, or --all")
+    if everyone and not yes:
+        raise BadInput("--all logs everybody out: add --yes to confirm")
     with opened(store_url) as store:
-        if session_fingerprint is not None:
+        if everyone:
+            if not isinstance(store, Iterable):
+                raise lacking(store, "list its sessions to end them all")
+            count = 0
+            for record in list(store.iter_records()):
+                store.delete(record.key)
+                count += not is_counter(record)
+            click.echo(f"revoked all {count} session(s)")
+        elif session_fingerprint is not None:
             record = find_session(store, session_fingerprint, user)
             store.delete(record.key)
             owner = f"user {record.user_id}" if record.user_id is not None else "anonymous"
