@@ -83,6 +83,7 @@ from django.test import Client, SimpleTestCase, TestCase, override_settings  # n
 from django.urls import path  # noqa: E402
 
 from coatcheck.codec import decode  # noqa: E402
+from coatcheck.encryption import is_sealed  # noqa: E402
 from coatcheck.ids import is_well_formed, store_key  # noqa: E402
 from coatcheck.integrations.django import SessionStore  # noqa: E402
 from coatcheck.integrations.django.config import backing  # noqa: E402
@@ -289,6 +290,24 @@ class TestOptions(SimpleTestCase):  # type: ignore[misc]
         for overrides, named in refused:
             with self.settings(**overrides), pytest.raises(ImproperlyConfigured, match=named):
                 backing()
+
+    def test_encryption_keys_seal_the_data_at_rest_and_rotate(self) -> None:
+        old, new = bytes(range(32)), bytes(range(1, 33))
+        with self.settings(COATCHECK_SESSION={"encryption_keys": [old]}):
+            session = SessionStore()
+            session["card"] = "4111-1111"
+            session.save()
+            session_key = session.session_key
+            key = store_key(session_key, backing().config.hash_secret)
+            (record,) = [r for r in stored_records() if r.key == key]
+            assert is_sealed(record.data)
+            assert b"4111" not in record.data
+        with self.settings(COATCHECK_SESSION={"encryption_keys": [new, old]}):
+            assert SessionStore(session_key)["card"] == "4111-1111"  # the old key still opens
+        with self.settings(COATCHECK_SESSION={"encryption_keys": [new]}):
+            assert SessionStore(session_key).get("card") is None  # no key opens it: discarded
+        with self.settings(COATCHECK_SESSION={"encryption_keys": [old]}):
+            SessionStore(session_key).delete()
 
     def test_an_explicit_hash_secret_is_used(self) -> None:
         secret = b"0123456789abcdef0123456789abcdef"

@@ -30,10 +30,11 @@ from django.core.signals import setting_changed
 from django.utils.crypto import salted_hmac
 
 from ...config import ConfigError, SessionConfig
+from ...encryption import KeyRing
 from ...stores import AsyncStore, Store, as_async, from_url
 
 DEFAULT_STORE_URL = "sqlite:///coatcheck-sessions.sqlite3"
-OPTIONS = frozenset({"hash_secret", "max_size", "absolute_timeout", "clock"})
+OPTIONS = frozenset({"hash_secret", "max_size", "absolute_timeout", "clock", "encryption_keys"})
 DJANGO_OWNS = {
     "cookie_name": "SESSION_COOKIE_NAME",
     "secure": "SESSION_COOKIE_SECURE",
@@ -59,8 +60,19 @@ class Backing:
     store: Store
     async_store: AsyncStore
     config: SessionConfig
-    """``hash_secret``, ``max_size`` and ``clock``; its cookie and timeout fields are unused."""
+    """``hash_secret``, ``max_size``, ``encryption_keys`` and ``clock``; its cookie and timeout
+    fields are unused."""
     absolute_timeout: float | None
+    ring: KeyRing | None = None
+    """The key ring sealing records at rest, when ``encryption_keys`` are given."""
+
+    def sealed(self, blob: bytes, key: str) -> bytes:
+        """What the store is given for ``blob``: the blob, or it encrypted at rest."""
+        return blob if self.ring is None else self.ring.seal(blob, key)
+
+    def opened(self, data: bytes, key: str) -> bytes:
+        """The envelope a stored record holds (decrypted); ``codec.DecodeError`` if none."""
+        return data if self.ring is None else self.ring.open(data, key)
 
     def deadline(self, auth_at: float) -> float | None:
         """When a session authenticated (or created) at ``auth_at`` must end, if ever."""
@@ -112,7 +124,8 @@ def build() -> Backing:
         raise ImproperlyConfigured(f"COATCHECK_STORE_URL: {exc}") from None
     if not isinstance(store, Store):  # pragma: no cover - from_url gives sync stores by default
         raise ImproperlyConfigured("COATCHECK_STORE_URL must name a store with a sync face")
-    return Backing(store, as_async(store), config, absolute_timeout)
+    ring = KeyRing(config.encryption_keys) if config.encryption_keys else None
+    return Backing(store, as_async(store), config, absolute_timeout, ring)
 
 
 _current: list[Backing] = []

@@ -105,7 +105,8 @@ class SessionStore(SessionBase):  # type: ignore[misc]  # Django ships no type i
         if record is None or record.expires_at <= now:
             return None
         try:
-            data, created_at, auth_at = codec.decode(record.data)
+            plain = backing().opened(record.data, record.key)
+            data, created_at, auth_at = codec.decode(plain)
         except codec.DecodeError as exc:
             security_log.warning("Session data corrupted: %s", exc)
             return None
@@ -121,7 +122,7 @@ class SessionStore(SessionBase):  # type: ignore[misc]  # Django ships no type i
         blob = codec.encode(data, stored.created_at, stored.auth_at, base.config.max_size)
         deadline = base.deadline(stored.auth_at)
         expires_at = now + expiry_age if deadline is None else min(now + expiry_age, deadline)
-        return Record(key, blob, expires_at, version, _user_of(data), deadline)
+        return Record(key, base.sealed(blob, key), expires_at, version, _user_of(data), deadline)
 
     # -- plans: each store operation once, for both faces ----------------------------------
 
