@@ -84,6 +84,7 @@ from django.urls import path  # noqa: E402
 
 from coatcheck.codec import decode  # noqa: E402
 from coatcheck.encryption import is_sealed  # noqa: E402
+from coatcheck.events import SessionEvent  # noqa: E402
 from coatcheck.ids import is_well_formed, store_key  # noqa: E402
 from coatcheck.integrations.django import SessionStore  # noqa: E402
 from coatcheck.integrations.django.config import backing  # noqa: E402
@@ -308,6 +309,28 @@ class TestOptions(SimpleTestCase):  # type: ignore[misc]
             assert SessionStore(session_key).get("card") is None  # no key opens it: discarded
         with self.settings(COATCHECK_SESSION={"encryption_keys": [old]}):
             SessionStore(session_key).delete()
+
+    def test_lifecycle_steps_are_audit_events_with_fingerprints_only(self) -> None:
+        events: list[SessionEvent] = []
+        clock = FakeClock(1_800_000_000.0)
+        with self.settings(COATCHECK_SESSION={"on_event": events.append, "clock": clock}):
+            session = SessionStore()
+            session["_auth_user_id"] = "7"
+            session.save()
+            first = session.session_key
+            session.cycle_key()
+            SessionStore(first).load()  # the old ID names nothing now
+            session.delete()
+            SessionStore("x" * 43).load()
+        kinds = [(e.kind, e.reason, e.user_id) for e in events]
+        assert kinds == [
+            ("created", None, "7"),
+            ("regenerated", None, "7"),
+            ("rejected", "unknown", None),
+            ("logged_out", None, "7"),
+            ("rejected", "malformed", None),
+        ]
+        assert all(first not in repr(e) for e in events)
 
     def test_an_explicit_hash_secret_is_used(self) -> None:
         secret = b"0123456789abcdef0123456789abcdef"

@@ -27,7 +27,7 @@ from .clients import Client, ClientSource, binding, client_of, network_of
 from .config import SessionConfig
 from .cookies import CookieWriter
 from .encryption import KeyRing
-from .events import EventKind, SessionEvent, log_event
+from .events import EventKind, SessionEvent, report
 from .ids import fingerprint, is_well_formed, new_id, store_key
 from .limits import (
     MAX_COUNT_ATTEMPTS,
@@ -125,12 +125,7 @@ class SessionEngine:
         event = SessionEvent(
             kind, fingerprint(key) if key else None, user_id, reason, self.config.clock(), count
         )
-        log_event(event)
-        if self._on_event is not None:
-            try:
-                self._on_event(event)
-            except Exception:
-                logger.exception("the on_event handler failed on %s", event.describe())
+        report(event, self._on_event)
 
     # -- load --------------------------------------------------------------------------------
 

@@ -87,3 +87,17 @@ def log_event(event: SessionEvent) -> None:
     level = logging.WARNING if suspicious else logging.INFO
     if audit_logger.isEnabledFor(level):
         audit_logger.log(level, "%s", event.describe())
+
+
+_logger = logging.getLogger("coatcheck")
+
+
+def report(event: SessionEvent, handler: EventHandler | None) -> None:
+    """Log ``event`` on the audit logger and hand it to ``handler``; a failing handler is logged,
+    never raised (an audit hook must not fail a request)."""
+    log_event(event)
+    if handler is not None:
+        try:
+            handler(event)
+        except Exception:
+            _logger.exception("the on_event handler failed on %s", event.describe())

@@ -31,10 +31,14 @@ from django.utils.crypto import salted_hmac
 
 from ...config import ConfigError, SessionConfig
 from ...encryption import KeyRing
+from ...events import EventKind, SessionEvent, report
+from ...ids import fingerprint
 from ...stores import AsyncStore, Store, as_async, from_url
 
 DEFAULT_STORE_URL = "sqlite:///coatcheck-sessions.sqlite3"
-OPTIONS = frozenset({"hash_secret", "max_size", "absolute_timeout", "clock", "encryption_keys"})
+OPTIONS = frozenset(
+    {"hash_secret", "max_size", "absolute_timeout", "clock", "encryption_keys", "on_event"}
+)
 DJANGO_OWNS = {
     "cookie_name": "SESSION_COOKIE_NAME",
     "secure": "SESSION_COOKIE_SECURE",
@@ -69,6 +73,14 @@ class Backing:
     def sealed(self, blob: bytes, key: str) -> bytes:
         """What the store is given for ``blob``: the blob, or it encrypted at rest."""
         return blob if self.ring is None else self.ring.seal(blob, key)
+
+    def emit(
+        self, kind: EventKind, key: str | None, user_id: str | None, reason: str | None = None
+    ) -> None:
+        """Report a lifecycle step, as the engine does (audit log and ``on_event``)."""
+        at = self.config.clock()
+        event = SessionEvent(kind, fingerprint(key) if key else None, user_id, reason, at)
+        report(event, self.config.on_event)
 
     def opened(self, data: bytes, key: str) -> bytes:
         """The envelope a stored record holds (decrypted); ``codec.DecodeError`` if none."""

@@ -129,8 +129,20 @@ class SessionStore(SessionBase):  # type: ignore[misc]  # Django ships no type i
     def _load(self) -> Plan[dict[str, Any]]:
         key = self._store_key(self.session_key)
         record = None if key is None else (yield StoreCall("load", (key,)))
-        data = self._revive(record, backing().config.clock())
+        base = backing()
+        now = base.config.clock()
+        data = self._revive(record, now)
         if data is None:
+            if self.session_key is not None:  # a cookie that named no live session
+                user = record.user_id if record is not None else None
+                if key is None:
+                    base.emit("rejected", None, None, "malformed")
+                elif record is None:
+                    base.emit("rejected", key, None, "unknown")
+                elif record.expires_at <= now:
+                    base.emit("expired", key, user, "idle")
+                else:
+                    base.emit("rejected", key, user, "undecodable")
             self._forget_key()
             return {}
         return data
@@ -150,6 +162,9 @@ class SessionStore(SessionBase):  # type: ignore[misc]  # Django ships no type i
         key = self._store_key(session_key)
         if key is not None:
             yield StoreCall("delete", (key,))
+            mine = session_key == self.session_key
+            user = _user_of(self._session_cache) if mine and self._has_cache() else None
+            backing().emit("logged_out" if mine else "revoked", key, user)
         if session_key == self.session_key:
             self._stored = None
 
@@ -164,6 +179,7 @@ class SessionStore(SessionBase):  # type: ignore[misc]  # Django ships no type i
             if not (yield StoreCall("create", (record,))):
                 raise CreateError
             self._stored = times._replace(version=1)
+            backing().emit("created", key, _user_of(data))
             return
         stored = self._stored
         for _ in range(MAX_SAVE_ATTEMPTS):
@@ -191,8 +207,12 @@ class SessionStore(SessionBase):  # type: ignore[misc]  # Django ships no type i
             if (yield StoreCall("rotate", (old_key, record))):
                 self._session_key, self._stored = session_id, stored
                 self.modified = True  # so the middleware sends the new cookie
+                backing().emit("regenerated", record.key, _user_of(data))
                 return
         raise StoreError(f"rotate reported {MAX_CREATE_ATTEMPTS} collisions of fresh random IDs")
+
+    def _has_cache(self) -> bool:
+        return hasattr(self, "_session_cache")
 
     @staticmethod
     def _new_store_key(session_id: str) -> str:
