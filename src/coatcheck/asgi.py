@@ -132,9 +132,11 @@ class SessionMiddleware:
                     headers = message.get("headers", ())
                     private = private_headers(headers, session, set_cookie, NO_STORE)
                     added = self.session_headers(session, set_cookie)
-                    if private is not None or added:
-                        headers = [*(headers if private is None else private), *added]
-                        message = {**message, "headers": headers}
+                    if private is not None:
+                        private.extend(added)
+                        message = {**message, "headers": private}
+                    elif added:
+                        message = {**message, "headers": [*headers, *added]}
             await send(message)
 
         if problem is not None:

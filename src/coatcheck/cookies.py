@@ -105,9 +105,13 @@ def private_headers(
     if set_cookie is None and session._key is None:
         return None
     name = no_store[0]
-    own = [header for header in headers if header[0].lower() == name]
-    if own and set_cookie is None:
-        return None
-    kept = [header for header in headers if header[0].lower() != name] if own else list(headers)
-    kept.append(no_store)
-    return kept
+    for header in headers:
+        if header[0].lower() == name:  # the app chose its own
+            if set_cookie is None:
+                return None
+            kept = [h for h in headers if h[0].lower() != name]
+            kept.append(no_store)
+            return kept
+    extended = list(headers)
+    extended.append(no_store)
+    return extended
