@@ -10,6 +10,7 @@ from typing import Any
 import flask
 import pytest
 from flask.testing import FlaskClient
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from coatcheck.asgi import LIMITED_BODY
 from coatcheck.events import SessionEvent
@@ -138,6 +139,17 @@ def test_forwarded_for_is_believed_only_from_a_trusted_proxy(
     # A client that is not a proxy cannot claim the owner's address.
     forger = client_at(app, "198.51.100.9")
     assert read(forger, sid, **{"X-Forwarded-For": "203.0.113.5"}).get_json()["data"] == {}
+
+
+def test_behind_proxyfix_the_rewritten_remote_addr_is_the_client(
+    store: MemoryStore, clock: FakeClock
+) -> None:
+    app = make_app(store, clock, COATCHECK_BIND_TO=("network",))
+    app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1)  # type: ignore[method-assign]
+    proxy = client_at(app, "10.0.0.2")
+    sid = start(proxy, **{"X-Forwarded-For": "203.0.113.5"})
+    assert read(proxy, sid, **{"X-Forwarded-For": "203.0.113.77"}).get_json()["data"] == {"a": "1"}
+    assert read(proxy, sid, **{"X-Forwarded-For": "198.51.100.5"}).get_json()["data"] == {}
 
 
 def test_forged_forwarded_for_does_not_escape_the_guessing_throttle(
