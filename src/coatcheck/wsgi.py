@@ -74,10 +74,14 @@ class SessionMiddleware:
         header = environ.get("HTTP_COOKIE")
         cookie_value = find_cookie(header, self._cookie_name) if header else None
         if cookie_value is None:
-            fresh_client = partial(_client, environ, engine) if engine.fresh_needs_client else None
+            fresh_client = (
+                partial(client_of_environ, environ, engine) if engine.fresh_needs_client else None
+            )
             session = engine.fresh(fresh_client)
         else:
-            client = partial(_client, environ, engine) if engine.load_needs_client else None
+            client = (
+                partial(client_of_environ, environ, engine) if engine.load_needs_client else None
+            )
             try:
                 session = run(engine.load(cookie_value, client), store)
             except (StoreError, LimitExceeded) as exc:
@@ -150,7 +154,7 @@ class SessionMiddleware:
         return [body]
 
 
-def _client(environ: dict[str, Any], engine: SessionEngine) -> Client:
+def client_of_environ(environ: dict[str, Any], engine: SessionEngine) -> Client:
     """The request's client, for session binding (X-Forwarded-For from trusted proxies)."""
     address = client_address(
         environ.get("REMOTE_ADDR"),

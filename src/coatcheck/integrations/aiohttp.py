@@ -5,6 +5,14 @@ handler and commits it as the response starts (for a streamed response or a webs
 through ``app.on_response_prepare``), adding its ``Set-Cookie`` to that response. When the store
 fails the request gets a 503, never a 500 or a response without its session.
 
+Sessions can be bound to their client and new or unknown sessions rate-limited per client, with
+the options of the core middleware (``bind_to``, ``binding_action``, ``trusted_proxies``,
+``max_creations_per_client``, ``max_rejections_per_client``, ``max_creations``,
+``max_sessions_per_user``, ``session_limit_policy``, ``limit_window``). The client is
+``request.remote`` (the connection's peer), or the ``X-Forwarded-For`` it relays when it is one
+of the ``trusted_proxies``, and the ``User-Agent``. A request over a limit gets a 429 (a login
+refused by ``max_sessions_per_user``, a 403) with ``Retry-After``.
+
 Unsafe requests (POST, PUT, PATCH, DELETE) are checked against CSRF before the handler runs,
 with :mod:`coatcheck.csrf` and the options of the core middleware (``csrf="origin"`` by default,
 ``"token"`` or ``"off"``; ``csrf_header``, ``csrf_field``, ``csrf_exempt``,
@@ -38,15 +46,18 @@ Behind a storage, each of those would be fought for against the other library.
 from __future__ import annotations
 
 import logging
+from functools import partial
 from typing import TYPE_CHECKING, ClassVar
 
 from aiohttp import hdrs, web
 
 from .. import csrf
-from ..asgi import UNAVAILABLE_BODY
+from ..asgi import LIMITED_BODY, UNAVAILABLE_BODY
+from ..clients import Client, client_address
 from ..config import SessionConfig
 from ..cookies import find_cookie
 from ..engine import SessionEngine, run_async
+from ..limits import LimitExceeded
 from ..session import Session
 from ..stores.base import AsyncStore, Store, StoreError, as_async
 
@@ -151,14 +162,17 @@ class SessionMiddleware:
         app.on_response_prepare.append(self._on_response_prepare)
 
     async def __call__(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        engine = self.engine
         cookie_value = self._cookie(request)
+        wanted = engine.fresh_needs_client if cookie_value is None else engine.load_needs_client
+        client = partial(self._client, request) if wanted else None
         if cookie_value is None:
-            session = self.engine.fresh()
+            session = engine.fresh(client)
         else:
             try:
-                session = await run_async(self.engine.load(cookie_value), self.store)
-            except StoreError as exc:
-                return self._unavailable(exc)
+                session = await run_async(engine.load(cookie_value, client), self.store)
+            except (StoreError, LimitExceeded) as exc:
+                return self._refusal(exc)
         exchange = _Exchange(session)
         request[SESSION_KEY] = session
         request[_EXCHANGE_KEY] = exchange
@@ -176,10 +190,10 @@ class SessionMiddleware:
             else:
                 await self._start(exchange, response)
             return response
-        except StoreError as exc:
+        except (StoreError, LimitExceeded) as exc:
             if exchange.started:  # the response is on its way: too late for a 503
                 raise
-            return self._unavailable(exc, exchange.failed)
+            return self._refusal(exc, exchange.failed)
         finally:
             exchange.closed = True
 
@@ -219,8 +233,8 @@ class SessionMiddleware:
         if exchange is not None and not exchange.closed:
             try:
                 await self._start(exchange, response)
-            except StoreError:
-                exchange.failed = response  # its headers never go: the 503 takes its place
+            except (StoreError, LimitExceeded):
+                exchange.failed = response  # its headers never go: the refusal takes its place
                 raise
 
     async def _start(self, exchange: _Exchange, response: web.StreamResponse) -> None:
@@ -236,7 +250,7 @@ class SessionMiddleware:
         """Store changes made after the headers went (streaming, websockets); no cookie now."""
         try:
             set_cookie = await run_async(self.engine.commit(exchange.session), self.store)
-        except StoreError as exc:
+        except (StoreError, LimitExceeded) as exc:
             logger.error("could not store a session after its response started: %s", exc)
             return
         if set_cookie is not None and not exchange.started:
@@ -251,18 +265,33 @@ class SessionMiddleware:
             return None
         return find_cookie("; ".join(headers), self._cookie_name)
 
-    def _unavailable(
-        self, exc: StoreError, replaces: web.StreamResponse | None = None
+    def _client(self, request: web.BaseRequest) -> Client:
+        """The request's client, for binding and per-client limits (``X-Forwarded-For`` only
+        from ``trusted_proxies``)."""
+        address = client_address(
+            request.remote,
+            request.headers.get(hdrs.X_FORWARDED_FOR),
+            self.engine.config.trusted_proxies,
+        )
+        return Client(address, request.headers.get(hdrs.USER_AGENT))
+
+    def _refusal(
+        self, exc: StoreError | LimitExceeded, replaces: web.StreamResponse | None = None
     ) -> web.Response:
-        """The 503; when it ``replaces`` a response that began preparing (a stream whose commit
+        """The answer instead of the handler's: 503 when the store failed, 429 (or 403) over a
+        limit. When it ``replaces`` a response that began preparing (a stream whose commit
         failed), it is framed as that one was, since the connection's writer already is."""
-        logger.error("session store failed: %s", exc)
+        if isinstance(exc, LimitExceeded):
+            status, body, retry = exc.status, LIMITED_BODY, exc.retry_after
+        else:
+            logger.error("session store failed: %s", exc)
+            status, body, retry = self.unavailable_status, UNAVAILABLE_BODY, 5
         response = web.Response(
-            status=self.unavailable_status,
-            body=UNAVAILABLE_BODY,
+            status=status,
+            body=body,
             content_type="text/plain",
             charset="utf-8",
-            headers={hdrs.RETRY_AFTER: "5", hdrs.CACHE_CONTROL: "no-store"},
+            headers={hdrs.RETRY_AFTER: str(retry), hdrs.CACHE_CONTROL: "no-store"},
         )
         if replaces is not None:
             if replaces.chunked or replaces.content_length is None:

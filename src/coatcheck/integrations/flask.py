@@ -16,6 +16,14 @@ Configuration comes from ``app.config``, read when ``init_app`` runs unless note
   timeout), ``COATCHECK_MAX_SIZE``, ``COATCHECK_HASH_SECRET`` as in
   :class:`~coatcheck.config.SessionConfig`. ``COATCHECK_FLASK_LOGIN`` (True) hooks Flask-Login.
   ``COATCHECK_ON_EVENT``: called with every :class:`~coatcheck.events.SessionEvent`.
+- Binding and limits, as in :class:`~coatcheck.config.SessionConfig`: ``COATCHECK_BIND_TO``,
+  ``COATCHECK_BINDING_ACTION``, ``COATCHECK_IPV4_PREFIX``, ``COATCHECK_IPV6_PREFIX``,
+  ``COATCHECK_TRUSTED_PROXIES`` (whose ``X-Forwarded-For`` is believed: the client's address is
+  read from the WSGI ``REMOTE_ADDR`` and that header, whether or not the app uses ProxyFix),
+  ``COATCHECK_MAX_CREATIONS_PER_CLIENT``, ``COATCHECK_MAX_REJECTIONS_PER_CLIENT``,
+  ``COATCHECK_MAX_CREATIONS``, ``COATCHECK_MAX_SESSIONS_PER_USER``,
+  ``COATCHECK_SESSION_LIMIT_POLICY`` and ``COATCHECK_LIMIT_WINDOW``. A request over a limit gets
+  :class:`SessionLimited` (429, or 403 for a login refused by ``max_sessions_per_user``).
 - CSRF, checked by a ``before_request`` on unsafe methods (POST, PUT, PATCH, DELETE) with
   :mod:`coatcheck.csrf`, as the core middleware checks them: ``COATCHECK_CSRF`` (``"origin"``:
   refuse what the browser marks cross-site; ``"token"``: also require the session's token;
@@ -30,6 +38,7 @@ Configuration comes from ``app.config``, read when ``init_app`` runs unless note
 
 Values may be anything Flask's own cookie session stores (tuples, bytes, datetimes, UUIDs,
 Markup, nested JSON): they are stored with Flask's tagged JSON. A store failure gives a 503.
+Neither gives a 500, whether it happens as the session is loaded or as it is committed.
 
 >>> import flask
 >>> from coatcheck.stores import MemoryStore
@@ -54,6 +63,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 import flask
@@ -61,22 +71,26 @@ from flask.json.tag import TaggedJSONSerializer
 from flask.sessions import NullSession, SessionInterface, SessionMixin, session_json_serializer
 from flask.wrappers import Request, Response
 from werkzeug.datastructures import Headers
-from werkzeug.exceptions import Forbidden, ServiceUnavailable
+from werkzeug.exceptions import Forbidden, HTTPException, ServiceUnavailable, TooManyRequests
 from werkzeug.http import dump_cookie
 
 from .. import csrf
-from ..asgi import UNAVAILABLE_BODY
+from ..asgi import LIMITED_BODY, UNAVAILABLE_BODY
 from ..config import SessionConfig
 from ..cookies import CookieWriter, find_cookie
 from ..engine import SessionEngine, run
+from ..limits import LimitExceeded
 from ..session import Session as CoatcheckSession
 from ..stores import SQLiteStore, Store, StoreError, from_url
+from ..wsgi import client_of_environ
 
 __all__ = [
     "CoatcheckSessionInterface",
     "CsrfRefused",
     "FlaskSession",
     "Session",
+    "SessionLimitRefused",
+    "SessionLimited",
     "SessionStoreUnavailable",
     "csrf_token",
     "current_session",
@@ -89,9 +103,9 @@ PERMANENT_KEY = "_permanent"
 default, so an anonymous visitor never gets a session for it)."""
 DEFAULT_TOUCH_INTERVAL = 60.0
 DEFAULT_ABSOLUTE_TIMEOUT = 12 * 60 * 60.0
-UNAVAILABLE_KEY = "coatcheck.unavailable"
-"""Set in the WSGI environ when the session could not be loaded (read without touching the
-session, which would mark it accessed)."""
+REFUSAL_KEY = "coatcheck.refusal"
+"""Set in the WSGI environ, to the answer the request gets, when its session could not be loaded
+(read without touching the session, which would mark it accessed)."""
 SQLITE_FILE = "coatcheck-sessions.db"
 """The default store: this file in the app's instance folder."""
 OPTION_KEYS = {
@@ -101,6 +115,17 @@ OPTION_KEYS = {
     "csrf_field": "COATCHECK_CSRF_FIELD",
     "csrf_exempt": "COATCHECK_CSRF_EXEMPT",
     "trusted_origins": "COATCHECK_TRUSTED_ORIGINS",
+    "bind_to": "COATCHECK_BIND_TO",
+    "binding_action": "COATCHECK_BINDING_ACTION",
+    "ipv4_prefix": "COATCHECK_IPV4_PREFIX",
+    "ipv6_prefix": "COATCHECK_IPV6_PREFIX",
+    "trusted_proxies": "COATCHECK_TRUSTED_PROXIES",
+    "max_creations_per_client": "COATCHECK_MAX_CREATIONS_PER_CLIENT",
+    "max_rejections_per_client": "COATCHECK_MAX_REJECTIONS_PER_CLIENT",
+    "max_creations": "COATCHECK_MAX_CREATIONS",
+    "max_sessions_per_user": "COATCHECK_MAX_SESSIONS_PER_USER",
+    "session_limit_policy": "COATCHECK_SESSION_LIMIT_POLICY",
+    "limit_window": "COATCHECK_LIMIT_WINDOW",
 }
 """coatcheck options read as they are from ``app.config`` (defaults: those of SessionConfig)."""
 
@@ -119,6 +144,45 @@ class SessionStoreUnavailable(ServiceUnavailable):
             ("Retry-After", "5"),
             ("Cache-Control", "no-store"),
         ]
+
+
+class _OverLimit(HTTPException):
+    """What the answers to a request over a session limit share: the core middleware's body and
+    a ``Retry-After``."""
+
+    description = LIMITED_BODY.decode()
+
+    def __init__(self, exceeded: LimitExceeded) -> None:
+        super().__init__()
+        self.exceeded = exceeded
+        """The engine's :class:`~coatcheck.limits.LimitExceeded` (``reason``, ``retry_after``)."""
+
+    def get_body(self, *args: Any, **kwargs: Any) -> str:
+        return self.description
+
+    def get_headers(self, *args: Any, **kwargs: Any) -> list[tuple[str, str]]:
+        return [
+            ("Content-Type", "text/plain; charset=utf-8"),
+            ("Retry-After", str(self.exceeded.retry_after)),
+            ("Cache-Control", "no-store"),
+        ]
+
+
+class SessionLimited(_OverLimit, TooManyRequests):
+    """The 429 a request gets over a rate limit (new sessions, or cookies naming none, per
+    client or overall); ``@app.errorhandler(429)`` applies."""
+
+
+class SessionLimitRefused(_OverLimit, Forbidden):
+    """The 403 a login gets past ``max_sessions_per_user`` under the ``"refuse"`` policy."""
+
+
+def _refusal(exc: StoreError | LimitExceeded) -> HTTPException:
+    """The answer instead of the app's: 503 when the store failed, 429 (or 403) over a limit."""
+    if isinstance(exc, StoreError):
+        logger.error("session store failed: %s", exc)
+        return SessionStoreUnavailable()
+    return SessionLimitRefused(exc) if exc.status == 403 else SessionLimited(exc)
 
 
 class CsrfRefused(Forbidden):
@@ -140,10 +204,12 @@ class CsrfRefused(Forbidden):
 
 class UnavailableSession(NullSession):
     """The session of a request whose session could not be loaded: it reads as empty and refuses
-    writes; the request is answered with :class:`SessionStoreUnavailable` before any view runs."""
+    writes; the request is answered (:class:`SessionStoreUnavailable`, :class:`SessionLimited`)
+    before any view runs."""
 
     def _fail(self, *args: Any, **kwargs: Any) -> Any:
-        raise SessionStoreUnavailable()
+        refusal = flask.request.environ.get(REFUSAL_KEY) if flask.has_request_context() else None
+        raise refusal if isinstance(refusal, HTTPException) else SessionStoreUnavailable()
 
     __setitem__ = __delitem__ = clear = pop = popitem = update = setdefault = _fail
 
@@ -208,6 +274,12 @@ class FlaskSession(SessionMixin):
     def user_id(self) -> str | None:
         """The user the session is bound to by :meth:`login`, or None."""
         return self.coatcheck.user_id
+
+    @property
+    def flagged(self) -> bool:
+        """Whether this request's client differs from the one the session is bound to (only
+        with ``COATCHECK_BIND_TO`` and ``COATCHECK_BINDING_ACTION = "flag"``)."""
+        return self.coatcheck.flagged
 
     def regenerate(self) -> None:
         """Give the session a new ID when the response is sent (the data stays)."""
@@ -352,16 +424,19 @@ class CoatcheckSessionInterface(SessionInterface):
         default_permanent = bool(app.config.get("SESSION_PERMANENT", True))
         header = request.headers.get("Cookie")
         value = find_cookie(header, self.get_cookie_name(app)) if header else None
-        engine = self.engines[True]
+        engine = self.engines[True]  # both engines want the same of a client
+        wanted = engine.fresh_needs_client if value is None else engine.load_needs_client
+        # Found only if binding or a limit asks (REMOTE_ADDR as the server saw it, and the raw
+        # X-Forwarded-For judged against COATCHECK_TRUSTED_PROXIES, with or without ProxyFix).
+        client = partial(client_of_environ, request.environ, engine) if wanted else None
         if value is None:
-            session = engine.fresh()
+            session = engine.fresh(client)
         else:
             try:
-                session = run(engine.load(value), self.store)
-            except StoreError as exc:
-                logger.error("session store failed: %s", exc)
-                request.environ[UNAVAILABLE_KEY] = True
-                return None  # Flask makes an UnavailableSession; the request gets a 503
+                session = run(engine.load(value, client), self.store)
+            except (StoreError, LimitExceeded) as exc:
+                request.environ[REFUSAL_KEY] = _refusal(exc)
+                return None  # Flask makes an UnavailableSession; the request gets the refusal
         return FlaskSession(session, self.serializer, default_permanent, value)
 
     def save_session(self, app: flask.Flask, session: SessionMixin, response: Response) -> None:
@@ -373,9 +448,8 @@ class CoatcheckSessionInterface(SessionInterface):
         engine = self.engines[session.permanent]
         try:
             set_cookie = run(engine.commit(session.coatcheck), self.store)
-        except StoreError as exc:
-            logger.error("session store failed: %s", exc)
-            _become_unavailable(response)
+        except (StoreError, LimitExceeded) as exc:
+            _become(response, _refusal(exc))
             return
         if set_cookie is None and self._resends(app, session):
             set_cookie = self._refreshed_cookie(engine, session)
@@ -403,22 +477,23 @@ class CoatcheckSessionInterface(SessionInterface):
             session.regenerate()
 
 
-def _become_unavailable(response: Response) -> None:
-    """Turn the application's response into the 503 (its body closed, its headers dropped)."""
+def _become(response: Response, refusal: HTTPException) -> None:
+    """Turn the application's response into ``refusal`` (its body closed, its headers dropped)."""
     close = getattr(response.response, "close", None)
     if close is not None:
         close()
-    unavailable = SessionStoreUnavailable()
-    response.status_code = unavailable.code
-    response.headers = Headers(unavailable.get_headers())
+    assert refusal.code is not None
+    response.status_code = refusal.code
+    response.headers = Headers(refusal.get_headers())
     response.direct_passthrough = False
-    response.set_data(UNAVAILABLE_BODY)
+    response.set_data(refusal.get_body())
 
 
 def _refuse_unavailable() -> None:
-    """Answer 503 before any view runs when the session could not be loaded."""
-    if flask.request.environ.get(UNAVAILABLE_KEY):
-        raise SessionStoreUnavailable()
+    """Answer (503, 429 or 403) before any view runs when the session could not be loaded."""
+    refusal = flask.request.environ.get(REFUSAL_KEY)
+    if refusal is not None:
+        raise refusal
 
 
 def _check_csrf() -> None:
