@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 from urllib.parse import urlsplit
 
+import aiohttp
 import pytest
 import pytest_asyncio
 import redis
@@ -257,6 +258,20 @@ class TestResponses:
             await ws.send_str("hello")
             assert await ws.receive_json() == {"a": 1, "opened": True, "ws": "hello"}
         assert await data(client, sid) == {"a": 1, "opened": True, "ws": "hello"}
+
+    async def test_a_websocket_from_another_site_is_refused_at_the_handshake(
+        self, client: Client
+    ) -> None:
+        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+            await client.ws_connect("/ws", headers={"Origin": "https://evil.example"})
+        assert refused.value.status == 403
+        host = client.make_url("/").host
+        port = client.make_url("/").port
+        async with client.ws_connect(
+            "/ws", headers={"Origin": f"http://{host}:{port}"}
+        ) as ws:  # the site itself
+            await ws.send_str("hi")
+            assert (await ws.receive_json())["ws"] == "hi"
 
     async def test_a_websocket_without_a_session_gets_one_at_the_handshake(
         self, client: Client

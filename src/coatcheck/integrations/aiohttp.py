@@ -200,20 +200,28 @@ class SessionMiddleware:
     async def _csrf_refusal(self, request: web.Request, session: Session) -> web.Response | None:
         """The 403 for an unsafe request that fails the CSRF check; None when it passes."""
         config = self.engine.config
-        if not csrf.applies(config, request.method, request.path):
-            return None
         headers = request.headers
-        submitted = headers.get(config.csrf_header)
-        if csrf.wants_form(config, submitted, headers.get(hdrs.CONTENT_TYPE)):
-            submitted = await _form_field(request, config.csrf_field)
-        problem = csrf.verdict(
-            config,
-            session,
-            sec_fetch_site=headers.get("Sec-Fetch-Site"),
-            origin=headers.get(hdrs.ORIGIN),
-            host=headers.get(hdrs.HOST),
-            submitted=submitted,
-        )
+        if _is_websocket_handshake(request) and config.csrf != "off":
+            # Cross-site WebSocket hijacking: browsers always send Origin on a handshake.
+            if any(request.path.startswith(prefix) for prefix in config.csrf_exempt):
+                return None
+            problem = csrf.origin_problem(
+                None, headers.get(hdrs.ORIGIN), headers.get(hdrs.HOST), config.trusted_origins
+            )
+        elif not csrf.applies(config, request.method, request.path):
+            return None
+        else:
+            submitted = headers.get(config.csrf_header)
+            if csrf.wants_form(config, submitted, headers.get(hdrs.CONTENT_TYPE)):
+                submitted = await _form_field(request, config.csrf_field)
+            problem = csrf.verdict(
+                config,
+                session,
+                sec_fetch_site=headers.get("Sec-Fetch-Site"),
+                origin=headers.get(hdrs.ORIGIN),
+                host=headers.get(hdrs.HOST),
+                submitted=submitted,
+            )
         if problem is None:
             return None
         self.engine.emit("rejected", session._key, session.user_id, f"csrf: {problem}")
@@ -299,6 +307,10 @@ class SessionMiddleware:
             if replaces.compression:
                 response.enable_compression()
         return response
+
+
+def _is_websocket_handshake(request: web.Request) -> bool:
+    return request.method == "GET" and request.headers.get(hdrs.UPGRADE, "").lower() == "websocket"
 
 
 async def _form_field(request: web.Request, field: str) -> str | None:
