@@ -20,7 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -223,6 +223,33 @@ def _wait_until_accepting(port: int, process: subprocess.Popen[bytes], log: Path
 
 
 @contextlib.contextmanager
+def serve_process(command: Callable[[int], list[str]], env: dict[str, str]) -> Iterator[str]:
+    """Run ``command(port)`` on a free local port, pinned like every benchmark server, with
+    ``env`` added to the environment; yield its base URL; stop it after."""
+    with tempfile.TemporaryDirectory(prefix="coatcheck-bench-") as scratch:
+        port = _free_port()
+        log = Path(scratch) / "server.log"
+        with log.open("wb") as output:
+            process = subprocess.Popen(
+                [*SERVER_PREFIX, *command(port)],
+                cwd=ROOT,
+                env={**os.environ, **env},
+                stdout=output,
+                stderr=subprocess.STDOUT,
+            )
+        try:
+            _wait_until_accepting(port, process, log)
+            yield f"http://{HOST}:{port}"
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+@contextlib.contextmanager
 def serve(
     variant: str,
     flags: list[str],
@@ -235,27 +262,15 @@ def serve(
     environment (:data:`apps.APP_ENV`), with ``env`` added to it.
     """
     with tempfile.TemporaryDirectory(prefix="coatcheck-bench-") as scratch:
-        port = _free_port()
-        env = {**os.environ, **(env or {}), apps.APP_ENV: variant}
-        env[apps.SQLITE_ENV] = str(Path(scratch) / "sessions.db")
-        command = [*SERVER_PREFIX, sys.executable, "-m", "uvicorn"]
-        command += ["--factory", factory]
-        command += ["--host", HOST, "--port", str(port), *flags]
-        log = Path(scratch) / "server.log"
-        with log.open("wb") as output:
-            process = subprocess.Popen(
-                command, cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT
-            )
-        try:
-            _wait_until_accepting(port, process, log)
-            yield f"http://{HOST}:{port}"
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        variables = {**(env or {}), apps.APP_ENV: variant}
+        variables[apps.SQLITE_ENV] = str(Path(scratch) / "sessions.db")
+
+        def command(port: int) -> list[str]:
+            uvicorn = [sys.executable, "-m", "uvicorn", "--factory", factory]
+            return [*uvicorn, "--host", HOST, "--port", str(port), *flags]
+
+        with serve_process(command, variables) as url:
+            yield url
 
 
 def session_cookie(variant: str, base_url: str) -> str:

@@ -12,10 +12,9 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,14 +24,11 @@ from .. import apps
 from ..http_load import (
     HOST,
     PLACEMENT,
-    ROOT,
     SCENARIOS,
-    SERVER_PREFIX,
     LoadSettings,
     Scenario,
-    _free_port,
     _range,
-    _wait_until_accepting,
+    serve_process,
     session_cookie,
     wrk,
 )
@@ -49,11 +45,13 @@ def run_prefix() -> str:
     return f"coatcheck-bench-{secrets.token_hex(4)}"
 
 
-def forget(prefix: str) -> None:
-    """Delete every Redis key a run made (all begin with its prefix)."""
+def forget(prefix: str, *, anywhere: bool = False) -> None:
+    """Delete every Redis key a run made: those beginning with its prefix (or, ``anywhere``,
+    holding it, for libraries that put their own text first)."""
     client = redis.Redis.from_url(REDIS_URL)
     try:
-        names = list(client.scan_iter(match=prefix + "*", count=1000))
+        pattern = f"*{prefix}*" if anywhere else f"{prefix}*"
+        names = list(client.scan_iter(match=pattern, count=1000))
         for start in range(0, len(names), 1000):
             client.delete(*names[start : start + 1000])
     finally:
@@ -120,32 +118,6 @@ bare-bracketed runs as in section 1 (ratios are to the same framework's bare app
 """
 
 
-@contextlib.contextmanager
-def serve(command: Callable[[int], list[str]], env: dict[str, str]) -> Iterator[str]:
-    """Run ``command(port)`` (pinned like section 1's servers); yield its base URL; stop it."""
-    with tempfile.TemporaryDirectory(prefix="coatcheck-bench-") as scratch:
-        port = _free_port()
-        log = Path(scratch) / "server.log"
-        with log.open("wb") as output:
-            process = subprocess.Popen(
-                [*SERVER_PREFIX, *command(port)],
-                cwd=ROOT,
-                env={**os.environ, **env},
-                stdout=output,
-                stderr=subprocess.STDOUT,
-            )
-        try:
-            _wait_until_accepting(port, process, log)
-            yield f"http://{HOST}:{port}"
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
-
 WRITERS = 128
 """Sessions the writing scenario spreads its requests over (several per wrk connection)."""
 
@@ -185,7 +157,9 @@ def measure(
     contenders = names[1:]
     with contextlib.ExitStack() as servers:
         base_urls = {
-            name: servers.enter_context(serve(command, {VARIANT_ENV: name, PREFIX_ENV: prefix}))
+            name: servers.enter_context(
+                serve_process(command, {VARIANT_ENV: name, PREFIX_ENV: prefix})
+            )
             for name in names
         }
         cookies = {name: session_cookie(name, base_urls[name]) for name in names}

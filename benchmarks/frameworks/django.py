@@ -10,36 +10,26 @@ engine is the ratio of those two medians.
 from __future__ import annotations
 
 import contextlib
-import os
-import subprocess
 import sys
-import tempfile
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 
-import httpx
-import redis
-
-from ..apps import READ_BODY
+from .. import apps
 from ..http_load import (
-    BARE_COOKIE,
     HOST,
     PLACEMENT,
-    ROOT,
     SCENARIOS,
-    SERVER_PREFIX,
     LoadSettings,
     Scenario,
-    _free_port,
     _range,
-    _wait_until_accepting,
+    serve_process,
+    session_cookie,
     wrk,
 )
 from ..report import Target, median, table
 from . import FrameworkResult
+from .brackets import REDIS_URL, forget
 
-BARE = "django-bare"
+BARE = apps.BARE
 COATCHECK = "coatcheck-redis"
 DJANGO_CACHE = "django-cache-redis"
 VARIANTS = (BARE, COATCHECK, DJANGO_CACHE)
@@ -55,7 +45,6 @@ REDIS_ENV = "COATCHECK_BENCH_REDIS"
 PREFIX_ENV = "COATCHECK_BENCH_PREFIX"
 
 TITLE = "Django: coatcheck vs Django's cache session engine, both on Redis"
-REDIS_URL = os.environ.get(REDIS_ENV, "redis://127.0.0.1:6379/0")
 CONTENDERS = (COATCHECK, DJANGO_CACHE)
 TARGET_VS_CACHE = 0.90
 """coatcheck should be within 10 % of Django's cache engine (or ahead of it) when a session is
@@ -63,53 +52,15 @@ read or written (anonymous requests run the same code in both)."""
 GUNICORN_FLAGS = ["--workers", "1", "--worker-class", "sync", "--log-level", "warning"]
 
 
-@contextlib.contextmanager
-def serve(variant: str, prefix: str) -> Iterator[str]:
+def serve(variant: str, prefix: str) -> contextlib.AbstractContextManager[str]:
     """Run ``variant`` under gunicorn on a free local port; yield its base URL; stop it after."""
-    with tempfile.TemporaryDirectory(prefix="coatcheck-bench-django-") as scratch:
-        port = _free_port()
-        env = {**os.environ, VARIANT_ENV: variant, REDIS_ENV: REDIS_URL, PREFIX_ENV: prefix}
-        command = [*SERVER_PREFIX, sys.executable, "-m", "gunicorn", *GUNICORN_FLAGS]
-        command += ["--bind", f"{HOST}:{port}", "benchmarks.frameworks.django_app:application"]
-        log = Path(scratch) / "server.log"
-        with log.open("wb") as output:
-            process = subprocess.Popen(
-                command, cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT
-            )
-        try:
-            _wait_until_accepting(port, process, log)
-            yield f"http://{HOST}:{port}"
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
 
+    def command(port: int) -> list[str]:
+        gunicorn = [sys.executable, "-m", "gunicorn", *GUNICORN_FLAGS, "--bind", f"{HOST}:{port}"]
+        return [*gunicorn, "benchmarks.frameworks.django_app:application"]
 
-def session_cookie(variant: str, base_url: str) -> str:
-    """Create a session with ``GET /setup``; return the ``Cookie`` header that names it."""
-    if variant == BARE:
-        return BARE_COOKIE
-    with httpx.Client(base_url=base_url) as client:
-        response = client.get("/setup")
-        response.raise_for_status()
-        cookie = response.headers["set-cookie"].partition(";")[0]
-        check = client.get("/read", headers={"Cookie": cookie})
-        if check.text != READ_BODY:
-            raise RuntimeError(f"{variant}: the session cookie was not honoured: {check.text!r}")
-    return cookie
-
-
-def _forget(prefix: str) -> None:
-    """Delete this run's keys from the shared Redis (never the others')."""
-    client = redis.Redis.from_url(REDIS_URL)
-    try:
-        for name in client.scan_iter(match=f"*{prefix}*", count=1000):
-            client.delete(name)
-    finally:
-        client.close()
+    env = {VARIANT_ENV: variant, REDIS_ENV: REDIS_URL, PREFIX_ENV: prefix}
+    return serve_process(command, env)
 
 
 def measure(settings: LoadSettings) -> FrameworkResult:
@@ -146,7 +97,7 @@ def measure(settings: LoadSettings) -> FrameworkResult:
                         before = after
                 print(f"  Django round {round_number + 1}/{settings.rounds} done", flush=True)
     finally:
-        _forget(prefix)
+        forget(prefix, anywhere=True)  # Django puts its cache key prefix first
     return _result(settings, runs, ratios)
 
 

@@ -9,33 +9,24 @@ over Flask-Session's in the same seconds, and the reported ratio is the median o
 from __future__ import annotations
 
 import contextlib
-import os
-import subprocess
 import sys
-import tempfile
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
-
-import redis
 
 from ..apps import APP_ENV
 from ..http_load import (
     HOST,
     PLACEMENT,
-    ROOT,
     SCENARIOS,
-    SERVER_PREFIX,
     LoadSettings,
     Scenario,
-    _free_port,
     _range,
-    _wait_until_accepting,
+    serve_process,
     session_cookie,
     wrk,
 )
 from ..report import Target, median, table
 from . import FrameworkResult
+from .brackets import REDIS_URL, forget
 from .flask_apps import (
     COATCHECK,
     DESCRIPTIONS,
@@ -45,46 +36,19 @@ from .flask_apps import (
 )
 
 TITLE = "Flask: coatcheck against Flask-Session, both on Redis"
-REDIS_URL = os.environ.get("COATCHECK_TEST_REDIS", "redis://127.0.0.1:6379/0")
 GUNICORN_FLAGS = ["--workers", "1", "--worker-class", "sync", "--log-level", "warning"]
 TARGETS = {"anonymous": 0.95, "read-only": 1.0, "writing": 1.0}
 """coatcheck's requests over Flask-Session's that each scenario should reach."""
 
 
-@contextlib.contextmanager
-def serve(variant: str, prefix: str) -> Iterator[str]:
+def serve(variant: str, prefix: str) -> contextlib.AbstractContextManager[str]:
     """Run ``variant`` under gunicorn on a free local port; yield its base URL; stop it after."""
-    with tempfile.TemporaryDirectory(prefix="coatcheck-bench-flask-") as scratch:
-        port = _free_port()
-        env = {**os.environ, APP_ENV: variant, REDIS_ENV: REDIS_URL, PREFIX_ENV: prefix}
-        command = [*SERVER_PREFIX, sys.executable, "-m", "gunicorn", *GUNICORN_FLAGS]
-        command += ["--bind", f"{HOST}:{port}", "benchmarks.frameworks.flask_apps:from_env()"]
-        log = Path(scratch) / "server.log"
-        with log.open("wb") as output:
-            process = subprocess.Popen(
-                command, cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT
-            )
-        try:
-            _wait_until_accepting(port, process, log)
-            yield f"http://{HOST}:{port}"
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
 
+    def command(port: int) -> list[str]:
+        gunicorn = [sys.executable, "-m", "gunicorn", *GUNICORN_FLAGS, "--bind", f"{HOST}:{port}"]
+        return [*gunicorn, "benchmarks.frameworks.flask_apps:from_env()"]
 
-def _forget(prefix: str) -> None:
-    """Delete the benchmark's keys (only those under its own prefix)."""
-    client = redis.Redis.from_url(REDIS_URL)
-    try:
-        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
-        if keys:
-            client.delete(*keys)
-    finally:
-        client.close()
+    return serve_process(command, {APP_ENV: variant, REDIS_ENV: REDIS_URL, PREFIX_ENV: prefix})
 
 
 def measure(settings: LoadSettings) -> FrameworkResult:
@@ -120,7 +84,7 @@ def measure(settings: LoadSettings) -> FrameworkResult:
                     ratios[scenario.name].append(ours / theirs)
                 print(f"  Flask round {round_number + 1}/{settings.rounds} done", flush=True)
     finally:
-        _forget(prefix)
+        forget(prefix)
     return FrameworkResult(_markdown(settings, runs, ratios), _targets(ratios))
 
 

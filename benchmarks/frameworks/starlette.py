@@ -20,7 +20,6 @@ import secrets
 import tempfile
 from pathlib import Path
 
-import redis
 from redis.asyncio import Redis
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -35,6 +34,7 @@ from .. import apps, http_load
 from ..http_load import SCENARIOS, LoadSettings, Scenario, _range
 from ..report import Target, median, table
 from . import FrameworkResult
+from .brackets import REDIS_URL, forget
 
 TITLE = "Starlette and FastAPI: coatcheck against starsessions, both on Redis"
 
@@ -54,7 +54,6 @@ DESCRIPTIONS = {
 FACTORY = "benchmarks.frameworks.starlette:from_env"
 REDIS_ENV = "COATCHECK_BENCH_REDIS"
 PREFIX_ENV = "COATCHECK_BENCH_PREFIX"
-REDIS_URL = os.environ.get(REDIS_ENV, "redis://127.0.0.1:6379/0")
 
 SESSIONS = 64
 """Sessions each app's cookie scenarios take in turn, so that concurrent requests (wrk's
@@ -115,16 +114,6 @@ def _rotation(variant: str, base_url: str, folder: Path) -> Path:
     return script
 
 
-def _delete_keys(prefix: str) -> None:
-    client = redis.Redis.from_url(REDIS_URL)
-    try:
-        names = list(client.scan_iter(match=prefix + "*"))
-        if names:
-            client.delete(*names)
-    finally:
-        client.close()
-
-
 def measure(settings: LoadSettings) -> FrameworkResult:
     """Every app through every scenario, each contender's runs bracketed by bare Starlette's."""
     flags, server = http_load.server_description()
@@ -164,7 +153,7 @@ def measure(settings: LoadSettings) -> FrameworkResult:
                         before = after
                 print(f"  Starlette round {round_number + 1}/{settings.rounds} done", flush=True)
     finally:
-        _delete_keys(prefix)
+        forget(prefix)
     return FrameworkResult(_markdown(settings, server, runs, ratios), _targets(ratios))
 
 
