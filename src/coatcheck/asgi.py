@@ -190,7 +190,7 @@ class SessionMiddleware:
             and csrf.applies(config, scope["method"], scope["path"])
         ):
             return await self._csrf_problem(scope, receive, session)
-        if kind == "websocket" and config.csrf != "off":  # cross-site WebSocket hijacking
+        if kind == "websocket":  # cross-site WebSocket hijacking
             return self._websocket_origin_problem(scope), receive
         return None, receive
 
@@ -235,16 +235,13 @@ class SessionMiddleware:
 
     def _websocket_origin_problem(self, scope: Scope) -> str | None:
         """Why a WebSocket handshake comes from another site (browsers always send Origin)."""
-        path = scope["path"]
-        if any(path.startswith(prefix) for prefix in self.engine.config.csrf_exempt):
-            return None
         origin = host = None
         for name, value in scope["headers"]:
             if name == b"origin":
                 origin = value.decode("latin-1")
             elif name == b"host":
                 host = value.decode("latin-1")
-        return csrf.origin_problem(None, origin, host, self.engine.config.trusted_origins)
+        return csrf.handshake_problem(self.engine.config, scope["path"], origin, host)
 
     def _cookie(self, scope: Scope) -> str | None:
         header: bytes | None = None

@@ -166,6 +166,17 @@ def applies(policy: CsrfPolicy, method: str, path: str) -> bool:
     )
 
 
+def handshake_problem(
+    policy: CsrfPolicy, path: str, origin: str | None, host: str | None
+) -> str | None:
+    """Why a WebSocket handshake comes from another site (cross-site WebSocket hijacking), or
+    None. Browsers always send ``Origin`` on a handshake; ``csrf="off"`` and exempt paths skip
+    the check."""
+    if policy.csrf == "off" or any(path.startswith(prefix) for prefix in policy.csrf_exempt):
+        return None
+    return origin_problem(None, origin, host, policy.trusted_origins)
+
+
 def wants_form(policy: CsrfPolicy, header_token: str | None, content_type: str | None) -> bool:
     """Whether the token must be looked for in the body: token mode, no header, a form."""
     return (

@@ -60,6 +60,17 @@ def parse_key(key: bytes | str) -> bytes:
     return raw
 
 
+def seal(ring: KeyRing | None, blob: bytes, store_key: str) -> bytes:
+    """What a store is given for ``blob``: the blob itself, or, with a ``ring``, sealed."""
+    return blob if ring is None else ring.seal(blob, store_key)
+
+
+def unseal(ring: KeyRing | None, data: bytes, store_key: str) -> bytes:
+    """The envelope a stored record holds (opened when there is a ``ring``); DecodeError if
+    no key of the ring opens it."""
+    return data if ring is None else ring.open(data, store_key)
+
+
 def is_sealed(data: bytes) -> bool:
     """Whether ``data`` is a sealed record (as opposed to a plain JSON envelope)."""
     return data.startswith(MAGIC)

@@ -22,13 +22,13 @@ import time
 from collections.abc import Generator
 from typing import Any, NamedTuple, TypeVar, overload
 
-from . import codec
+from . import codec, events
 from .clients import Client, ClientSource, binding, client_of, network_of
 from .config import SessionConfig
 from .cookies import CookieWriter
-from .encryption import KeyRing
-from .events import EventKind, SessionEvent, report
-from .ids import fingerprint, is_well_formed, new_id, store_key
+from .encryption import KeyRing, seal, unseal
+from .events import EventKind
+from .ids import is_well_formed, new_id, store_key
 from .limits import (
     MAX_COUNT_ATTEMPTS,
     LimitExceeded,
@@ -122,10 +122,7 @@ class SessionEngine:
         count: int = 1,
     ) -> None:
         """Report a lifecycle step to the audit log and to ``on_event``; never raises."""
-        event = SessionEvent(
-            kind, fingerprint(key) if key else None, user_id, reason, self.config.clock(), count
-        )
-        report(event, self._on_event)
+        events.emit(self._on_event, self.config.clock(), kind, key, user_id, reason, count)
 
     # -- load --------------------------------------------------------------------------------
 
@@ -260,18 +257,10 @@ class SessionEngine:
         """Where a forwarding record points while its grace window lasts; None for a session
         record, and "" for a forwarder whose window is over (however long it lingers)."""
         try:
-            raw = self._opened(record)
+            raw = unseal(self._ring, record.data, record.key)
         except codec.DecodeError:
             return None
         return _forwarding(raw, now)
-
-    def _sealed(self, blob: bytes, key: str) -> bytes:
-        """What the store is given for ``blob``: the blob itself, or it encrypted at rest."""
-        return blob if self._ring is None else self._ring.seal(blob, key)
-
-    def _opened(self, record: Record) -> bytes:
-        """The envelope a stored record holds (decrypted); :class:`codec.DecodeError` if none."""
-        return record.data if self._ring is None else self._ring.open(record.data, record.key)
 
     def _revive(
         self, record: Record | None, session_id: str, now: float
@@ -282,7 +271,7 @@ class SessionEngine:
         if record.expires_at <= now:
             return "idle"
         try:
-            raw = self._opened(record)
+            raw = unseal(self._ring, record.data, record.key)
             if raw.startswith(b'{"m":'):
                 target = _forwarding(raw, now)
                 if target is not None:
@@ -412,7 +401,9 @@ class SessionEngine:
         for _ in range(MAX_CREATE_ATTEMPTS):
             session_id = new_id()
             key = store_key(session_id, self.config.hash_secret)
-            record = Record(key, self._sealed(blob, key), expires_at, 1, session._user_id, deadline)
+            record = Record(
+                key, seal(self._ring, blob, key), expires_at, 1, session._user_id, deadline
+            )
             if replaces is None or graced:
                 call = StoreCall("create", (record,))
             else:
@@ -437,7 +428,7 @@ class SessionEngine:
 
         If a request in flight wrote the old record meanwhile, it is simply deleted.
         """
-        data = self._sealed(codec.forwarder(new_key, until), old_key)
+        data = seal(self._ring, codec.forwarder(new_key, until), old_key)
         record = Record(old_key, data, until, version + 1, None, until)
         if not (yield StoreCall("save", (record, version))):
             yield StoreCall("delete", (old_key,))
@@ -489,7 +480,7 @@ class SessionEngine:
         for attempt in range(MAX_SAVE_ATTEMPTS):
             if attempt:  # writers colliding on one session take turns instead of spinning
                 yield StoreCall(PAUSE, (random.uniform(0, min(MAX_BACKOFF, 0.001 * 2**attempt)),))
-            sealed = self._sealed(blob, key)
+            sealed = seal(self._ring, blob, key)
             record = Record(key, sealed, expires_at, version + 1, session._user_id, deadline)
             if (yield StoreCall("save", (record, version))):
                 session._adopt(
@@ -527,7 +518,7 @@ class SessionEngine:
             return None
         raw = current.data
         try:
-            raw = self._opened(current)
+            raw = unseal(self._ring, current.data, current.key)
             theirs, _, _ = codec.decode(raw)
         except codec.DecodeError:
             theirs = {}

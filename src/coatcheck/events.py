@@ -19,6 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
+from .ids import fingerprint
+
 EventKind = Literal[
     "created",
     "regenerated",
@@ -92,9 +94,19 @@ def log_event(event: SessionEvent) -> None:
 _logger = logging.getLogger("coatcheck")
 
 
-def report(event: SessionEvent, handler: EventHandler | None) -> None:
-    """Log ``event`` on the audit logger and hand it to ``handler``; a failing handler is logged,
-    never raised (an audit hook must not fail a request)."""
+def emit(
+    handler: EventHandler | None,
+    at: float,
+    kind: EventKind,
+    key: str | None,
+    user_id: str | None = None,
+    reason: str | None = None,
+    count: int = 1,
+) -> None:
+    """Report what happened to the session stored at ``key`` (named by its fingerprint): log it
+    on the audit logger and hand it to ``handler``. A failing handler is logged, never raised
+    (an audit hook must not fail a request)."""
+    event = SessionEvent(kind, fingerprint(key) if key else None, user_id, reason, at, count)
     log_event(event)
     if handler is not None:
         try:

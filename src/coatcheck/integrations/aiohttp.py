@@ -201,13 +201,9 @@ class SessionMiddleware:
         """The 403 for an unsafe request that fails the CSRF check; None when it passes."""
         config = self.engine.config
         headers = request.headers
-        if _is_websocket_handshake(request) and config.csrf != "off":
-            # Cross-site WebSocket hijacking: browsers always send Origin on a handshake.
-            if any(request.path.startswith(prefix) for prefix in config.csrf_exempt):
-                return None
-            problem = csrf.origin_problem(
-                None, headers.get(hdrs.ORIGIN), headers.get(hdrs.HOST), config.trusted_origins
-            )
+        if _is_websocket_handshake(request):  # cross-site WebSocket hijacking
+            origin, host = headers.get(hdrs.ORIGIN), headers.get(hdrs.HOST)
+            problem = csrf.handshake_problem(config, request.path, origin, host)
         elif not csrf.applies(config, request.method, request.path):
             return None
         else:

@@ -29,10 +29,10 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.utils.crypto import salted_hmac
 
+from ... import events
 from ...config import ConfigError, SessionConfig
 from ...encryption import KeyRing
-from ...events import EventKind, SessionEvent, report
-from ...ids import fingerprint
+from ...events import EventKind
 from ...stores import AsyncStore, Store, as_async, from_url
 
 DEFAULT_STORE_URL = "sqlite:///coatcheck-sessions.sqlite3"
@@ -70,21 +70,11 @@ class Backing:
     ring: KeyRing | None = None
     """The key ring sealing records at rest, when ``encryption_keys`` are given."""
 
-    def sealed(self, blob: bytes, key: str) -> bytes:
-        """What the store is given for ``blob``: the blob, or it encrypted at rest."""
-        return blob if self.ring is None else self.ring.seal(blob, key)
-
     def emit(
         self, kind: EventKind, key: str | None, user_id: str | None, reason: str | None = None
     ) -> None:
         """Report a lifecycle step, as the engine does (audit log and ``on_event``)."""
-        at = self.config.clock()
-        event = SessionEvent(kind, fingerprint(key) if key else None, user_id, reason, at)
-        report(event, self.config.on_event)
-
-    def opened(self, data: bytes, key: str) -> bytes:
-        """The envelope a stored record holds (decrypted); ``codec.DecodeError`` if none."""
-        return data if self.ring is None else self.ring.open(data, key)
+        events.emit(self.config.on_event, self.config.clock(), kind, key, user_id, reason)
 
     def deadline(self, auth_at: float) -> float | None:
         """When a session authenticated (or created) at ``auth_at`` must end, if ever."""

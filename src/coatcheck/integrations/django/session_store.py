@@ -22,6 +22,7 @@ from typing import Any, NamedTuple
 from django.contrib.sessions.backends.base import CreateError, SessionBase, UpdateError
 
 from ... import codec
+from ...encryption import seal, unseal
 from ...engine import (
     MAX_CREATE_ATTEMPTS,
     MAX_SAVE_ATTEMPTS,
@@ -105,7 +106,7 @@ class SessionStore(SessionBase):  # type: ignore[misc]  # Django ships no type i
         if record is None or record.expires_at <= now:
             return None
         try:
-            plain = backing().opened(record.data, record.key)
+            plain = unseal(backing().ring, record.data, record.key)
             data, created_at, auth_at = codec.decode(plain)
         except codec.DecodeError as exc:
             security_log.warning("Session data corrupted: %s", exc)
@@ -122,7 +123,9 @@ class SessionStore(SessionBase):  # type: ignore[misc]  # Django ships no type i
         blob = codec.encode(data, stored.created_at, stored.auth_at, base.config.max_size)
         deadline = base.deadline(stored.auth_at)
         expires_at = now + expiry_age if deadline is None else min(now + expiry_age, deadline)
-        return Record(key, base.sealed(blob, key), expires_at, version, _user_of(data), deadline)
+        return Record(
+            key, seal(base.ring, blob, key), expires_at, version, _user_of(data), deadline
+        )
 
     # -- plans: each store operation once, for both faces ----------------------------------
 
