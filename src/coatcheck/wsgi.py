@@ -73,15 +73,11 @@ class SessionMiddleware:
         engine, store = self.engine, self.store
         header = environ.get("HTTP_COOKIE")
         cookie_value = find_cookie(header, self._cookie_name) if header else None
+        wanted = engine.fresh_needs_client if cookie_value is None else engine.load_needs_client
+        client = partial(client_of_environ, environ, engine) if wanted else None
         if cookie_value is None:
-            fresh_client = (
-                partial(client_of_environ, environ, engine) if engine.fresh_needs_client else None
-            )
-            session = engine.fresh(fresh_client)
+            session = engine.fresh(client)
         else:
-            client = (
-                partial(client_of_environ, environ, engine) if engine.load_needs_client else None
-            )
             try:
                 session = run(engine.load(cookie_value, client), store)
             except (StoreError, LimitExceeded) as exc:
