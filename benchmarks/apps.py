@@ -30,12 +30,15 @@ from starsessions import SessionMiddleware as StarsessionsMiddleware
 from coatcheck.asgi import SessionMiddleware
 from coatcheck.stores import MemoryStore, SQLiteStore, Store
 
+from .floor import FloorMiddleware
+
 BARE = "bare"
 COATCHECK_MEMORY = "coatcheck-memory"
 COATCHECK_SQLITE = "coatcheck-sqlite"
 STARSESSIONS = "starsessions"
 SIGNED_COOKIE = "starlette-cookie"
-VARIANTS = (BARE, COATCHECK_MEMORY, COATCHECK_SQLITE, STARSESSIONS, SIGNED_COOKIE)
+FLOOR = "floor"
+VARIANTS = (BARE, COATCHECK_MEMORY, COATCHECK_SQLITE, STARSESSIONS, SIGNED_COOKIE, FLOOR)
 """Every app the HTTP benchmark serves, bare Starlette first."""
 
 DESCRIPTIONS = {
@@ -44,6 +47,8 @@ DESCRIPTIONS = {
     COATCHECK_SQLITE: "coatcheck.asgi.SessionMiddleware + SQLiteStore (temp file, WAL)",
     STARSESSIONS: "starsessions SessionMiddleware + SessionAutoloadMiddleware + InMemoryStore",
     SIGNED_COOKIE: "starlette.middleware.sessions.SessionMiddleware (signed cookie)",
+    FLOOR: "benchmarks.floor.FloorMiddleware: a yardstick, the least a server-side session does"
+    " (find, hash, look up, parse; serialize to detect a change; no expiry, versions or checks)",
 }
 
 APP_ENV = "COATCHECK_BENCH_APP"
@@ -159,6 +164,8 @@ def build(variant: str, sqlite_path: str | None = None) -> Starlette:
                 )
             ]
         )
+    if variant == FLOOR:
+        return starlette_app([Middleware(FloorMiddleware, cookie_name=COOKIE_NAME)])
     raise ValueError(f"unknown app variant {variant!r}; known: {', '.join(VARIANTS)}")
 
 

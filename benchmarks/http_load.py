@@ -157,6 +157,16 @@ class HttpResult:
             for scenario in SCENARIOS
         ]
         apps_list = "\n".join(f"- `{v}`: {apps.DESCRIPTIONS[v]}" for v in apps.VARIANTS)
+        ceiling = [
+            [
+                variant,
+                *(
+                    f"{self.ratio(variant, sc.name) / self.ratio(apps.FLOOR, sc.name):.2f}"
+                    for sc in SCENARIOS
+                ),
+            ]
+            for variant in (*COATCHECK_VARIANTS, *RIVALS)
+        ]
         return f"""\
 Server: {self.server}.
 Load: `wrk {" ".join(s.wrk_flags())}` on {HOST}, {PLACEMENT}.
@@ -168,6 +178,13 @@ same bracket), the drift-corrected figure the targets use. The req/s of differen
 different moments of the machine's drift, so compare the ratios, not the req/s, across apps.
 
 {apps_list}
+
+`{apps.FLOOR}` is a yardstick, not a contender: it does only what every server-side session must
+(find the cookie, hash it, look it up, parse it; serialize to see a change) and none of what
+makes one safe. Its ratio is the ceiling for any server-side session on this machine; where it
+falls short of a target, no server-side session layer meets that target here.
+
+{table(["app", *(f"{s.name}: share of the floor" for s in SCENARIOS)], ceiling, left=1)}
 
 Scenarios: *anonymous* sends no cookie to a route that does not touch the session; *read-only*
 sends the cookie of a session holding about 200 bytes of JSON to a route that reads one key;

@@ -17,7 +17,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from . import csrf
-from .clients import Client, client_address
+from .clients import Client, ClientSource, found_client
 from .config import SessionConfig
 from .cookies import NO_STORE, find_cookie, private_headers
 from .engine import Plan, SessionEngine, run, run_async
@@ -39,6 +39,9 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 logger = logging.getLogger("coatcheck")
 
 T = TypeVar("T")
+
+_STARTS = ("http.response.start", "websocket.accept")
+"""The messages that start a response: the session is committed before either is sent."""
 
 UNAVAILABLE_BODY = b"Session store unavailable. Please retry shortly.\n"
 LIMITED_BODY = b"Too many requests for new or unknown sessions. Please retry later.\n"
@@ -88,6 +91,7 @@ class SessionMiddleware:
         self.engine = SessionEngine(config if config else SessionConfig.from_options(**options))
         self.unavailable_status = unavailable_status
         self._cookie_name = self.engine.cookies.name
+        self._proxies = self.engine.config.trusted_proxies
         # A subclass adding headers of its own is asked on every response, not only on those
         # with a session.
         self._extra_headers = type(self).session_headers is not SessionMiddleware.session_headers
@@ -97,55 +101,55 @@ class SessionMiddleware:
         if kind not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        engine = self.engine
+        engine, inline = self.engine, self._inline
         cookie_value = self._cookie(scope)
+        wanted = engine.fresh_needs_client if cookie_value is None else engine.load_needs_client
+        client = self._client_source(scope) if wanted else None
         if cookie_value is None:
-            session = engine.fresh(
-                partial(self._client, scope) if engine.fresh_needs_client else None
-            )
+            session = engine.fresh(client)
         else:
-            client = partial(self._client, scope) if engine.load_needs_client else None
             try:
-                session = await self._carry_out(engine.load(cookie_value, client))
+                plan = engine.load(cookie_value, client)
+                # inline: a sync store that never blocks, driven with no coroutine per call
+                session = (
+                    run(plan, inline) if inline is not None else await run_async(plan, self.store)
+                )
             except (StoreError, LimitExceeded) as exc:
                 await self._refuse(scope, send, exc)
                 return
         scope["session"] = session
         replaced = False
-        problem = None
-        if kind == "websocket" or scope["method"] in csrf.UNSAFE_METHODS:  # GET: no coroutine
-            problem, receive = await self._csrf_check(kind, scope, receive, session)
 
         async def send_with_session(message: Message) -> None:
             nonlocal replaced
             if replaced:
                 return
-            if message["type"] in ("http.response.start", "websocket.accept"):
+            if message["type"] in _STARTS:
                 plan = self.plan_commit(session)
                 try:
-                    set_cookie = None if plan is None else await self._carry_out(plan)
+                    if plan is None:
+                        set_cookie = None
+                    elif inline is not None:
+                        set_cookie = run(plan, inline)
+                    else:
+                        set_cookie = await run_async(plan, self.store)
                 except (StoreError, LimitExceeded) as exc:
                     replaced = True
                     await self._refuse(scope, send, exc)
                     return
                 if set_cookie is not None or session._key is not None or self._extra_headers:
-                    headers = message.get("headers", ())
-                    private = private_headers(headers, session, set_cookie, NO_STORE)
-                    added = self.session_headers(session, set_cookie)
-                    if private is not None:
-                        private.extend(added)
-                        message = {**message, "headers": private}
-                    elif added:
-                        message = {**message, "headers": [*headers, *added]}
+                    message = self._with_headers(message, session, set_cookie)
             await send(message)
 
-        if problem is not None:
-            engine.emit("rejected", session._key, session._user_id, f"csrf: {problem}")
-            if kind == "websocket":  # closing before accepting refuses the handshake (403)
-                await send({"type": "websocket.close", "code": 1008})
-            else:
-                await _plain(send_with_session, 403, csrf.FORBIDDEN_BODY)
-            return
+        if kind == "websocket" or scope["method"] in csrf.UNSAFE_METHODS:  # GET: no coroutine
+            problem, receive = await self._csrf_check(kind, scope, receive, session)
+            if problem is not None:
+                engine.emit("rejected", session._key, session._user_id, f"csrf: {problem}")
+                if kind == "websocket":  # closing before accepting refuses the handshake (403)
+                    await send({"type": "websocket.close", "code": 1008})
+                else:
+                    await _plain(send_with_session, 403, csrf.FORBIDDEN_BODY)
+                return
         await self.app(scope, receive, send_with_session)
         if kind == "websocket" and not replaced:
             # Changes made after the handshake are stored; no cookie can be set any more.
@@ -153,6 +157,19 @@ class SessionMiddleware:
                 await self._carry_out(self.plan_commit(session))
             except (StoreError, LimitExceeded) as exc:
                 logger.error("could not store a WebSocket session: %s", exc)
+
+    def _with_headers(self, message: Message, session: Session, set_cookie: str | None) -> Message:
+        """The response's start ``message`` with its session's headers: the cookie, and
+        ``Cache-Control: no-store`` where it must stay out of caches."""
+        headers = message.get("headers", ())
+        private = private_headers(headers, session, set_cookie, NO_STORE)
+        added = self.session_headers(session, set_cookie)
+        if private is not None:
+            private.extend(added)
+            return {**message, "headers": private}
+        if added:
+            return {**message, "headers": [*headers, *added]}
+        return message
 
     def plan_commit(self, session: Session) -> Plan[str | None] | None:
         """The plan that stores what the request did to its session (integrations adapt it)."""
@@ -221,17 +238,11 @@ class SessionMiddleware:
         )
         return problem, receive
 
-    def _client(self, scope: Scope) -> Client:
-        """The request's client, for session binding (X-Forwarded-For from trusted proxies)."""
-        forwarded = agent = None
-        for name, value in scope["headers"]:
-            if name == b"x-forwarded-for":
-                forwarded = value.decode("latin-1")
-            elif name == b"user-agent":
-                agent = value.decode("latin-1")
+    def _client_source(self, scope: Scope) -> ClientSource:
+        """How to find the request's client when the engine asks. It holds the headers, not the
+        scope: the scope holds the session, and a cycle would leave every request to the GC."""
         peer = scope.get("client")
-        proxies = self.engine.config.trusted_proxies
-        return Client(client_address(peer[0] if peer else None, forwarded, proxies), agent)
+        return partial(_client, scope["headers"], peer[0] if peer else None, self._proxies)
 
     def _websocket_origin_problem(self, scope: Scope) -> str | None:
         """Why a WebSocket handshake comes from another site (browsers always send Origin)."""
@@ -263,6 +274,20 @@ class SessionMiddleware:
             await send({"type": "websocket.close", "code": 1013})
             return
         await _plain(send, status, body, [(b"retry-after", str(retry).encode())])
+
+
+def _client(
+    headers: Sequence[tuple[bytes, bytes]], peer: str | None, proxies: Sequence[str]
+) -> Client:
+    """The client of a request with these headers from ``peer`` (``X-Forwarded-For`` counts
+    only from ``proxies``)."""
+    forwarded = agent = None
+    for name, value in headers:
+        if name == b"x-forwarded-for":
+            forwarded = value.decode("latin-1")
+        elif name == b"user-agent":
+            agent = value.decode("latin-1")
+    return found_client(peer, forwarded, agent, proxies)
 
 
 async def _plain(

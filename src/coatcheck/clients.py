@@ -34,12 +34,24 @@ class Client(NamedTuple):
 
 ClientSource = Client | Callable[[], Client] | None
 """A request's client, or a function that finds it when it is first needed (most requests never
-need it, so adapters pass a cheap callable rather than parsing headers up front)."""
+need it, so adapters pass a cheap callable rather than parsing headers up front). The function
+holds what it needs of the request, never the request itself: the request holds the session,
+which holds the source, and that cycle would leave every request to the garbage collector."""
 
 
 def client_of(source: ClientSource) -> Client | None:
     """The client ``source`` gives (calling it if it is a function)."""
     return source() if callable(source) else source
+
+
+def found_client(
+    peer: str | None,
+    forwarded_for: str | None,
+    user_agent: str | None,
+    trusted_proxies: Collection[str] = (),
+) -> Client:
+    """The client of a request from ``peer`` with these headers (what adapters defer)."""
+    return Client(client_address(peer, forwarded_for, trusted_proxies), user_agent)
 
 
 @functools.lru_cache(maxsize=64)

@@ -12,7 +12,7 @@ import json
 import math
 import re
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any
 
 try:
     import orjson
@@ -161,20 +161,14 @@ def data_offset(blob: bytes) -> int:
     return -1 if at < 0 or not blob.endswith(b"}") else at + len(_DATA_KEY)
 
 
-class Envelope(NamedTuple):
-    """Everything a stored envelope holds."""
-
-    data: dict[str, JSONValue]
-    created_at: float
-    auth_at: float
-    token: str | None
-    binding: str | None
+Envelope = tuple[dict[str, JSONValue], float, float, "str | None", "str | None"]
+"""Everything a stored envelope holds: data, created_at, auth_at, the CSRF token, the binding."""
 
 
 def decode(blob: bytes) -> tuple[dict[str, JSONValue], float, float]:
     """Return ``(data, created_at, auth_at)`` from an envelope, or raise :class:`DecodeError`."""
-    found = decode_envelope(blob)
-    return found.data, found.created_at, found.auth_at
+    data, created_at, auth_at, _, _ = decode_envelope(blob)
+    return data, created_at, auth_at
 
 
 def decode_envelope(blob: bytes) -> Envelope:
@@ -193,7 +187,7 @@ def decode_envelope(blob: bytes) -> Envelope:
         created_at = _timestamp(created_at)
     if type(auth_at) is not float:
         auth_at = _timestamp(auth_at)
-    return Envelope(data, created_at, auth_at, token, binding)
+    return data, created_at, auth_at, token, binding
 
 
 def _timestamp(value: object) -> float:

@@ -54,11 +54,9 @@ MAX_CREATE_ATTEMPTS = 4
 """Fresh IDs tried when ``create`` reports a collision (256-bit IDs never collide by chance)."""
 
 
-class StoreCall(NamedTuple):
-    """One call the engine needs made on a store: ``getattr(store, method)(*args)``."""
-
-    method: str
-    args: tuple[Any, ...]
+StoreCall = tuple[str, tuple[Any, ...]]
+"""One call the engine needs made on a store, ``(method, args)``: ``getattr(store, method)(*args)``.
+A plain tuple, not a named one: building it costs nothing, and every request yields one."""
 
 
 Plan = Generator[StoreCall, Any, T]
@@ -172,16 +170,16 @@ class SessionEngine:
         number, ends = window(now, config.limit_window)
         key = counter_key(name, number, config.hash_secret)
         for _ in range(MAX_COUNT_ATTEMPTS):
-            current: Record | None = yield StoreCall("load", (key,))
+            current: Record | None = yield ("load", (key,))
             count = count_of(current)
             if count >= limit:
                 break
             version = 1 if current is None else current.version + 1
             record = counter_record(key, count + 1, ends + 1, version)
             if current is None:
-                stored = yield StoreCall("create", (record,))
+                stored = yield ("create", (record,))
             else:
-                stored = yield StoreCall("save", (record, current.version))
+                stored = yield ("save", (record, current.version))
             if stored:
                 return
         self.emit("rejected", None, reason=f"limit: {what}")
@@ -224,13 +222,13 @@ class SessionEngine:
         key = store_key(cookie_value, config.hash_secret)
         # A store that can extends the expiry in the same round trip when a touch is due.
         candidate = now + config.idle_timeout
-        loaded = yield StoreCall("load_touching", (key, now, candidate, config.touch_interval))
+        loaded = yield ("load_touching", (key, now, candidate, config.touch_interval))
         record, touched = loaded
         session = self._revive(record, cookie_value, now)
         forwarded = type(session) is Forward
         if forwarded:  # regenerated moments ago: follow to the new record (once)
             assert isinstance(session, Forward)
-            record, touched = (yield StoreCall("load", (session.target,))), False
+            record, touched = (yield ("load", (session.target,))), False
             session = self._revive(record, cookie_value, now)
             if type(session) is Forward:
                 session = "unknown"
@@ -268,10 +266,13 @@ class SessionEngine:
         """The stored session, where it moved, or why there is none (a reason, as in events)."""
         if record is None:
             return "unknown"
-        if record.expires_at <= now:
+        expires_at = record.expires_at
+        if expires_at <= now:
             return "idle"
+        raw = record.data
         try:
-            raw = unseal(self._ring, record.data, record.key)
+            if self._ring is not None:
+                raw = self._ring.open(raw, record.key)
             if raw.startswith(b'{"m":'):
                 target = _forwarding(raw, now)
                 if target is not None:
@@ -281,26 +282,25 @@ class SessionEngine:
             logger.warning("discarding a stored session that does not decode: %s", exc)
             return "undecodable"
         config = self.config
-        deadline = auth_at + config.absolute_timeout
-        if deadline <= now:
+        if auth_at + config.absolute_timeout <= now:
             return "absolute"
         # The last touch set expires_at to min(then + idle, deadline); recover "then".
-        last_active = record.expires_at - config.idle_timeout
-        return Session.stored(
+        last_active = max(created_at, min(expires_at - config.idle_timeout, now))
+        return Session.stored(  # positionally: this runs on every request
             data,
-            session_id=session_id,
-            key=record.key,
-            version=record.version,
-            raw=raw,
-            created_at=created_at,
-            auth_at=auth_at,
-            expires_at=record.expires_at,
-            last_active=max(created_at, min(last_active, now)),
-            user_id=record.user_id,
-            now=now,
-            max_size=config.max_size,
-            csrf=token,
-            binding=binding,
+            session_id,
+            record.key,
+            record.version,
+            raw,
+            created_at,
+            auth_at,
+            expires_at,
+            last_active,
+            record.user_id,
+            now,
+            config.max_size,
+            token,
+            binding,
         )
 
     # -- commit ------------------------------------------------------------------------------
@@ -342,16 +342,16 @@ class SessionEngine:
         now = self.config.clock()
         doomed, user = session._doomed_key, session._doomed_user
         if doomed is not None:
-            yield StoreCall("delete", (doomed,))
+            yield ("delete", (doomed,))
             session._doomed_key = None
             self.emit("logged_out", doomed, user)
         if session._everywhere and user is not None:
-            count = yield StoreCall("delete_by_user", (user,))
+            count = yield ("delete_by_user", (user,))
             session._everywhere = False
             self.emit("revoked", None, user, "logout everywhere", count)
         session._doomed_user = None
         if session._others_out and session._user_id is not None:
-            count = yield StoreCall("delete_by_user", (session._user_id,))
+            count = yield ("delete_by_user", (session._user_id,))
             self.emit("revoked", None, session._user_id, "password changed", count)
         session._others_out = False
         if session._key is None:
@@ -385,7 +385,7 @@ class SessionEngine:
         expires_at = min(now + config.idle_timeout, deadline)
         if expires_at <= now:
             if replaces is not None:
-                yield StoreCall("delete", (replaces,))
+                yield ("delete", (replaces,))
             return self._gone(session)
         body = codec.encode_data(session, self.config.max_size)
         blob = codec.envelope(
@@ -404,10 +404,11 @@ class SessionEngine:
             record = Record(
                 key, seal(self._ring, blob, key), expires_at, 1, session._user_id, deadline
             )
+            call: StoreCall
             if replaces is None or graced:
-                call = StoreCall("create", (record,))
+                call = ("create", (record,))
             else:
-                call = StoreCall("rotate", (replaces, record))
+                call = ("rotate", (replaces, record))
             if (yield call):
                 if graced:
                     assert replaces is not None
@@ -430,8 +431,8 @@ class SessionEngine:
         """
         data = seal(self._ring, codec.forwarder(new_key, until), old_key)
         record = Record(old_key, data, until, version + 1, None, until)
-        if not (yield StoreCall("save", (record, version))):
-            yield StoreCall("delete", (old_key,))
+        if not (yield ("save", (record, version))):
+            yield ("delete", (old_key,))
 
     def _count_creation(self, client: Client | None) -> Plan[None]:
         config = self.config
@@ -443,7 +444,7 @@ class SessionEngine:
 
     def _make_room(self, user_id: str, replaces: str | None, limit: int) -> Plan[None]:
         """Before a login: end the user's least recently active sessions, or refuse it."""
-        records: list[Record] = yield StoreCall("list_by_user", (user_id,))
+        records: list[Record] = yield ("list_by_user", (user_id,))
         others = sorted((r for r in records if r.key != replaces), key=lambda r: r.expires_at)
         excess = len(others) - (limit - 1)
         if excess <= 0:
@@ -452,19 +453,19 @@ class SessionEngine:
             self.emit("rejected", None, user_id, "limit: sessions per user")
             raise LimitExceeded("sessions per user", 0, status=403)
         for record in others[:excess]:
-            yield StoreCall("delete", (record.key,))
+            yield ("delete", (record.key,))
             self.emit("revoked", record.key, user_id, "sessions per user")
 
     def _destroy(self, session: Session) -> Plan[str | None]:
         assert session._key is not None
-        yield StoreCall("delete", (session._key,))
+        yield ("delete", (session._key,))
         self.emit("expired", session._key, session._user_id, "absolute")
         return self._gone(session)
 
     def _touch(self, session: Session, expires_at: float, now: float) -> Plan[str | None]:
         assert session._expires_at is not None
         previous = session._expires_at
-        yield StoreCall("touch", (session._key, expires_at))
+        yield ("touch", (session._key, expires_at))
         session._expires_at, session._last_active = expires_at, now
         return self._reissue(session, previous, now)
 
@@ -479,10 +480,10 @@ class SessionEngine:
         blob = session._rewrap(body)
         for attempt in range(MAX_SAVE_ATTEMPTS):
             if attempt:  # writers colliding on one session take turns instead of spinning
-                yield StoreCall(PAUSE, (random.uniform(0, min(MAX_BACKOFF, 0.001 * 2**attempt)),))
+                yield (PAUSE, (random.uniform(0, min(MAX_BACKOFF, 0.001 * 2**attempt)),))
             sealed = seal(self._ring, blob, key)
             record = Record(key, sealed, expires_at, version + 1, session._user_id, deadline)
-            if (yield StoreCall("save", (record, version))):
+            if (yield ("save", (record, version))):
                 session._adopt(
                     session._id or "", key, version + 1, blob, expires_at, session._user_id
                 )
@@ -490,14 +491,14 @@ class SessionEngine:
                 if touched_by_load and self.config.persistent:
                     return self._issue(session, now)  # the load moved the expiry: slide
                 return self._reissue(session, previous, now)
-            current: Record | None = yield StoreCall("load", (key,))
+            current: Record | None = yield ("load", (key,))
             target = self._forward_target(current, now) if current is not None else None
             if target == "":  # regenerated, and even its grace window is over: gone
                 current = None
             elif target and current is not None and current.expires_at > now:
                 # Regenerated by another request meanwhile: follow it, and set no cookie.
                 key, session._forwarded = target, True
-                current = yield StoreCall("load", (key,))
+                current = yield ("load", (key,))
             merged = self._replay(session, current, now)
             if merged is None:  # deleted or expired meanwhile: never resurrect it
                 self.emit("expired", key, session._user_id, "ended during the request")
@@ -563,15 +564,15 @@ def run(plan: Plan[T] | None, store: Store) -> T | None:
     try:
         result: Any = None
         while True:
-            call = plan.send(result)
-            if call.method == PAUSE:
-                time.sleep(call.args[0])
+            name, args = plan.send(result)
+            if name == PAUSE:
+                time.sleep(args[0])
                 result = None
             else:
-                method = getattr(store, call.method, None)
+                method = getattr(store, name, None)
                 if method is None:
-                    raise _lacking(store, call.method)
-                result = method(*call.args)
+                    raise _lacking(store, name)
+                result = method(*args)
     except StopIteration as done:
         return done.value  # type: ignore[no-any-return]
     finally:
@@ -589,15 +590,15 @@ async def run_async(plan: Plan[T] | None, store: AsyncStore) -> T | None:
     try:
         result: Any = None
         while True:
-            call = plan.send(result)
-            if call.method == PAUSE:
-                await _sleep(call.args[0])
+            name, args = plan.send(result)
+            if name == PAUSE:
+                await _sleep(args[0])
                 result = None
             else:
-                method = getattr(store, call.method, None)
+                method = getattr(store, name, None)
                 if method is None:
-                    raise _lacking(store, call.method)
-                result = await method(*call.args)
+                    raise _lacking(store, name)
+                result = await method(*args)
     except StopIteration as done:
         return done.value  # type: ignore[no-any-return]
     finally:

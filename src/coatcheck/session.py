@@ -124,7 +124,6 @@ class Session(dict[str, JSONValue]):
     def stored(
         cls,
         data: dict[str, JSONValue],
-        *,
         session_id: str,
         key: str,
         version: int,
@@ -146,12 +145,12 @@ class Session(dict[str, JSONValue]):
         session._created_at, session._auth_at, session._now = created_at, auth_at, now
         session._expires_at, session._last_active = expires_at, last_active
         session._user_id, session._max_size = user_id, max_size
+        session._csrf, session._binding = csrf, binding
+        session._doomed_key = session._doomed_user = session._client = None
         session._modified = session._forced = session._cleared = session._rotate = False
         session._touched = session._login = session._everywhere = session._accessed = False
-        session._reject_cookie, session._doomed_key, session._doomed_user = False, None, None
-        session._csrf, session._binding, session._reenvelope = csrf, binding, False
-        session._flagged = session._forwarded = session._grace = session._others_out = False
-        session._client = None
+        session._reject_cookie = session._reenvelope = session._flagged = False
+        session._forwarded = session._grace = session._others_out = False
         return session
 
     def _reset(self, now: float) -> None:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import csrf
 from .asgi import LIMITED_BODY, UNAVAILABLE_BODY
-from .clients import Client, client_address
+from .clients import ClientSource, found_client
 from .config import SessionConfig
 from .cookies import find_cookie, private_headers
 from .engine import SessionEngine, run
@@ -74,7 +74,7 @@ class SessionMiddleware:
         header = environ.get("HTTP_COOKIE")
         cookie_value = find_cookie(header, self._cookie_name) if header else None
         wanted = engine.fresh_needs_client if cookie_value is None else engine.load_needs_client
-        client = partial(client_of_environ, environ, engine) if wanted else None
+        client = client_source(environ, engine) if wanted else None
         if cookie_value is None:
             session = engine.fresh(client)
         else:
@@ -150,14 +150,16 @@ class SessionMiddleware:
         return [body]
 
 
-def client_of_environ(environ: dict[str, Any], engine: SessionEngine) -> Client:
-    """The request's client, for session binding (X-Forwarded-For from trusted proxies)."""
-    address = client_address(
+def client_source(environ: dict[str, Any], engine: SessionEngine) -> ClientSource:
+    """How to find the request's client (X-Forwarded-For from trusted proxies), when binding
+    or a limit asks. It holds the values, not ``environ``, which holds the session."""
+    return partial(
+        found_client,
         environ.get("REMOTE_ADDR"),
         environ.get("HTTP_X_FORWARDED_FOR"),
+        environ.get("HTTP_USER_AGENT"),
         engine.config.trusted_proxies,
     )
-    return Client(address, environ.get("HTTP_USER_AGENT"))
 
 
 def _plain_headers(body: bytes) -> list[tuple[str, str]]:

@@ -53,7 +53,7 @@ from aiohttp import hdrs, web
 
 from .. import csrf
 from ..asgi import LIMITED_BODY, UNAVAILABLE_BODY
-from ..clients import Client, client_address
+from ..clients import ClientSource, found_client
 from ..config import SessionConfig
 from ..cookies import find_cookie
 from ..engine import SessionEngine, run_async
@@ -165,7 +165,7 @@ class SessionMiddleware:
         engine = self.engine
         cookie_value = self._cookie(request)
         wanted = engine.fresh_needs_client if cookie_value is None else engine.load_needs_client
-        client = partial(self._client, request) if wanted else None
+        client = self._client_source(request) if wanted else None
         if cookie_value is None:
             session = engine.fresh(client)
         else:
@@ -269,15 +269,17 @@ class SessionMiddleware:
             return None
         return find_cookie("; ".join(headers), self._cookie_name)
 
-    def _client(self, request: web.BaseRequest) -> Client:
-        """The request's client, for binding and per-client limits (``X-Forwarded-For`` only
-        from ``trusted_proxies``)."""
-        address = client_address(
+    def _client_source(self, request: web.BaseRequest) -> ClientSource:
+        """How to find the request's client, for binding and per-client limits
+        (``X-Forwarded-For`` only from ``trusted_proxies``). It holds the values, not the
+        request, which holds the session."""
+        return partial(
+            found_client,
             request.remote,
             request.headers.get(hdrs.X_FORWARDED_FOR),
+            request.headers.get(hdrs.USER_AGENT),
             self.engine.config.trusted_proxies,
         )
-        return Client(address, request.headers.get(hdrs.USER_AGENT))
 
     def _refusal(
         self, exc: StoreError | LimitExceeded, replaces: web.StreamResponse | None = None

@@ -63,7 +63,6 @@ import os
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
-from functools import partial
 from typing import Any
 
 import flask
@@ -82,7 +81,7 @@ from ..engine import SessionEngine, run
 from ..limits import LimitExceeded
 from ..session import Session as CoatcheckSession
 from ..stores import SQLiteStore, Store, StoreError, from_url
-from ..wsgi import client_of_environ
+from ..wsgi import client_source
 
 __all__ = [
     "CoatcheckSessionInterface",
@@ -428,7 +427,7 @@ class CoatcheckSessionInterface(SessionInterface):
         wanted = engine.fresh_needs_client if value is None else engine.load_needs_client
         # Found only if binding or a limit asks (REMOTE_ADDR as the server saw it, and the raw
         # X-Forwarded-For judged against COATCHECK_TRUSTED_PROXIES, with or without ProxyFix).
-        client = partial(client_of_environ, request.environ, engine) if wanted else None
+        client = client_source(request.environ, engine) if wanted else None
         if value is None:
             session = engine.fresh(client)
         else:

@@ -27,7 +27,6 @@ from ...engine import (
     MAX_CREATE_ATTEMPTS,
     MAX_SAVE_ATTEMPTS,
     Plan,
-    StoreCall,
     WriteConflict,
     run,
     run_async,
@@ -131,7 +130,7 @@ class SessionStore(SessionBase):  # type: ignore[misc]  # Django ships no type i
 
     def _load(self) -> Plan[dict[str, Any]]:
         key = self._store_key(self.session_key)
-        record = None if key is None else (yield StoreCall("load", (key,)))
+        record = None if key is None else (yield ("load", (key,)))
         base = backing()
         now = base.config.clock()
         data = self._revive(record, now)
@@ -154,7 +153,7 @@ class SessionStore(SessionBase):  # type: ignore[misc]  # Django ships no type i
         key = self._store_key(session_key)
         if key is None:
             return False
-        record: Record | None = yield StoreCall("load", (key,))
+        record: Record | None = yield ("load", (key,))
         return record is not None and record.expires_at > backing().config.clock()
 
     def _delete(self, session_key: str | None) -> Plan[None]:
@@ -164,7 +163,7 @@ class SessionStore(SessionBase):  # type: ignore[misc]  # Django ships no type i
                 return
         key = self._store_key(session_key)
         if key is not None:
-            yield StoreCall("delete", (key,))
+            yield ("delete", (key,))
             mine = session_key == self.session_key
             user = _user_of(self._session_cache) if mine and self._has_cache() else None
             backing().emit("logged_out" if mine else "revoked", key, user)
@@ -179,7 +178,7 @@ class SessionStore(SessionBase):  # type: ignore[misc]  # Django ships no type i
         if must_create:
             times = self._stored or Stored(0, now, now)  # cycle_key keeps the creation time
             record = self._record(key, data, expiry_age, 1, times)
-            if not (yield StoreCall("create", (record,))):
+            if not (yield ("create", (record,))):
                 raise CreateError
             self._stored = times._replace(version=1)
             backing().emit("created", key, _user_of(data))
@@ -187,13 +186,13 @@ class SessionStore(SessionBase):  # type: ignore[misc]  # Django ships no type i
         stored = self._stored
         for _ in range(MAX_SAVE_ATTEMPTS):
             if stored is None:  # the version is unknown (a clear() without a load): read it
-                current = yield StoreCall("load", (key,))
+                current = yield ("load", (key,))
                 if self._revive(current, now) is None:
                     raise UpdateError
                 stored = self._stored
                 assert stored is not None
             record = self._record(key, data, expiry_age, stored.version + 1, stored)
-            if (yield StoreCall("save", (record, stored.version))):
+            if (yield ("save", (record, stored.version))):
                 self._stored = stored._replace(version=stored.version + 1)
                 return
             stored = self._stored = None  # deleted, or another request saved: look again
@@ -207,7 +206,7 @@ class SessionStore(SessionBase):  # type: ignore[misc]  # Django ships no type i
         for _ in range(MAX_CREATE_ATTEMPTS):
             session_id = self._get_new_session_key()
             record = self._record(self._new_store_key(session_id), data, expiry_age, 1, stored)
-            if (yield StoreCall("rotate", (old_key, record))):
+            if (yield ("rotate", (old_key, record))):
                 self._session_key, self._stored = session_id, stored
                 self.modified = True  # so the middleware sends the new cookie
                 backing().emit("regenerated", record.key, _user_of(data))
