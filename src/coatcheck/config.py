@@ -122,7 +122,7 @@ class SessionConfig:
     absolute_timeout: float = 12 * 60 * 60
     """Seconds after creation, or after :meth:`Session.login`, after which a session ends."""
     touch_interval: float = 60
-    """A read-only request refreshes the expiry at most once per this many seconds."""
+    """A request, reading or writing, moves the expiry at most once per this many seconds."""
     max_size: int = 64 * 1024
     """Largest serialized session data, in bytes."""
     hash_secret: bytes | None = field(default=None, repr=False)

@@ -328,10 +328,14 @@ class SessionEngine:
         if expires_at <= now:  # the absolute deadline passed during the request
             return self._destroy(session)
         body = codec.encode_data(session, config.max_size)
+        kept = session._expires_at
+        assert kept is not None
+        due = expires_at - kept >= max(config.touch_interval, 1e-9)
         if session._forced or not session._holds(body):
-            return self._save(session, body, expires_at, now)
-        assert session._expires_at is not None
-        if expires_at - session._expires_at < max(config.touch_interval, 1e-9):
+            # A write slides the expiry as a read does, at most once per touch_interval: most
+            # saves leave the stored expiry where it was.
+            return self._save(session, body, expires_at if due else kept, now)
+        if not due:
             if session._touched and config.persistent:  # the load touched: slide the cookie
                 return _done(self._issue(session, now))
             return None
@@ -500,6 +504,8 @@ class SessionEngine:
                 key, session._forwarded = target, True
                 current = yield ("load", (key,))
             merged = self._replay(session, current, now)
+            if current is not None:  # never move back an expiry the other writer slid
+                expires_at = max(expires_at, current.expires_at)
             if merged is None:  # deleted or expired meanwhile: never resurrect it
                 self.emit("expired", key, session._user_id, "ended during the request")
                 return self._gone(session)

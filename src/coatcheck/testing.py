@@ -382,6 +382,23 @@ class StoreConformance:
         assert touched.expires_at == pytest.approx(harness.clock.now + IDLE, abs=0.01)
         assert (touched.version, touched.data) == (first.version, first.data)
 
+    def test_a_write_slides_the_expiry_at_most_once_per_interval(self, harness: Harness) -> None:
+        session_id = harness.new_session(n=0)
+        key = key_of(session_id)
+        first = harness.call("load", key)
+        harness.clock.advance(TOUCH / 2)
+        _, cookie = harness.request(session_id, lambda s: s.update(n=1))
+        assert cookie is None
+        saved = harness.call("load", key)
+        assert (saved.version, saved.expires_at) == (first.version + 1, first.expires_at)
+        harness.clock.advance(TOUCH)
+        _, cookie = harness.request(session_id, lambda s: s.update(n=2))
+        assert cookie_id(cookie) == session_id  # re-sent: the browser's expiry slides too
+        slid = harness.call("load", key)
+        assert slid.version == first.version + 2
+        assert slid.expires_at == pytest.approx(harness.clock.now + IDLE, abs=0.01)
+        assert harness.load(session_id)["n"] == 2
+
     def test_regenerate_keeps_data_and_kills_the_old_id(self, harness: Harness) -> None:
         session_id = harness.new_session(cart=[1])
         created = harness.load(session_id).created_at

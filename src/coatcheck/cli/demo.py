@@ -63,7 +63,7 @@ def _stop_on_sigterm() -> None:
     "--touch-interval",
     type=float,
     default=None,
-    help="seconds between expiry refreshes of a read-only session [default: 60, or a tenth of a "
+    help="seconds between moves of a session's expiry [default: 60, or a tenth of a "
     "short idle timeout]",
 )
 @click.option(
