@@ -163,7 +163,11 @@ class SessionMiddleware:
         ``Cache-Control: no-store`` where it must stay out of caches."""
         headers = message.get("headers", ())
         private = private_headers(headers, session, set_cookie, NO_STORE)
-        added = self.session_headers(session, set_cookie)
+        added = (
+            self.session_headers(session, set_cookie)
+            if set_cookie is not None or self._extra_headers
+            else ()
+        )
         if private is not None:
             private.extend(added)
             return {**message, "headers": private}
