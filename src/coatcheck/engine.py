@@ -333,8 +333,10 @@ class SessionEngine:
         due = expires_at - kept >= max(config.touch_interval, 1e-9)
         if session._forced or not session._holds(body):
             # A write slides the expiry as a read does, at most once per touch_interval: most
-            # saves leave the stored expiry where it was.
-            return self._save(session, body, expires_at if due else kept, now)
+            # saves leave the stored expiry where it was (unless a store rounded it past the
+            # one computed now).
+            keep = not due and kept <= expires_at
+            return self._save(session, body, kept if keep else expires_at, now)
         if not due:
             if session._touched and config.persistent:  # the load touched: slide the cookie
                 return _done(self._issue(session, now))
