@@ -1,4 +1,5 @@
-"""Real HTTP servers on loopback ports for tests: uvicorn for ASGI, wsgiref for WSGI."""
+"""Real HTTP servers on loopback ports for tests: uvicorn for ASGI, wsgiref for WSGI, and
+aiohttp's own server for aiohttp.web applications."""
 
 from __future__ import annotations
 
@@ -51,6 +52,31 @@ def serve_asgi(app: Any, cleanup: Callable[[], Awaitable[None]] | None = None) -
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+@contextmanager
+def serve_aiohttp(app: Any) -> Iterator[str]:
+    """Run an ``aiohttp.web.Application`` under aiohttp's server in a thread; yield its URL."""
+    from aiohttp import web
+
+    port = free_port()
+    loop = asyncio.new_event_loop()
+    runner = web.AppRunner(app)
+
+    async def start() -> None:
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    asyncio.run_coroutine_threadsafe(start(), loop).result(10)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()
 
 
 class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):

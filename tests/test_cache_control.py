@@ -1,21 +1,28 @@
-"""Responses that set or carry a session cookie stay out of shared caches (Cache-Control)."""
+"""Responses that set or carry a session cookie stay out of shared caches (Cache-Control),
+through the ASGI and WSGI middleware and the Flask and aiohttp integrations alike."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+import flask
 import httpx
 import pytest
+from aiohttp import web
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from coatcheck.asgi import SessionMiddleware as ASGISessionMiddleware
+from coatcheck.integrations.aiohttp import SESSION_KEY, setup
+from coatcheck.integrations.flask import Session as FlaskSession
 from coatcheck.stores import MemoryStore
 from coatcheck.wsgi import ENVIRON_KEY
 from coatcheck.wsgi import SessionMiddleware as WSGISessionMiddleware
+
+from .servers import serve_aiohttp
 
 PUBLIC = "public, max-age=3600"
 
@@ -37,10 +44,51 @@ def wsgi_route(environ: dict[str, Any], start_response: Callable[..., Any]) -> I
     return [b"ok"]
 
 
-@pytest.fixture(params=["asgi", "wsgi"])
+def flask_app(store: MemoryStore) -> flask.Flask:
+    app = flask.Flask(__name__)
+    # Flask re-sends the cookie on every request unless told not to; a response that sets it
+    # is never cacheable, so the cases of a request that only carries one need this off.
+    app.config.update(
+        COATCHECK_STORE=store, SESSION_COOKIE_SECURE=False, SESSION_REFRESH_EACH_REQUEST=False
+    )
+    FlaskSession(app)
+
+    @app.route("/")
+    def route() -> flask.Response:
+        if flask.request.args.get("write"):
+            flask.session["n"] = 1
+        response = flask.make_response("ok")
+        if flask.request.args.get("public"):
+            response.headers["Cache-Control"] = PUBLIC
+        return response
+
+    return app
+
+
+def aiohttp_app(store: MemoryStore) -> web.Application:
+    async def route(request: web.Request) -> web.Response:
+        if request.query.get("write"):
+            request[SESSION_KEY]["n"] = 1
+        headers = {"Cache-Control": PUBLIC} if request.query.get("public") else {}
+        return web.Response(text="ok", headers=headers)
+
+    app = web.Application()
+    setup(app, store=store, secure=False)
+    app.router.add_get("/", route)
+    return app
+
+
+@pytest.fixture(params=["asgi", "wsgi", "flask", "aiohttp"])
 def client(request: pytest.FixtureRequest) -> Iterator[httpx.Client]:
     store = MemoryStore()
-    if request.param == "asgi":
+    if request.param == "aiohttp":
+        with serve_aiohttp(aiohttp_app(store)) as url, httpx.Client(base_url=url) as client:
+            yield client
+    elif request.param == "flask":
+        transport = httpx.WSGITransport(app=flask_app(store))
+        with httpx.Client(transport=transport, base_url="http://testserver") as client:
+            yield client
+    elif request.param == "asgi":
         app = ASGISessionMiddleware(
             Starlette(routes=[Route("/", asgi_route)]), store=store, secure=False
         )

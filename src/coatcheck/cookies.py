@@ -89,29 +89,36 @@ class CookieWriter:
         return self._deletion
 
 
+def needs_no_store(session: Session, set_cookie: str | None, app_chose: bool) -> bool:
+    """Whether a response must be marked ``Cache-Control: no-store``.
+
+    A response that sets a session cookie is never cacheable, whatever the app said; one to a
+    request that carried a live session is marked unless the app chose its own
+    ``Cache-Control`` (``app_chose``: for assets that are the same for everyone).
+    """
+    return set_cookie is not None or (session._key is not None and not app_chose)
+
+
 def private_headers(
     headers: Sequence[tuple[AnyStr, AnyStr]],
     session: Session,
     set_cookie: str | None,
     no_store: tuple[AnyStr, AnyStr],
 ) -> list[tuple[AnyStr, AnyStr]] | None:
-    """``headers`` with ``Cache-Control: no-store`` where a response must stay out of caches.
-
-    A response that sets a session cookie is never cacheable, whatever the app said; one to a
-    request that carried a live session gets ``no-store`` unless the app chose its own
-    ``Cache-Control`` (for assets that are the same for everyone). None when the headers need no
-    change. ``no_store`` is the header, as bytes or as str.
+    """``headers`` with ``Cache-Control: no-store`` where :func:`needs_no_store` says so (a
+    ``Cache-Control`` of the app's replaced); None when the headers need no change.
+    ``no_store`` is the header, as bytes (ASGI) or as str (WSGI).
     """
     if set_cookie is None and session._key is None:
         return None
     name = no_store[0]
+    chose = False
     for header in headers:
         if header[0].lower() == name:  # the app chose its own
-            if set_cookie is None:
-                return None
-            kept = [h for h in headers if h[0].lower() != name]
-            kept.append(no_store)
-            return kept
-    extended = list(headers)
-    extended.append(no_store)
-    return extended
+            chose = True
+            break
+    if not needs_no_store(session, set_cookie, chose):
+        return None
+    kept = [h for h in headers if h[0].lower() != name] if chose else list(headers)
+    kept.append(no_store)
+    return kept

@@ -55,7 +55,7 @@ from .. import csrf
 from ..asgi import LIMITED_BODY, UNAVAILABLE_BODY
 from ..clients import ClientSource, found_client
 from ..config import SessionConfig
-from ..cookies import find_cookie
+from ..cookies import find_cookie, needs_no_store
 from ..engine import SessionEngine, run_async
 from ..limits import LimitExceeded
 from ..session import Session
@@ -178,7 +178,8 @@ class SessionMiddleware:
         request[_EXCHANGE_KEY] = exchange
         try:
             try:
-                refusal = await self._csrf_refusal(request, session)
+                checked = request.method in csrf.UNSAFE_METHODS or _is_websocket_handshake(request)
+                refusal = await self._csrf_refusal(request, session) if checked else None
                 response = refusal if refusal is not None else await handler(request)
             except web.HTTPException as exc:  # a raised redirect carries the session too
                 await self._start(exchange, exc)
@@ -245,10 +246,15 @@ class SessionMiddleware:
         """Commit the session and put its cookie on ``response``, once per request."""
         if exchange.started:
             return
-        set_cookie = await run_async(self.engine.commit(exchange.session), self.store)
+        session = exchange.session
+        plan = self.engine.commit(session)  # None, most often: no coroutine then
+        set_cookie = None if plan is None else await run_async(plan, self.store)
         exchange.started = True
+        headers = response.headers
         if set_cookie is not None:
-            response.headers.add(hdrs.SET_COOKIE, set_cookie)
+            headers.add(hdrs.SET_COOKIE, set_cookie)
+        if needs_no_store(session, set_cookie, hdrs.CACHE_CONTROL in headers):
+            headers[hdrs.CACHE_CONTROL] = "no-store"
 
     async def _finish(self, exchange: _Exchange) -> None:
         """Store changes made after the headers went (streaming, websockets); no cookie now."""

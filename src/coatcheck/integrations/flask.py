@@ -76,7 +76,7 @@ from werkzeug.http import dump_cookie
 from .. import csrf
 from ..asgi import LIMITED_BODY, UNAVAILABLE_BODY
 from ..config import SessionConfig
-from ..cookies import CookieWriter, find_cookie
+from ..cookies import CookieWriter, find_cookie, needs_no_store
 from ..engine import SessionEngine, run
 from ..limits import LimitExceeded
 from ..session import Session as CoatcheckSession
@@ -455,6 +455,8 @@ class CoatcheckSessionInterface(SessionInterface):
         if set_cookie is not None:
             response.headers.add("Set-Cookie", set_cookie)
             response.vary.add("Cookie")
+        if needs_no_store(session.coatcheck, set_cookie, "Cache-Control" in response.headers):
+            response.headers["Cache-Control"] = "no-store"
 
     def _resends(self, app: flask.Flask, session: FlaskSession) -> bool:
         """Whether Flask would send the cookie again although its ID did not change: when the
