@@ -101,7 +101,7 @@ class SessionMiddleware:
         if kind not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        engine, inline = self.engine, self._inline
+        engine = self.engine
         cookie_value = self._cookie(scope)
         wanted = engine.fresh_needs_client if cookie_value is None else engine.load_needs_client
         client = self._client_source(scope) if wanted else None
@@ -109,11 +109,7 @@ class SessionMiddleware:
             session = engine.fresh(client)
         else:
             try:
-                plan = engine.load(cookie_value, client)
-                # inline: a sync store that never blocks, driven with no coroutine per call
-                session = (
-                    run(plan, inline) if inline is not None else await run_async(plan, self.store)
-                )
+                session = await self._carry_out(engine.load(cookie_value, client))
             except (StoreError, LimitExceeded) as exc:
                 await self._refuse(scope, send, exc)
                 return
@@ -127,12 +123,7 @@ class SessionMiddleware:
             if message["type"] in _STARTS:
                 plan = self.plan_commit(session)
                 try:
-                    if plan is None:
-                        set_cookie = None
-                    elif inline is not None:
-                        set_cookie = run(plan, inline)
-                    else:
-                        set_cookie = await run_async(plan, self.store)
+                    set_cookie = None if plan is None else await self._carry_out(plan)
                 except (StoreError, LimitExceeded) as exc:
                     replaced = True
                     await self._refuse(scope, send, exc)

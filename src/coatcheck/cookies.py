@@ -109,7 +109,7 @@ def private_headers(
     ``Cache-Control`` of the app's replaced); None when the headers need no change.
     ``no_store`` is the header, as bytes (ASGI) or as str (WSGI).
     """
-    if set_cookie is None and session._key is None:
+    if not needs_no_store(session, set_cookie, app_chose=False):  # not even without one
         return None
     name = no_store[0]
     chose = False

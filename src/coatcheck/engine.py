@@ -269,10 +269,8 @@ class SessionEngine:
         expires_at = record.expires_at
         if expires_at <= now:
             return "idle"
-        raw = record.data
         try:
-            if self._ring is not None:
-                raw = self._ring.open(raw, record.key)
+            raw = unseal(self._ring, record.data, record.key)
             if raw.startswith(b'{"m":'):
                 target = _forwarding(raw, now)
                 if target is not None:

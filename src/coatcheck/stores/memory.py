@@ -150,13 +150,10 @@ class MemoryStore(Store, UserIndex, Purgeable, Iterable):
             entry = self._entries.get(key)
             if entry is None or entry.version != expected_version:
                 return False
-            if record.expires_at != entry.expires_at:  # most saves keep it
-                self._move_expiry(key, entry, record.expires_at)
-            if record.user_id != entry.user_id:
-                self._file_user(key, record.user_id, entry.user_id)
+            self._move_expiry(key, entry, record.expires_at)
+            self._file_user(key, record.user_id, entry.user_id)
             entry.data, entry.version, entry.user_id = record.data, record.version, record.user_id
-            if self.max_entries is not None:
-                self._used(key, entry)
+            self._used(key, entry)
             return True
 
     def touch(self, key: str, expires_at: float) -> None:
