@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -155,6 +156,23 @@ class TestSQLiteStore:
             .fetchall()
         )
         assert "coatcheck_sessions_user_id" in str(plan)
+
+    def test_a_save_keeping_the_expiry_writes_only_the_row(self, tmp_path: Path) -> None:
+        store = SQLiteStore(tmp_path / "s.db")
+        for n in range(300):  # enough rows for the table and its indexes to span several pages
+            store.create(Record(key(n), b"x" * 200, 1e9 + n))
+        wal = tmp_path / "s.db-wal"
+
+        def pages_written(write: Callable[[], bool]) -> int:
+            before = wal.stat().st_size
+            assert write()
+            return (wal.stat().st_size - before) // (24 + 4096)  # WAL frames of 4 KiB pages
+
+        kept = Record(key(5), b"y" * 200, 1e9 + 5, 2)
+        assert pages_written(lambda: store.save_keeping_expiry(kept, 1)) == 1
+        moved = Record(key(5), b"z" * 200, 2e9, 3)
+        assert pages_written(lambda: store.save(moved, 2)) > 1  # the expiry index too
+        assert store.load(key(5)) == moved
 
     def test_wal_mode(self, tmp_path: Path) -> None:
         store = SQLiteStore(tmp_path / "s.db")

@@ -479,6 +479,7 @@ class SessionEngine:
         assert session._key is not None
         assert session._expires_at is not None
         key, version, previous = session._key, session._version, session._expires_at
+        stored = (previous, session._user_id)  # the expiry and user the store holds
         touched_by_load = session._touched
         deadline = session._auth_at + self.config.absolute_timeout
         blob = session._rewrap(body)
@@ -487,7 +488,8 @@ class SessionEngine:
                 yield (PAUSE, (random.uniform(0, min(MAX_BACKOFF, 0.001 * 2**attempt)),))
             sealed = seal(self._ring, blob, key)
             record = Record(key, sealed, expires_at, version + 1, session._user_id, deadline)
-            if (yield ("save", (record, version))):
+            kept = (expires_at, record.user_id) == stored
+            if (yield ("save_keeping_expiry" if kept else "save", (record, version))):
                 session._adopt(
                     session._id or "", key, version + 1, blob, expires_at, session._user_id
                 )
@@ -506,6 +508,7 @@ class SessionEngine:
             merged = self._replay(session, current, now)
             if current is not None:  # never move back an expiry the other writer slid
                 expires_at = max(expires_at, current.expires_at)
+                stored = (current.expires_at, current.user_id)
             if merged is None:  # deleted or expired meanwhile: never resurrect it
                 self.emit("expired", key, session._user_id, "ended during the request")
                 return self._gone(session)

@@ -66,6 +66,8 @@ class Store(ABC):
     - ``delete`` removes a record; no-op for a missing key.
     - ``rotate`` creates ``record`` as ``create`` does and, if it did, deletes ``old_key``.
       The default makes the two calls; a store that can do both in one round trip overrides it.
+    - ``save_keeping_expiry`` is ``save`` for a record whose expiry and user are those stored; a
+      store may leave those two as they are (and a later expiry that a touch set meanwhile).
     """
 
     offload_async: bool = False
@@ -92,6 +94,13 @@ class Store(ABC):
             return False
         self.delete(old_key)
         return True
+
+    def save_keeping_expiry(self, record: Record, expected_version: int) -> bool:
+        """A :meth:`save` of a record whose ``expires_at`` and ``user_id`` are those stored (most
+        writes leave the expiry where it was). A store whose indexes make writing those costly
+        may leave them as they are; the default is a plain :meth:`save`.
+        """
+        return self.save(record, expected_version)
 
     def load_touching(
         self, key: str, now: float, expires_at: float, min_gain: float
@@ -160,6 +169,10 @@ class AsyncStore(ABC):
         await self.delete(old_key)
         return True
 
+    async def save_keeping_expiry(self, record: Record, expected_version: int) -> bool:
+        """As :meth:`Store.save_keeping_expiry`; the default is a plain :meth:`save`."""
+        return await self.save(record, expected_version)
+
     async def load_touching(
         self, key: str, now: float, expires_at: float, min_gain: float
     ) -> tuple[Record | None, bool]:
@@ -226,6 +239,9 @@ class AsyncStoreAdapter(AsyncStore):
 
     async def save(self, record: Record, expected_version: int) -> bool:
         return await self._call(self.store.save, record, expected_version)
+
+    async def save_keeping_expiry(self, record: Record, expected_version: int) -> bool:
+        return await self._call(self.store.save_keeping_expiry, record, expected_version)
 
     async def touch(self, key: str, expires_at: float) -> None:
         await self._call(self.store.touch, key, expires_at)
