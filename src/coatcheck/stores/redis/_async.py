@@ -36,6 +36,7 @@ class AsyncRedisStore(AsyncStore):
         scripts = layout.CLUSTER if cluster else layout.SINGLE
         self._create = client.register_script(scripts.create)
         self._save = client.register_script(scripts.save)
+        self._save_data = client.register_script(layout.SAVE_DATA)
         self._touch = client.register_script(scripts.touch)
         self._delete = client.register_script(scripts.delete)
         self._rotate = client.register_script(scripts.rotate)
@@ -142,6 +143,13 @@ class AsyncRedisStore(AsyncStore):
             saved = await self._save(keys=keys, args=args)
             if saved == 1:
                 await self._file(record.user_id, record.key, record.expires_at)
+        return bool(saved == 1)
+
+    async def save_keeping_expiry(self, record: Record, expected_version: int) -> bool:
+        keys = [session_key(self.prefix, record.key)]
+        args = [record.data, record.version, expected_version]
+        with reported("save"):
+            saved = await self._save_data(keys=keys, args=args)
         return bool(saved == 1)
 
     async def touch(self, key: str, expires_at: float) -> None:

@@ -87,6 +87,14 @@ file_user(ARGV[1], ARGV[6], KEYS[1], ARGV[5])
 return 1
 """
 
+SAVE_DATA = """
+-- KEYS[1] session; ARGV: data, version, expected version. A save that keeps the expiry and
+-- the user (most saves): the data and version alone, no TTL or index to update.
+if redis.call('HGET', KEYS[1], 'v') ~= ARGV[3] then return 0 end
+redis.call('HSET', KEYS[1], 'd', ARGV[1], 'v', ARGV[2])
+return 1
+"""
+
 _TOUCH = """
 -- KEYS[1] session; ARGV: prefix, expires (s), expires (ms); returns the user, or 0
 local user = redis.call('HGET', KEYS[1], 'u')
