@@ -24,19 +24,37 @@ def free_port() -> int:
         return port
 
 
+def dual_stack_socket() -> socket.socket:
+    """A listening socket as a dual-stack server has one: IPv6 with ``IPV6_V6ONLY`` off, bound
+    to ``::ffff:127.0.0.1``, so IPv4 clients reach it and it sees them as ``::ffff:a.b.c.d``."""
+    sock = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        sock.bind(("::ffff:127.0.0.1", 0))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
 @contextmanager
-def serve_asgi(app: Any, cleanup: Callable[[], Awaitable[None]] | None = None) -> Iterator[str]:
+def serve_asgi(
+    app: Any,
+    cleanup: Callable[[], Awaitable[None]] | None = None,
+    sock: socket.socket | None = None,
+) -> Iterator[str]:
     """Run ``app`` under uvicorn in a thread; yield its base URL.
 
     ``cleanup`` runs on the server's event loop after it stops (e.g. closing a store's pool,
-    whose connections belong to that loop).
+    whose connections belong to that loop). ``sock``, a bound socket (e.g.
+    :func:`dual_stack_socket`), is served instead of a fresh one on 127.0.0.1; it is closed after.
     """
-    port = free_port()
+    port = free_port() if sock is None else int(sock.getsockname()[1])
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
     server = uvicorn.Server(config)
 
     async def serve() -> None:
-        await server.serve()
+        await server.serve(sockets=None if sock is None else [sock])
         if cleanup is not None:
             await cleanup()
 
@@ -52,6 +70,8 @@ def serve_asgi(app: Any, cleanup: Callable[[], Awaitable[None]] | None = None) -
     finally:
         server.should_exit = True
         thread.join(10)
+        if sock is not None:
+            sock.close()
 
 
 @contextmanager

@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
-from aiohttp import FormData, web
+from aiohttp import FormData, WSServerHandshakeError, web
 from aiohttp.test_utils import TestClient
 
 from coatcheck.events import SessionEvent
@@ -43,12 +43,21 @@ async def login(request: web.Request) -> web.Response:
     return web.Response(text="ok")
 
 
+async def socket(request: web.Request) -> web.WebSocketResponse:
+    ws = web.WebSocketResponse()
+    await ws.prepare(request)
+    await ws.send_str("open")
+    await ws.close()
+    return ws
+
+
 def make_app(**options: Any) -> web.Application:
     app = web.Application()
     app.router.add_get("/form", form_page)
     app.router.add_post("/transfer", transfer)
     app.router.add_post("/hooks/pay", transfer)
     app.router.add_post("/login", login)
+    app.router.add_get("/ws", socket)
     options.setdefault("secure", False)
     setup(app, store=MemoryStore(), **options)
     return app
@@ -95,6 +104,52 @@ async def test_cross_site_writes_are_refused_by_default(
     assert "CSRF" in await response.text()
     assert response.headers["Cache-Control"] == "no-store"
     assert "Set-Cookie" not in response.headers  # nothing was stored for the forged request
+
+
+async def test_a_plain_http_server_refuses_its_own_host_under_https(
+    aiohttp_client: Make,
+) -> None:
+    """``Origin: https://<host:port>`` is another origin than the plain-http site on that host
+    and port (the client sends its own ``Host`` here: the server's loopback address and port)."""
+    client = await aiohttp_client(make_app())
+    netloc = f"{client.host}:{client.port}"
+    https = await client.post(
+        "/transfer", data={"amount": "1"}, headers={"Origin": f"https://{netloc}"}
+    )
+    assert https.status == 403
+    same = await client.post(
+        "/transfer", data={"amount": "2"}, headers={"Origin": f"http://{netloc}"}
+    )
+    assert (await same.json())["paid"] == "2"
+
+
+async def test_a_plain_websocket_handshake_from_the_https_origin_is_refused(
+    make_client: Make,
+) -> None:
+    client = await make_client()
+    with pytest.raises(WSServerHandshakeError) as refused:
+        await client.ws_connect("/ws", headers={"Origin": f"https://{HOST}"})
+    assert refused.value.status == 403
+    async with client.ws_connect("/ws", headers={"Origin": f"http://{HOST}"}) as ws:
+        assert await ws.receive_str() == "open"
+
+
+@pytest.mark.parametrize(
+    ("trusted_proxies", "origin", "status"),
+    [
+        (["127.0.0.0/8"], "https", 200),  # the proxy terminated TLS: the browser used https
+        (["127.0.0.0/8"], "http", 403),
+        ([], "https", 403),  # a header anyone can send, unless it comes from a trusted proxy
+        (["10.0.0.0/8"], "https", 403),
+    ],
+    ids=["trusted-https", "trusted-but-http-origin", "no-trusted-proxies", "peer-not-trusted"],
+)
+async def test_x_forwarded_proto_counts_only_from_a_trusted_proxy(
+    make_client: Make, trusted_proxies: list[str], origin: str, status: int
+) -> None:
+    client = await make_client(trusted_proxies=trusted_proxies)
+    headers = {"Origin": f"{origin}://{HOST}", "X-Forwarded-Proto": "https"}
+    assert (await client.post("/transfer", headers=headers)).status == status
 
 
 async def test_cross_site_reads_are_not_checked(make_client: Make) -> None:

@@ -72,6 +72,17 @@ def test_ipv6_clients_are_bound_to_their_slash_48() -> None:
     assert run(engine.load(sid, Client("2001:db8:2::5", None)), store).is_new
 
 
+def test_ipv4_mapped_clients_are_bound_to_their_ipv4_network() -> None:
+    # A dual-stack server sees IPv4 clients as ::ffff:a.b.c.d; they are IPv4 clients all the
+    # same, each in its own /24, not all together in ::/48.
+    engine, store = engine_binding(bind_to=("network",)), MemoryStore()
+    sid = session_for(engine, store, Client("::ffff:203.0.113.9", None))
+    assert not run(engine.load(sid, Client("::ffff:203.0.113.200", None)), store).is_new
+    assert not run(engine.load(sid, Client("203.0.113.9", None)), store).is_new
+    assert run(engine.load(sid, Client("::ffff:198.51.100.1", None)), store).is_new
+    assert run(engine.load(sid, Client("198.51.100.1", None)), store).is_new
+
+
 def test_flag_mode_keeps_the_session_and_says_so() -> None:
     events: list[SessionEvent] = []
     engine = engine_binding(bind_to=("user_agent",), binding_action="flag", on_event=events.append)
@@ -126,10 +137,34 @@ def test_forwarded_for_is_believed_only_from_trusted_proxies() -> None:
     assert client_address(None, "198.51.100.9", trusted) is None
 
 
+def test_ipv4_mapped_addresses_are_ipv4_addresses() -> None:
+    # The peer of a dual-stack socket, and any hop of X-Forwarded-For, is an IPv4 address in
+    # its IPv4 form, and a mapped proxy is trusted by the IPv4 network it is in.
+    assert client_address("::ffff:198.51.100.9", None) == "198.51.100.9"
+    assert client_address("::FFFF:c633:6409", None) == "198.51.100.9"
+    assert client_address("::ffff:10.1.2.3", "198.51.100.9", ("10.0.0.0/8",)) == "198.51.100.9"
+    assert client_address("10.1.2.3", "::ffff:198.51.100.9", ("10.0.0.0/8",)) == "198.51.100.9"
+    assert client_address("10.1.2.3", "198.51.100.9, ::ffff:10.0.0.7", ("10.0.0.0/8",)) == (
+        "198.51.100.9"  # a mapped hop of ours is still one of ours
+    )
+    assert client_address("::ffff:10.1.2.3", "198.51.100.9", ("::ffff:10.0.0.0/104",)) == (
+        "198.51.100.9"  # a proxy network written in mapped form is that IPv4 network
+    )
+    assert client_address("::ffff:198.51.100.9", "10.9.9.9", ("10.0.0.0/8",)) == "198.51.100.9"
+
+
 def test_networks_at_the_configured_prefixes() -> None:
     assert network_of("198.51.100.77", ipv4_prefix=16, ipv6_prefix=48) == "198.51.0.0/16"
     assert network_of("2001:db8:1:2::5", ipv4_prefix=24, ipv6_prefix=64) == "2001:db8:1:2::/64"
     assert network_of("not an address", ipv4_prefix=24, ipv6_prefix=48) == ""
+
+
+def test_an_ipv4_mapped_address_is_in_its_ipv4_network() -> None:
+    assert network_of("::ffff:203.0.113.77", ipv4_prefix=24, ipv6_prefix=48) == "203.0.113.0/24"
+    assert network_of("::ffff:127.0.0.2", ipv4_prefix=32, ipv6_prefix=64) == "127.0.0.2/32"
+    # Only ::ffff:0:0/96 is IPv4: its neighbours are IPv6 addresses like any other.
+    assert network_of("::fffe:7f00:2", ipv4_prefix=32, ipv6_prefix=64) == "::/64"
+    assert network_of("64:ff9b::7f00:2", ipv4_prefix=32, ipv6_prefix=64) == "64:ff9b::/64"
 
 
 def test_bad_binding_options_are_refused_by_name() -> None:
@@ -186,3 +221,16 @@ def test_the_client_address_comes_through_a_trusted_proxy(make: Make) -> None:
         assert "set-cookie" not in same.headers
         assert "1" not in moved.text
         assert "Max-Age=0" in moved.headers["set-cookie"]
+
+
+def test_a_cookie_replayed_from_another_mapped_ipv4_address_is_anonymous() -> None:
+    store = MemoryStore()
+    app = starlette_app(store, bind_to=("network",))
+    with (
+        TestClient(app, client=("::ffff:203.0.113.9", 50000)) as owner,
+        TestClient(app, client=("::ffff:198.51.100.1", 50000)) as thief,
+    ):
+        sid = cookie_of(owner.post("/login/alice").headers["set-cookie"])
+        cookie = {"Cookie": f"session={sid}"}
+        assert thief.get("/whoami", headers=cookie).json() == {"user": None, "new": True}
+        assert owner.get("/whoami", headers=cookie).json() == {"user": "alice", "new": False}

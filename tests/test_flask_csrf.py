@@ -10,6 +10,7 @@ from typing import Any
 
 import flask
 import flask_login
+import httpx
 import pytest
 from flask.testing import FlaskClient
 
@@ -17,6 +18,8 @@ from coatcheck import ConfigError
 from coatcheck.events import SessionEvent
 from coatcheck.integrations.flask import CsrfRefused, Session, current_session
 from coatcheck.stores import MemoryStore
+
+from .servers import serve_wsgi
 
 HOST = "shop.example"
 
@@ -133,6 +136,45 @@ def test_trusted_origins_and_exempt_paths(make_client: Any) -> None:
     token = client.get("/form").text
     response = client.post("/transfer", headers={**trusted, "X-CSRF-Token": token})
     assert response.status_code == 200
+
+
+def test_an_origin_with_another_scheme_is_refused(make_client: Any) -> None:
+    client = make_client()
+    refused = client.post("/transfer", data={"amount": "1"}, headers={"Origin": f"https://{HOST}"})
+    assert refused.status_code == 403
+
+
+def test_a_plain_http_server_refuses_its_own_host_under_https() -> None:
+    """Over real HTTP (wsgiref): ``Origin: https://<host:port>`` is another origin than the
+    plain-http site on that host and port."""
+    with serve_wsgi(make_app()) as url, httpx.Client(base_url=url) as http:
+        netloc = url.removeprefix("http://")
+        https = http.post(
+            "/transfer", data={"amount": "1"}, headers={"Origin": f"https://{netloc}"}
+        )
+        assert https.status_code == 403
+        same = http.post("/transfer", data={"amount": "2"}, headers={"Origin": f"http://{netloc}"})
+        assert same.json()["paid"] == "2"
+
+
+@pytest.mark.parametrize(
+    ("trusted_proxies", "origin", "status"),
+    [
+        (["127.0.0.0/8"], "https", 200),  # the proxy terminated TLS: the browser used https
+        (["127.0.0.0/8"], "http", 403),
+        ([], "https", 403),  # a header anyone can send, unless it comes from a trusted proxy
+        (["10.0.0.0/8"], "https", 403),
+    ],
+    ids=["trusted-https", "trusted-but-http-origin", "no-trusted-proxies", "peer-not-trusted"],
+)
+def test_x_forwarded_proto_counts_only_from_a_trusted_proxy(
+    trusted_proxies: list[str], origin: str, status: int
+) -> None:
+    app = make_app(COATCHECK_TRUSTED_PROXIES=trusted_proxies)
+    with serve_wsgi(app) as url, httpx.Client(base_url=url) as http:
+        netloc = url.removeprefix("http://")
+        headers = {"Origin": f"{origin}://{netloc}", "X-Forwarded-Proto": "https"}
+        assert http.post("/transfer", headers=headers).status_code == status
 
 
 def test_csrf_off_checks_nothing(make_client: Any) -> None:

@@ -84,6 +84,25 @@ def test_creation_floods_are_throttled_per_client(clock: FakeClock) -> None:
         assert user.get("/whoami").json() == {"user": "alice", "new": False}
 
 
+def test_ipv4_mapped_clients_are_counted_each_as_its_own_ipv4_address(clock: FakeClock) -> None:
+    # A dual-stack server sees IPv4 clients as ::ffff:a.b.c.d: one of them using up its
+    # allowance must not use up everyone's (they share ::/64, not their IPv4 address).
+    store = MemoryStore()
+    with (
+        client_at(store, clock, "::ffff:127.0.0.1", max_creations_per_client=2) as flood,
+        client_at(store, clock, "::ffff:127.0.0.2", max_creations_per_client=2) as neighbour,
+        client_at(store, clock, "127.0.0.1", max_creations_per_client=2) as unmapped,
+    ):
+        for _ in range(2):
+            flood.cookies.clear()
+            assert flood.post("/write", json={"x": 1}).status_code == 200
+        flood.cookies.clear()
+        assert flood.post("/write", json={"x": 1}).status_code == 429
+        assert neighbour.post("/write", json={"x": 1}).status_code == 200
+        # The same client reached over plain IPv4 is the same client, with nothing left.
+        assert unmapped.post("/write", json={"x": 1}).status_code == 429
+
+
 def test_a_global_cap_stops_a_flood_from_many_addresses(clock: FakeClock) -> None:
     store = MemoryStore()
     statuses = []

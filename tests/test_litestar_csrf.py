@@ -5,11 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
 from litestar import Litestar, Request, get, post
 from litestar.testing import TestClient
 
 from coatcheck.integrations.litestar import CoatcheckSessionConfig, session_of
 from coatcheck.stores import MemoryStore
+
+from .servers import serve_asgi
 
 HOST = "shop.example"
 
@@ -31,10 +34,13 @@ def ping() -> str:
     return "pong"
 
 
-def client(**options: Any) -> TestClient[Litestar]:
+def app(**options: Any) -> Litestar:
     config = CoatcheckSessionConfig(store=MemoryStore(), secure=False, **options)
-    app = Litestar([form_page, transfer, ping], middleware=[config.middleware])
-    return TestClient(app, base_url=f"http://{HOST}")
+    return Litestar([form_page, transfer, ping], middleware=[config.middleware])
+
+
+def client(**options: Any) -> TestClient[Litestar]:
+    return TestClient(app(**options), base_url=f"http://{HOST}")
 
 
 def test_cross_site_writes_are_refused_by_default() -> None:
@@ -42,6 +48,19 @@ def test_cross_site_writes_are_refused_by_default() -> None:
         assert browser.post("/transfer", data={"amount": "1"}).status_code == 201
         forged = browser.post("/transfer", data={"amount": "1"}, headers={"Origin": "null"})
         assert forged.status_code == 403
+
+
+def test_a_plain_http_server_refuses_its_own_host_under_https() -> None:
+    """Over real HTTP (uvicorn): ``Origin: https://<host:port>`` is another origin than the
+    plain-http site on that host and port."""
+    with serve_asgi(app()) as url, httpx.Client(base_url=url) as http:
+        netloc = url.removeprefix("http://")
+        https = http.post(
+            "/transfer", data={"amount": "1"}, headers={"Origin": f"https://{netloc}"}
+        )
+        assert https.status_code == 403
+        same = http.post("/transfer", data={"amount": "2"}, headers={"Origin": f"http://{netloc}"})
+        assert same.json() == {"paid": "2"}
 
 
 def test_token_mode_reads_the_header_or_the_form_field_before_the_handler() -> None:

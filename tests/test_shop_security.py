@@ -250,6 +250,10 @@ def test_an_unsafe_request_without_its_sessions_token_is_refused_and_does_nothin
             "another session's token": {"x-csrf-token": someone_elses},
             "a made-up token": {"x-csrf-token": secrets.token_urlsafe(64)},
             "a cross-site origin": {"x-csrf-token": token, "origin": "http://shop.evil.example"},
+            "the shop's host and port over https": {
+                "x-csrf-token": token,
+                "origin": "https://" + shop.url.removeprefix("http://"),
+            },
             "a cross-site fetch": {"x-csrf-token": token, "sec-fetch-site": "cross-site"},
             "an opaque origin": {"x-csrf-token": token, "origin": "null"},
         }

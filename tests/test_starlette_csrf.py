@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
@@ -14,6 +15,8 @@ from starlette.testclient import TestClient
 from coatcheck.events import SessionEvent
 from coatcheck.integrations.starlette import SessionMiddleware, session_of
 from coatcheck.stores import MemoryStore
+
+from .servers import serve_asgi
 
 HOST = "shop.example"
 
@@ -28,16 +31,19 @@ async def search(request: Request) -> Response:
     return PlainTextResponse(f"results for {form.get('q')}")
 
 
-def client(**options: Any) -> TestClient:
-    app = Starlette(
-        routes=[
-            Route("/form", form_page),
-            Route("/search", search, methods=["POST"]),
-            Route("/hooks/pay", search, methods=["POST"]),
-        ]
+def app(**options: Any) -> SessionMiddleware:
+    routes = [
+        Route("/form", form_page),
+        Route("/search", search, methods=["POST"]),
+        Route("/hooks/pay", search, methods=["POST"]),
+    ]
+    return SessionMiddleware(
+        Starlette(routes=routes), secret_key="not a secret", store=MemoryStore(), **options
     )
-    wrapped = SessionMiddleware(app, secret_key="not a secret", store=MemoryStore(), **options)
-    return TestClient(wrapped, base_url=f"http://{HOST}")
+
+
+def client(**options: Any) -> TestClient:
+    return TestClient(app(**options), base_url=f"http://{HOST}")
 
 
 def test_cross_site_writes_are_refused_by_default() -> None:
@@ -45,6 +51,17 @@ def test_cross_site_writes_are_refused_by_default() -> None:
     assert browser.post("/search", data={"q": "a"}).status_code == 200
     forged = browser.post("/search", data={"q": "a"}, headers={"Origin": "https://evil.example"})
     assert forged.status_code == 403
+
+
+def test_a_plain_http_server_refuses_its_own_host_under_https() -> None:
+    """Over real HTTP (uvicorn): ``Origin: https://<host:port>`` is another origin than the
+    plain-http site on that host and port."""
+    with serve_asgi(app()) as url, httpx.Client(base_url=url) as http:
+        netloc = url.removeprefix("http://")
+        https = http.post("/search", data={"q": "a"}, headers={"Origin": f"https://{netloc}"})
+        assert https.status_code == 403
+        same = http.post("/search", data={"q": "a"}, headers={"Origin": f"http://{netloc}"})
+        assert same.text == "results for a"
 
 
 def test_token_mode_and_its_options_are_taken_beside_starlettes_arguments() -> None:

@@ -17,7 +17,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from . import csrf
-from .clients import Client, ClientSource, found_client
+from .clients import Client, ClientSource, found_client, request_scheme
 from .config import SessionConfig
 from .cookies import NO_STORE, find_cookie, private_headers
 from .engine import Plan, SessionEngine, run, run_async
@@ -211,7 +211,7 @@ class SessionMiddleware:
     ) -> tuple[str | None, Receive]:
         """Why an unsafe request fails the CSRF check (or None), and how to read its body."""
         config = self.engine.config
-        wanted = {b"sec-fetch-site", b"origin", b"host", b"content-type"}
+        wanted = {b"sec-fetch-site", b"origin", b"host", b"content-type", b"x-forwarded-proto"}
         token_header = config.csrf_header.encode("latin-1")
         found: dict[bytes, str] = {}
         for name, value in scope["headers"]:
@@ -229,9 +229,16 @@ class SessionMiddleware:
             sec_fetch_site=found.get(b"sec-fetch-site"),
             origin=found.get(b"origin"),
             host=found.get(b"host"),
+            scheme=self._scheme(scope, found.get(b"x-forwarded-proto")),
             submitted=submitted,
         )
         return problem, receive
+
+    def _scheme(self, scope: Scope, forwarded_proto: str | None) -> str:
+        """The scheme the browser used: the scope's, or what a trusted proxy says it was."""
+        received = scope.get("scheme") or ("ws" if scope["type"] == "websocket" else "http")
+        peer = scope.get("client")
+        return request_scheme(received, peer[0] if peer else None, forwarded_proto, self._proxies)
 
     def _client_source(self, scope: Scope) -> ClientSource:
         """How to find the request's client when the engine asks. It holds the headers, not the
@@ -241,13 +248,16 @@ class SessionMiddleware:
 
     def _websocket_origin_problem(self, scope: Scope) -> str | None:
         """Why a WebSocket handshake comes from another site (browsers always send Origin)."""
-        origin = host = None
+        origin = host = forwarded_proto = None
         for name, value in scope["headers"]:
             if name == b"origin":
                 origin = value.decode("latin-1")
             elif name == b"host":
                 host = value.decode("latin-1")
-        return csrf.handshake_problem(self.engine.config, scope["path"], origin, host)
+            elif name == b"x-forwarded-proto":
+                forwarded_proto = value.decode("latin-1")
+        scheme = self._scheme(scope, forwarded_proto)
+        return csrf.handshake_problem(self.engine.config, scope["path"], origin, host, scheme)
 
     def _cookie(self, scope: Scope) -> str | None:
         header: bytes | None = None

@@ -156,7 +156,8 @@ class SessionConfig:
     ipv4_prefix: int = 24
     ipv6_prefix: int = 48
     trusted_proxies: tuple[str, ...] = ()
-    """Networks (``"10.0.0.0/8"``) of proxies whose ``X-Forwarded-For`` is believed."""
+    """Networks (``"10.0.0.0/8"``) of proxies whose ``X-Forwarded-For`` (the client) and
+    ``X-Forwarded-Proto`` (the scheme the CSRF ``Origin`` check compares) are believed."""
     rotation_grace: float = 10
     r"""Seconds a :meth:`Session.regenerate`\ d ID keeps working for requests already in
     flight: they are forwarded to the new ID, so they neither fail nor fork the session. Login
@@ -164,8 +165,9 @@ class SessionConfig:
     limit_window: float = 60
     """Seconds over which the rate limits below count (see :mod:`coatcheck.limits`)."""
     max_creations_per_client: int | None = None
-    """New sessions one client address (an IPv6 /64) may create per window; then 429. Each
-    creation then costs two more store calls (the counter), so it is off by default."""
+    """New sessions one client (an IPv4 address, an IPv6 /64; an IPv4-mapped ``::ffff:a.b.c.d``
+    is its IPv4 address) may create per window; then 429. Each creation then costs two more
+    store calls (the counter), so it is off by default."""
     max_rejections_per_client: int | None = 120
     """Well-formed cookies naming no live session (guesses, or cookies that outlived their
     session) one client may send per window; then 429. Only such requests pay for the count."""

@@ -27,7 +27,10 @@ from urllib.parse import parse_qsl, urlsplit
 
 TOKEN_BYTES = 32
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-DEFAULT_PORTS = {"http": "80", "https": "443"}
+DEFAULT_PORTS = {"http": 80, "https": 443}
+PAGE_SCHEMES = {"http": "http", "https": "https", "ws": "http", "wss": "https"}
+"""The scheme of the page whose origin a request comes from, by the request's scheme: a page
+at ``http://host`` opens ``ws://host``, one at ``https://host`` opens ``wss://host``."""
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 
@@ -65,36 +68,54 @@ def matches(submitted: str, token: str) -> bool:
     return hmac.compare_digest(bytes(a ^ b for a, b in zip(pad, masked, strict=True)), expected)
 
 
-def _netloc(url: str) -> str | None:
+Origin = tuple[str, str, int]
+"""An origin as compared: scheme, host (lower case) and port (the scheme's default if none)."""
+
+
+def _origin(url: str) -> Origin | None:
+    """The scheme, host and port of an http or https ``url``; None for anything else."""
     try:
         parts = urlsplit(url)
         host, port = parts.hostname, parts.port
     except ValueError:
         return None
-    if not parts.scheme or not host:
+    default = DEFAULT_PORTS.get(parts.scheme)
+    if default is None or not host:
         return None
-    if port is None or str(port) == DEFAULT_PORTS.get(parts.scheme):
-        return host
-    return f"{host}:{port}"
+    return parts.scheme, host, default if port is None else port
 
 
-def _host(host_header: str) -> str:
-    host = host_header.strip().lower()
-    for port in DEFAULT_PORTS.values():
-        host = host.removesuffix(f":{port}")
-    return host
+def _own_origin(scheme: str, host: str | None) -> Origin | None:
+    """The origin a request was sent to: the page scheme of its ``scheme`` (http or https), the
+    host and port of its ``Host`` header (the scheme's default port if it names none)."""
+    page_scheme = PAGE_SCHEMES.get(scheme.strip().lower())
+    host = None if host is None else host.strip()
+    if page_scheme is None or not host or any(char in host for char in "/?#@\\"):
+        return None
+    return _origin(f"{page_scheme}://{host}")
 
 
 def origin_problem(
     sec_fetch_site: str | None,
     origin: str | None,
     host: str | None,
+    scheme: str,
     trusted_origins: Collection[str] = (),
 ) -> str | None:
     """Why an unsafe request's browser headers show it came from another site; None if not.
 
+    ``Origin`` must name the request's own origin: the same scheme (``scheme`` is the one the
+    browser used, see :func:`coatcheck.clients.request_scheme`; ``ws`` counts as ``http`` and
+    ``wss`` as ``https``), host and port (``Host``, each scheme's default port when none is
+    named), or be one of ``trusted_origins``.
+
     A request without these headers (an old browser, a non-browser client) passes this check;
     the token check is what stops a forged one.
+
+    >>> origin_problem(None, "https://shop.example", "shop.example", "https") is None
+    True
+    >>> origin_problem(None, "https://shop.example", "shop.example", "http")
+    "cross-origin request (Origin is not the request's origin)"
     """
     cross_site = sec_fetch_site is not None and sec_fetch_site.strip().lower() == "cross-site"
     if cross_site and (origin is None or origin.strip() not in trusted_origins):
@@ -106,9 +127,9 @@ def origin_problem(
         return None
     if origin == "null":
         return "opaque origin (Origin: null)"
-    netloc = _netloc(origin)
-    if netloc is None or host is None or netloc.lower() != _host(host):
-        return "cross-origin request (Origin does not match Host)"
+    claimed = _origin(origin)
+    if claimed is None or claimed != _own_origin(scheme, host):
+        return "cross-origin request (Origin is not the request's origin)"
     return None
 
 
@@ -167,14 +188,15 @@ def applies(policy: CsrfPolicy, method: str, path: str) -> bool:
 
 
 def handshake_problem(
-    policy: CsrfPolicy, path: str, origin: str | None, host: str | None
+    policy: CsrfPolicy, path: str, origin: str | None, host: str | None, scheme: str
 ) -> str | None:
     """Why a WebSocket handshake comes from another site (cross-site WebSocket hijacking), or
     None. Browsers always send ``Origin`` on a handshake; ``csrf="off"`` and exempt paths skip
-    the check."""
+    the check. ``scheme`` is the one the browser used (``ws`` or ``wss``, or ``http`` or
+    ``https`` as a server or a trusted proxy may report it)."""
     if policy.csrf == "off" or any(path.startswith(prefix) for prefix in policy.csrf_exempt):
         return None
-    return origin_problem(None, origin, host, policy.trusted_origins)
+    return origin_problem(None, origin, host, scheme, policy.trusted_origins)
 
 
 def wants_form(policy: CsrfPolicy, header_token: str | None, content_type: str | None) -> bool:
@@ -194,10 +216,12 @@ def verdict(
     sec_fetch_site: str | None,
     origin: str | None,
     host: str | None,
+    scheme: str,
     submitted: str | None,
 ) -> str | None:
-    """Why a checked request is refused, or None when it passes."""
-    problem = origin_problem(sec_fetch_site, origin, host, policy.trusted_origins)
+    """Why a checked request is refused, or None when it passes (``scheme``: the one the
+    browser used, see :func:`origin_problem`)."""
+    problem = origin_problem(sec_fetch_site, origin, host, scheme, policy.trusted_origins)
     if problem is not None or policy.csrf != "token":
         return problem
     if not submitted:

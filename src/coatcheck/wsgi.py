@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import csrf
 from .asgi import LIMITED_BODY, UNAVAILABLE_BODY
-from .clients import ClientSource, found_client
+from .clients import ClientSource, found_client, request_scheme
 from .config import SessionConfig
 from .cookies import find_cookie, private_headers
 from .engine import SessionEngine, run
@@ -134,6 +134,12 @@ class SessionMiddleware:
             sec_fetch_site=environ.get("HTTP_SEC_FETCH_SITE"),
             origin=environ.get("HTTP_ORIGIN"),
             host=environ.get("HTTP_HOST"),
+            scheme=request_scheme(
+                environ.get("wsgi.url_scheme", "http"),
+                environ.get("REMOTE_ADDR"),
+                environ.get("HTTP_X_FORWARDED_PROTO"),
+                config.trusted_proxies,
+            ),
             submitted=submitted,
         )
 

@@ -53,7 +53,7 @@ from aiohttp import hdrs, web
 
 from .. import csrf
 from ..asgi import LIMITED_BODY, UNAVAILABLE_BODY
-from ..clients import ClientSource, found_client
+from ..clients import ClientSource, found_client, request_scheme
 from ..config import SessionConfig
 from ..cookies import find_cookie, needs_no_store
 from ..engine import SessionEngine, run_async
@@ -204,7 +204,8 @@ class SessionMiddleware:
         headers = request.headers
         if _is_websocket_handshake(request):  # cross-site WebSocket hijacking
             origin, host = headers.get(hdrs.ORIGIN), headers.get(hdrs.HOST)
-            problem = csrf.handshake_problem(config, request.path, origin, host)
+            scheme = self._scheme(request)
+            problem = csrf.handshake_problem(config, request.path, origin, host, scheme)
         elif not csrf.applies(config, request.method, request.path):
             return None
         else:
@@ -217,6 +218,7 @@ class SessionMiddleware:
                 sec_fetch_site=headers.get("Sec-Fetch-Site"),
                 origin=headers.get(hdrs.ORIGIN),
                 host=headers.get(hdrs.HOST),
+                scheme=self._scheme(request),
                 submitted=submitted,
             )
         if problem is None:
@@ -274,6 +276,15 @@ class SessionMiddleware:
         if not headers:
             return None
         return find_cookie("; ".join(headers), self._cookie_name)
+
+    def _scheme(self, request: web.BaseRequest) -> str:
+        """The scheme the browser used: the connection's, or what a trusted proxy says it was."""
+        return request_scheme(
+            request.scheme,
+            request.remote,
+            request.headers.get(hdrs.X_FORWARDED_PROTO),
+            self.engine.config.trusted_proxies,
+        )
 
     def _client_source(self, request: web.BaseRequest) -> ClientSource:
         """How to find the request's client, for binding and per-client limits
