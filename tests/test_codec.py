@@ -60,3 +60,61 @@ def test_a_pickle_payload_is_never_executed(tmp_path: object) -> None:
 
     with pytest.raises(codec.DecodeError):
         codec.decode(pickle.dumps(Boom()))
+
+
+# -- stored data is untrusted input: what does not decode to sane shapes is a DecodeError ------
+
+
+@pytest.mark.parametrize(
+    "blob",
+    [
+        b'{"c":NaN,"a":1,"d":{}}',
+        b'{"c":1,"a":NaN,"d":{}}',
+        b'{"c":Infinity,"a":1,"d":{}}',
+        b'{"c":1,"a":-Infinity,"d":{}}',
+        b'{"c":1e400,"a":1,"d":{}}',
+        b'{"c":1,"a":1,"d":{"price":NaN}}',
+        b'{"c":1,"a":1,"d":{"price":[1e999]}}',
+        b'{"c":-1,"a":1,"d":{}}',
+        b'{"c":1,"a":1e300,"d":{}}',
+        b'{"c":1,"a":1,"u":7,"d":{}}',
+        b'{"c":1,"a":1,"t":["x"],"d":{}}',
+    ],
+)
+def test_numbers_that_are_not_finite_timestamps_are_decode_errors(blob: bytes) -> None:
+    with pytest.raises(codec.DecodeError):
+        codec.decode(blob)
+
+
+def test_a_record_nested_beyond_any_sane_depth_is_a_decode_error() -> None:
+    deep = b'{"c":1,"a":1,"d":{"x":' + b"[" * 100_000 + b"]" * 100_000 + b"}}"
+    with pytest.raises(codec.DecodeError):
+        codec.decode(deep)
+
+
+def test_a_decode_error_never_repeats_the_stored_bytes() -> None:
+    secret = b'{"c":1,"a":1,"t":"csrf-secret-token","d":{"cart":["ring"]}}'
+    for blob in (secret + b"\xff", secret[:-1], b"\xff" + secret):
+        with pytest.raises(codec.DecodeError) as raised:
+            codec.decode(blob)
+        assert "csrf-secret-token" not in str(raised.value)
+        assert "ring" not in str(raised.value)
+        assert "csrf-secret-token" not in repr(raised.value)
+
+
+def test_the_envelope_carries_the_user_and_decoding_checks_it_against_the_column() -> None:
+    blob = codec.envelope(b"{}", 1.0, 2.0, user="alice")
+    assert codec.decode_envelope(blob, "alice")[5] == "alice"
+    with pytest.raises(codec.Tampered):
+        codec.decode_envelope(blob, "mallory")
+    with pytest.raises(codec.Tampered):
+        codec.decode_envelope(blob, None)
+    anonymous = codec.envelope(b"{}", 1.0, 2.0)
+    with pytest.raises(codec.Tampered):
+        codec.decode_envelope(anonymous, "alice")
+
+
+def test_a_user_with_any_characters_round_trips() -> None:
+    user = 'a"b\\c\u2028é'
+    blob = codec.envelope(b"{}", 1.0, 2.0, user=user)
+    assert codec.decode_envelope(blob, user)[5] == user

@@ -533,6 +533,15 @@ class TestCsrfInTheSession(TestCase):  # type: ignore[misc]
         token = self.token()  # logout ended the session and its secret: a new one
         assert self.client.post("/logout", HTTP_X_CSRFTOKEN=token).content == b"bye"
 
+    def test_an_origin_with_another_scheme_is_refused(self) -> None:
+        """Django's own Origin check (coatcheck leaves CSRF to it) compares the scheme too: the
+        plain-http test server is another origin than its own host over https."""
+        token = self.token()
+        https = {"HTTP_X_CSRFTOKEN": token, "HTTP_ORIGIN": "https://testserver"}
+        assert self.client.post("/logout", **https).status_code == 403
+        http = {"HTTP_X_CSRFTOKEN": token, "HTTP_ORIGIN": "http://testserver"}
+        assert self.client.post("/logout", **http).content == b"bye"
+
     def test_the_secret_is_kept_in_coatchecks_store(self) -> None:
         self.token()
         session_id = self.client.cookies[settings.SESSION_COOKIE_NAME].value
@@ -547,3 +556,35 @@ class TestCsrfInTheSession(TestCase):  # type: ignore[misc]
         assert self.client.post("/logout", HTTP_X_CSRFTOKEN=before).status_code == 403
         after = self.token()
         assert self.client.post("/logout", HTTP_X_CSRFTOKEN=after).content == b"bye"
+
+
+@override_settings(COATCHECK_STORE_URL=f"{REDIS_URL}?prefix={REDIS_PREFIX}")
+class TestAlteredRecordsAreRejected(TestCase):  # type: ignore[misc]
+    """With encryption at rest, a store writer who sets a session's user column (Redis field
+    ``u``) to another user gets a fresh, anonymous session and a ``rejected`` event."""
+
+    @classmethod
+    def setUpTestData(cls) -> None:
+        cls.ada = User.objects.create_user("ada", password="lovelace")
+        cls.mallory = User.objects.create_user("mallory", password="mallory")
+
+    def test_a_user_column_set_to_another_user_is_rejected(self) -> None:
+        require("Redis", "127.0.0.1", 6379)
+        events: list[SessionEvent] = []
+        keys = [bytes(range(32))]
+        with self.settings(COATCHECK_SESSION={"encryption_keys": keys, "on_event": events.append}):
+            self.client.post("/login", {"username": "mallory", "password": "mallory"})
+            assert self.client.get("/whoami").json()["user"] == "mallory"
+            session_id = self.client.cookies[settings.SESSION_COOKIE_NAME].value
+            key = store_key(session_id, backing().config.hash_secret)
+            client = redis.Redis.from_url(REDIS_URL)
+            name = f"{REDIS_PREFIX}s:{key}"
+            assert client.hget(name, "u") == str(self.mallory.pk).encode()
+            client.hset(name, "u", str(self.ada.pk))
+            client.close()
+            response = self.client.get("/whoami")
+            assert response.status_code == 200
+            assert response.json() == {"user": None, "theme": None}
+        assert [(e.kind, e.reason) for e in events if e.kind == "rejected"] == [
+            ("rejected", "tampered")
+        ]

@@ -1,8 +1,15 @@
 """Serialization of session data: JSON only (orjson when installed), never pickle, size-capped.
 
-What a store holds is an *envelope*: ``{"c": created_at, "a": auth_at, "d": data}`` as compact
-UTF-8 JSON. Decoding checks the shape of what it reads, so tampered or corrupt store data raises
-:class:`DecodeError` rather than reaching the application.
+What a store holds is an *envelope*: ``{"c": created_at, "a": auth_at, "u": user, "d": data}``
+as compact UTF-8 JSON. Stored data is untrusted input: decoding checks the shape of what it
+reads (finite timestamps in range, a data object, text where text belongs, no NaN or infinity
+anywhere, on both JSON paths), so tampered or corrupt store data raises :class:`DecodeError`
+rather than reaching the application, and no error message repeats the stored bytes.
+
+The envelope's user is the one the session is logged in as. A store also keeps the user in a
+column of its own (for its per-user index); :func:`decode_envelope` refuses a record whose
+column says otherwise (:class:`Tampered`). With encryption at rest the envelope is sealed, so
+the user, the timestamps, the CSRF token and the binding are all authenticated together.
 """
 
 from __future__ import annotations
@@ -24,7 +31,12 @@ JSONValue = Any
 
 
 class DecodeError(ValueError):
-    """Stored bytes are not a session envelope coatcheck wrote."""
+    """Stored bytes are not a session envelope coatcheck wrote (the message never quotes
+    them)."""
+
+
+class Tampered(DecodeError):
+    """A record's cleartext columns disagree with what its envelope says (its user)."""
 
 
 class SessionTooLarge(ValueError):
@@ -55,9 +67,26 @@ def stdlib_dumps(value: JSONValue) -> bytes:
         raise TypeError(str(exc)) from exc
 
 
+def _no_constant(name: str) -> float:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _finite(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):  # 1e400: out of range, as orjson says too
+        raise ValueError("number out of range")
+    return number
+
+
+_decoder = json.JSONDecoder(parse_constant=_no_constant, parse_float=_finite)
+
+
 def stdlib_loads(data: bytes) -> JSONValue:
-    """:func:`loads` with the standard library's json module (used when orjson is missing)."""
-    return json.loads(data)
+    """:func:`loads` with the standard library's json module (used when orjson is missing).
+
+    Strict as orjson is: no NaN, Infinity or out-of-range numbers.
+    """
+    return _decoder.decode(data.decode("utf-8"))
 
 
 dumps: Callable[[JSONValue], bytes] = stdlib_dumps
@@ -86,19 +115,28 @@ def entry_size(key: str, value: JSONValue) -> int:
         ) from None
 
 
-def encode_data(data: dict[str, JSONValue], max_size: int) -> bytes:
-    """Serialize session data, enforcing ``max_size``; TypeError names a bad key."""
+def serialize(data: dict[str, JSONValue]) -> bytes:
+    """Serialize session data (no size cap); TypeError names a bad key."""
     try:
-        body = dumps(data)
+        return dumps(data)
     except TypeError:
         for key, value in data.items():  # name the culprit: a nested value changed in place
             entry_size(key, value)
         raise
+
+
+def check_size(body: bytes, max_size: int) -> bytes:
+    """``body``, if it fits in ``max_size``; :class:`SessionTooLarge` if not."""
     if len(body) > max_size:
         raise SessionTooLarge(
             f"session data is {len(body)} bytes serialized, over max_size={max_size}"
         )
     return body
+
+
+def encode_data(data: dict[str, JSONValue], max_size: int) -> bytes:
+    """Serialize session data, enforcing ``max_size``; TypeError names a bad key."""
+    return check_size(serialize(data), max_size)
 
 
 _SAFE_TEXT = re.compile(r"[A-Za-z0-9_\-]{1,128}")
@@ -110,12 +148,16 @@ def envelope(
     auth_at: float,
     token: str | None = None,
     binding: str | None = None,
+    user: str | None = None,
 ) -> bytes:
     """Wrap serialized data in the stored envelope; the data always comes last.
 
-    ``token`` (the CSRF token) and ``binding`` (the client fingerprint) are base64url or hex.
+    ``token`` (the CSRF token) and ``binding`` (the client fingerprint) are base64url or hex;
+    ``user`` is the logged-in user, if any.
     """
     head = b'{"c":%s,"a":%s' % (dumps(created_at), dumps(auth_at))
+    if user is not None:
+        head += b',"u":%s' % dumps(user)
     for name, text in ((b"t", token), (b"b", binding)):
         if text is not None:
             if not _SAFE_TEXT.fullmatch(text):
@@ -147,9 +189,15 @@ def forwarded_to(blob: bytes) -> tuple[str, float] | None:
         return None
 
 
-def encode(data: dict[str, JSONValue], created_at: float, auth_at: float, max_size: int) -> bytes:
+def encode(
+    data: dict[str, JSONValue],
+    created_at: float,
+    auth_at: float,
+    max_size: int,
+    user: str | None = None,
+) -> bytes:
     """Serialize session data in its envelope, enforcing ``max_size`` on the data part."""
-    return envelope(encode_data(data, max_size), created_at, auth_at)
+    return envelope(encode_data(data, max_size), created_at, auth_at, user=user)
 
 
 _DATA_KEY = b',"d":'
@@ -161,36 +209,52 @@ def data_offset(blob: bytes) -> int:
     return -1 if at < 0 or not blob.endswith(b"}") else at + len(_DATA_KEY)
 
 
-Envelope = tuple[dict[str, JSONValue], float, float, "str | None", "str | None"]
-"""Everything a stored envelope holds: data, created_at, auth_at, the CSRF token, the binding."""
+Envelope = tuple[dict[str, JSONValue], float, float, "str | None", "str | None", "str | None"]
+"""Everything a stored envelope holds: data, created_at, auth_at, the CSRF token, the binding,
+the user."""
+
+LATEST = 253402300799.0
+"""The last timestamp a stored session may carry (9999-12-31, the end of ``datetime``)."""
 
 
 def decode(blob: bytes) -> tuple[dict[str, JSONValue], float, float]:
     """Return ``(data, created_at, auth_at)`` from an envelope, or raise :class:`DecodeError`."""
-    data, created_at, auth_at, _, _ = decode_envelope(blob)
+    data, created_at, auth_at, _, _, _ = decode_envelope(blob)
     return data, created_at, auth_at
 
 
-def decode_envelope(blob: bytes) -> Envelope:
-    """Return all of an envelope, or raise :class:`DecodeError`."""
+_ANY_USER: Any = object()
+
+
+def decode_envelope(blob: bytes, user_column: str | None = _ANY_USER) -> Envelope:
+    """Return all of an envelope, or raise :class:`DecodeError`.
+
+    With ``user_column`` (the user a store keeps beside the record), a record whose envelope
+    names another user (or none) raises :class:`Tampered`.
+    """
     try:
         envelope = loads(blob)
         data, created_at, auth_at = envelope["d"], envelope["c"], envelope["a"]
-        token, binding = envelope.get("t"), envelope.get("b")
-    except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
-        raise DecodeError(f"stored session is not an envelope: {exc!r}") from None
-    if not (token is None or type(token) is str) or not (binding is None or type(binding) is str):
-        raise DecodeError("stored session has a bad token or binding")
+        token, binding, user = envelope.get("t"), envelope.get("b"), envelope.get("u")
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError, RecursionError) as exc:
+        # Never the exception's text: a UnicodeDecodeError's repr holds the stored bytes.
+        raise DecodeError(f"stored session is not an envelope ({type(exc).__name__})") from None
+    if not (
+        (token is None or type(token) is str)
+        and (binding is None or type(binding) is str)
+        and (user is None or type(user) is str)
+    ):
+        raise DecodeError("stored session has a bad token, binding or user")
     if type(data) is not dict:
         raise DecodeError("stored session has no data object")
-    if type(created_at) is not float:
-        created_at = _timestamp(created_at)
-    if type(auth_at) is not float:
-        auth_at = _timestamp(auth_at)
-    return data, created_at, auth_at, token, binding
+    created_at, auth_at = _timestamp(created_at), _timestamp(auth_at)
+    if user_column is not _ANY_USER and user != user_column:
+        raise Tampered("stored session's user column disagrees with its envelope")
+    return data, created_at, auth_at, token, binding, user
 
 
 def _timestamp(value: object) -> float:
-    if type(value) is not int:
-        raise DecodeError("stored session has a bad timestamp")
-    return float(value)
+    """A stored timestamp: a finite number of Unix seconds from 1970 to 9999."""
+    if (type(value) is float or type(value) is int) and 0 <= value <= LATEST:  # not NaN
+        return float(value)
+    raise DecodeError("stored session has a bad timestamp")

@@ -28,7 +28,7 @@ from .config import SessionConfig
 from .cookies import CookieWriter
 from .encryption import KeyRing, seal, unseal
 from .events import EventKind
-from .ids import is_well_formed, new_id, store_key
+from .ids import fingerprint, is_well_formed, new_id, store_key
 from .limits import (
     MAX_COUNT_ATTEMPTS,
     LimitExceeded,
@@ -233,8 +233,10 @@ class SessionEngine:
             if type(session) is Forward:
                 session = "unknown"
         if type(session) is str:  # why it could not be revived
-            kind: EventKind = "expired" if session in ("idle", "absolute") else "rejected"
-            self.emit(kind, key, record.user_id if record else None, session)
+            expired = session in ("idle", "absolute")
+            kind: EventKind = "expired" if expired else "rejected"
+            # A record that is not what it claims names no user: its user column is untrusted.
+            self.emit(kind, key, record.user_id if record and expired else None, session)
             return (yield from self._rejected(now, current, client))
         assert isinstance(session, Session)
         if current is not None and session._binding != current:
@@ -266,8 +268,10 @@ class SessionEngine:
         """The stored session, where it moved, or why there is none (a reason, as in events)."""
         if record is None:
             return "unknown"
+        if not record.data:  # a store that could not read the record's fields says so
+            return "undecodable"
         expires_at = record.expires_at
-        if expires_at <= now:
+        if not expires_at > now:  # NaN too
             return "idle"
         try:
             raw = unseal(self._ring, record.data, record.key)
@@ -275,13 +279,17 @@ class SessionEngine:
                 target = _forwarding(raw, now)
                 if target is not None:
                     return Forward(target) if target else "unknown"
-            data, created_at, auth_at, token, binding = codec.decode_envelope(raw)
-        except codec.DecodeError as exc:
-            logger.warning("discarding a stored session that does not decode: %s", exc)
-            return "undecodable"
+            envelope = codec.decode_envelope(raw, record.user_id)
+        except codec.DecodeError as exc:  # its message never quotes the stored bytes
+            logger.warning("discarding stored session %s: %s", fingerprint(record.key), exc)
+            return "tampered" if isinstance(exc, codec.Tampered) else "undecodable"
+        data, created_at, auth_at, token, binding, user_id = envelope
         config = self.config
-        if auth_at + config.absolute_timeout <= now:
+        deadline = auth_at + config.absolute_timeout
+        if deadline <= now:
             return "absolute"
+        # The expiry column is the store's; the deadline comes from the envelope.
+        expires_at = min(expires_at, deadline)
         # The last touch set expires_at to min(then + idle, deadline); recover "then".
         last_active = max(created_at, min(expires_at - config.idle_timeout, now))
         return Session.stored(  # positionally: this runs on every request
@@ -294,7 +302,7 @@ class SessionEngine:
             auth_at,
             expires_at,
             last_active,
-            record.user_id,
+            user_id,
             now,
             config.max_size,
             token,
@@ -325,7 +333,7 @@ class SessionEngine:
         expires_at = min(now + config.idle_timeout, deadline)
         if expires_at <= now:  # the absolute deadline passed during the request
             return self._destroy(session)
-        body = codec.encode_data(session, config.max_size)
+        body = codec.serialize(session)  # the cap applies to what is written, not what was
         kept = session._expires_at
         assert kept is not None
         due = expires_at - kept >= max(config.touch_interval, 1e-9)
@@ -334,6 +342,7 @@ class SessionEngine:
             # saves leave the stored expiry where it was (unless a store rounded it past the
             # one computed now).
             keep = not due and kept <= expires_at
+            body = codec.check_size(body, config.max_size)
             return self._save(session, body, kept if keep else expires_at, now)
         if not due:
             if session._touched and config.persistent:  # the load touched: slide the cookie
@@ -372,6 +381,15 @@ class SessionEngine:
             return None
         return self.cookies.issue(session._id, math.ceil(session._expires_at - now))
 
+    def current_cookie(self, session: Session) -> str | None:
+        """The cookie naming ``session`` as it stands (its ID, Max-Age to its expiry), for a
+        framework that re-sends the cookie on responses that change no ID (Flask's
+        ``SESSION_REFRESH_EACH_REQUEST``); None for a session not stored, or for a request
+        forwarded from a regenerated ID, whose client must keep the newer cookie it holds."""
+        if session._id is None or session._expires_at is None:
+            return None
+        return self._issue(session, self.config.clock())
+
     def _reissue(self, session: Session, previous: float, now: float) -> str | None:
         """Re-send the cookie when its Max-Age moved by a touch interval or more."""
         assert session._expires_at is not None
@@ -391,9 +409,16 @@ class SessionEngine:
             if replaces is not None:
                 yield ("delete", (replaces,))
             return self._gone(session)
-        body = codec.encode_data(session, self.config.max_size)
+        body = codec.serialize(session)
+        if not session._holds(body):  # data stored before a lower max_size may move as it is
+            codec.check_size(body, config.max_size)
         blob = codec.envelope(
-            body, session._created_at, session._auth_at, session._csrf, session._binding
+            body,
+            session._created_at,
+            session._auth_at,
+            session._csrf,
+            session._binding,
+            session._user_id,
         )
         if replaces is None:
             yield from self._count_creation(client_of(session._client))
@@ -421,6 +446,9 @@ class SessionEngine:
                     yield from self._forward(replaces, key, old_version, until)
                 session._adopt(session_id, key, 1, blob, expires_at, session._user_id)
                 session._last_active = now
+                # A rotation reached through a forwarded (old) ID hands out the new cookie:
+                # the new ID is this response's own, and no other client holds it.
+                session._forwarded = False
                 self.emit("created" if replaces is None else "regenerated", key, session._user_id)
                 if session._login:
                     self.emit("logged_in", key, session._user_id)

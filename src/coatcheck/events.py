@@ -47,7 +47,7 @@ class SessionEvent:
     """One thing that happened to a session.
 
     ``reason`` says why for ``rejected``, ``expired``, ``flagged`` and ``revoked`` (e.g.
-    ``"malformed"``, ``"unknown"``, ``"idle"``, ``"absolute"``, ``"undecodable"``,
+    ``"malformed"``, ``"unknown"``, ``"idle"``, ``"absolute"``, ``"undecodable"``, ``"tampered"``,
     ``"binding"``); ``count`` is how many sessions a ``revoked`` event ended.
     """
 

@@ -197,7 +197,9 @@ class Session(dict[str, JSONValue]):
         offset = self._data_offset()
         if self._raw is not None and offset > 0 and not self._reenvelope:
             return self._raw[:offset] + body + b"}"
-        return codec.envelope(body, self._created_at, self._auth_at, self._csrf, self._binding)
+        return codec.envelope(
+            body, self._created_at, self._auth_at, self._csrf, self._binding, self._user_id
+        )
 
     # -- lifecycle -------------------------------------------------------------------------
 

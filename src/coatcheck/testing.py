@@ -19,6 +19,7 @@ your ``conftest.py``.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import threading
 import time
 from collections import Counter
@@ -30,6 +31,7 @@ import pytest
 
 from .config import SessionConfig
 from .engine import Plan, SessionEngine, run, run_async
+from .events import SessionEvent
 from .ids import new_id, store_key
 from .session import Session
 from .stores.base import (
@@ -127,15 +129,21 @@ class Harness:
         self.store = store
         self.portal = portal
         self.clock = FakeClock(time.time())
-        self.engine = SessionEngine(
-            SessionConfig(
-                secure=False,
-                idle_timeout=IDLE,
-                absolute_timeout=ABSOLUTE,
-                touch_interval=TOUCH,
-                clock=self.clock,
-            )
+        self.events: list[SessionEvent] = []
+        self.engine = self.engine_with()
+
+    def engine_with(self, **options: Any) -> SessionEngine:
+        """An engine on the harness's clock and timeouts, with ``options`` on top; its events
+        are appended to :attr:`events`."""
+        config = SessionConfig(
+            secure=False,
+            idle_timeout=IDLE,
+            absolute_timeout=ABSOLUTE,
+            touch_interval=TOUCH,
+            clock=self.clock,
+            on_event=self.events.append,
         )
+        return SessionEngine(dataclasses.replace(config, **options))
 
     def _portal(self) -> BlockingPortal:
         assert self.portal is not None, "async stores need a blocking portal"
@@ -435,6 +443,21 @@ class StoreConformance:
         assert dict(session) == {"cart": [1], "late": 1}
         assert session.created_at == created
 
+    def test_a_rotation_through_a_forwarded_id_hands_out_the_new_cookie(
+        self, harness: Harness
+    ) -> None:
+        # A tab still holding the old ID logs in during the grace window of a regenerate().
+        old = harness.new_session(cart=[1])
+        newer = cookie_id(harness.request(old, Session.regenerate)[1])
+        _, cookie = harness.request(old, lambda s: s.login("alice"))
+        newest = cookie_id(cookie)
+        assert newest not in ("", old, newer)
+        harness.clock.advance(harness.engine.config.rotation_grace + 1)
+        session = harness.load(newest)
+        assert (session.user_id, dict(session)) == ("alice", {"cart": [1]})
+        assert harness.load(old).is_new
+        assert harness.load(newer).is_new
+
     def test_login_leaves_no_grace_window_to_the_old_id(self, harness: Harness) -> None:
         session_id = harness.new_session(cart=[1])
         _, cookie = harness.request(session_id, lambda s: s.login("alice"))
@@ -470,6 +493,38 @@ class StoreConformance:
             session, cookie = harness.request(session_id, lambda s: s.update(mine=1))
             assert cookie_id(cookie) != session_id
             assert dict(session) == {"mine": 1}
+
+    @pytest.mark.parametrize("encrypted", [False, True], ids=["plain", "encrypted"])
+    def test_a_record_whose_user_column_was_changed_is_rejected(
+        self, harness: Harness, encrypted: bool
+    ) -> None:
+        # A store writer sets mallory's record's user column to alice, keeping the data.
+        keys = (bytes(range(32)),) if encrypted else ()
+        engine = harness.engine_with(encryption_keys=keys)
+        session = harness.run(engine.load(None))
+        session["cart"] = ["ring"]
+        session.login("mallory")
+        session_id = cookie_id(harness.run(engine.commit(session)))
+        record = harness.call("load", key_of(session_id))
+        assert record.user_id == "mallory"
+        altered = record._replace(user_id="alice", version=record.version + 1)
+        assert harness.call("save", altered, record.version)
+        assert harness.call("load", key_of(session_id)).user_id == "alice"
+        harness.events.clear()
+        loaded = harness.run(engine.load(session_id))
+        assert (loaded.is_new, loaded.user_id, dict(loaded)) == (True, None, {})
+        assert [(e.kind, e.reason, e.user_id) for e in harness.events] == [
+            ("rejected", "tampered", None)
+        ]
+
+    def test_an_expiry_column_moved_past_the_deadline_does_not_outlive_it(
+        self, harness: Harness
+    ) -> None:
+        session_id = harness.new_session(a=1)
+        deadline = harness.clock.now + ABSOLUTE
+        harness.call("touch", key_of(session_id), deadline + 10 * ABSOLUTE)
+        harness.clock.now = deadline
+        assert harness.load(session_id).is_new
 
     # -- capabilities -----------------------------------------------------------------------
 

@@ -58,7 +58,6 @@ Neither gives a 500, whether it happens as the session is loaded or as it is com
 from __future__ import annotations
 
 import logging
-import math
 import os
 from collections.abc import Iterator
 from dataclasses import replace
@@ -75,6 +74,7 @@ from werkzeug.http import dump_cookie
 
 from .. import csrf
 from ..asgi import LIMITED_BODY, UNAVAILABLE_BODY
+from ..clients import request_scheme
 from ..config import SessionConfig
 from ..cookies import CookieWriter, find_cookie, needs_no_store
 from ..engine import SessionEngine, run
@@ -125,6 +125,8 @@ OPTION_KEYS = {
     "max_sessions_per_user": "COATCHECK_MAX_SESSIONS_PER_USER",
     "session_limit_policy": "COATCHECK_SESSION_LIMIT_POLICY",
     "limit_window": "COATCHECK_LIMIT_WINDOW",
+    "encryption_keys": "COATCHECK_ENCRYPTION_KEYS",
+    "rotation_grace": "COATCHECK_ROTATION_GRACE",
 }
 """coatcheck options read as they are from ``app.config`` (defaults: those of SessionConfig)."""
 
@@ -451,7 +453,7 @@ class CoatcheckSessionInterface(SessionInterface):
             _become(response, _refusal(exc))
             return
         if set_cookie is None and self._resends(app, session):
-            set_cookie = self._refreshed_cookie(engine, session)
+            set_cookie = engine.current_cookie(session.coatcheck)
         if set_cookie is not None:
             response.headers.add("Set-Cookie", set_cookie)
             response.vary.add("Cookie")
@@ -463,14 +465,6 @@ class CoatcheckSessionInterface(SessionInterface):
         session was modified, or is permanent under ``SESSION_REFRESH_EACH_REQUEST``."""
         stored = not session.coatcheck.is_new and session._cookie_value is not None
         return stored and self.should_set_cookie(app, session)
-
-    @staticmethod
-    def _refreshed_cookie(engine: SessionEngine, session: FlaskSession) -> str | None:
-        """The cookie the request came with, re-sent with the session's current expiry."""
-        expires_at, value = session.coatcheck.expires_at, session._cookie_value
-        if expires_at is None or value is None:
-            return None
-        return engine.cookies.issue(value, math.ceil(expires_at - engine.config.clock()))
 
     def regenerate(self, session: SessionMixin) -> None:
         """Flask-Session's spelling: ``app.session_interface.regenerate(flask.session)``."""
@@ -521,6 +515,12 @@ def _check_csrf() -> None:
         sec_fetch_site=request.headers.get("Sec-Fetch-Site"),
         origin=request.headers.get("Origin"),
         host=request.headers.get("Host"),
+        scheme=request_scheme(
+            request.scheme,
+            request.remote_addr,
+            request.headers.get("X-Forwarded-Proto"),
+            policy.trusted_proxies,
+        ),
         submitted=submitted,
     )
     if problem is not None:

@@ -33,21 +33,22 @@ def summarize(
     record: Record, config: SessionConfig, current_key: str | None, now: float
 ) -> SessionSummary | None:
     """One record as shown to its user; None when it has expired or does not decode."""
-    if record.expires_at <= now:
+    if not record.expires_at > now:  # NaN too
         return None
-    try:
-        data, created_at, _ = codec.decode(record.data)
+    try:  # a record whose user column disagrees with its envelope is not the user's
+        data, created_at, auth_at, _, _, _ = codec.decode_envelope(record.data, record.user_id)
     except codec.DecodeError:
         return None
+    expires_at = min(record.expires_at, auth_at + config.absolute_timeout)
     # A touch sets expires_at to min(then + idle_timeout, deadline): "then" is the last activity.
-    last_active = max(created_at, min(record.expires_at - config.idle_timeout, now))
+    last_active = max(created_at, min(expires_at - config.idle_timeout, now))
     device = data.get(DEVICE)
     return SessionSummary(
         fingerprint=fingerprint(record.key),
         device=device if isinstance(device, str) else "Unknown device",
         created_at=created_at,
         last_active=last_active,
-        expires_at=record.expires_at,
+        expires_at=expires_at,
         current=record.key == current_key,
     )
 

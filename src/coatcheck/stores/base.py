@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import math
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any, NamedTuple, TypeVar
@@ -36,6 +37,21 @@ class Record(NamedTuple):
     version: int = 1
     user_id: str | None = None
     deadline: float | None = None
+
+
+def unreadable(key: str) -> Record:
+    """What a store returns for a record whose own fields it cannot parse (corrupt, or altered
+    by hand): no data, already expired. The engine rejects it as undecodable; tools that list
+    records pass it by as expired."""
+    return Record(key, b"", 0.0, 0, None)
+
+
+def stored_number(text: bytes | str) -> float:
+    """A number a store kept as text; ValueError unless it is finite (``nan``, ``inf`` are not)."""
+    number = float(text)
+    if not math.isfinite(number):
+        raise ValueError("a stored number is not finite")
+    return number
 
 
 class StoreError(Exception):

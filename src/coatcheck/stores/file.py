@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
-from .base import Iterable, Purgeable, Record, Store, StoreUnavailable, UserIndex
+from .base import Iterable, Purgeable, Record, Store, StoreUnavailable, UserIndex, unreadable
 
 logger = logging.getLogger("coatcheck")
 
@@ -91,8 +91,11 @@ class FileStore(Store, UserIndex, Purgeable, Iterable):
             if user_id is not None and not isinstance(user_id, str):
                 raise TypeError("user id is not a string")
         except (ValueError, KeyError, TypeError) as exc:
-            logger.warning("FileStore: unreadable session file %s: %s", path.name, exc)
-            return Record(key, b"", expires_ns / _NS, 0, None)  # fails decoding upstream
+            # The reason's kind only: an error's text may quote what the file holds.
+            logger.warning(
+                "FileStore: unreadable session file %s (%s)", path.name, type(exc).__name__
+            )
+            return unreadable(key)
         return Record(key, data, expires_ns / _NS, version, user_id)
 
     def _write(self, record: Record) -> None:

@@ -31,7 +31,7 @@ from ...engine import (
     run,
     run_async,
 )
-from ...ids import is_well_formed, new_id, store_key
+from ...ids import fingerprint, is_well_formed, new_id, store_key
 from ...stores.base import Purgeable, Record, StoreError
 from .config import backing
 
@@ -101,15 +101,25 @@ class SessionStore(SessionBase):  # type: ignore[misc]  # Django ships no type i
             return {}
         return data
 
-    def _revive(self, record: Record | None, now: float) -> dict[str, Any] | None:
-        if record is None or record.expires_at <= now:
-            return None
+    def _revive(self, record: Record | None, now: float) -> dict[str, Any] | str:
+        """The stored data, or why there is none (a reason, as in events)."""
+        if record is None:
+            return "unknown"
+        if not record.data:  # a store that could not read the record's fields says so
+            return "undecodable"
+        if not record.expires_at > now:  # NaN too
+            return "idle"
         try:
             plain = unseal(backing().ring, record.data, record.key)
-            data, created_at, auth_at = codec.decode(plain)
-        except codec.DecodeError as exc:
-            security_log.warning("Session data corrupted: %s", exc)
-            return None
+            data, created_at, auth_at, _, _, user = codec.decode_envelope(plain, record.user_id)
+            if user != _user_of(data):  # the column and the envelope agree; so must the data
+                raise codec.Tampered("stored session's user disagrees with its data")
+        except codec.DecodeError as exc:  # its message never quotes the stored bytes
+            security_log.warning("Session data corrupted: %s: %s", fingerprint(record.key), exc)
+            return "tampered" if isinstance(exc, codec.Tampered) else "undecodable"
+        deadline = backing().deadline(auth_at)
+        if deadline is not None and deadline <= now:
+            return "absolute"
         self._stored = Stored(record.version, created_at, auth_at)
         return data
 
@@ -119,12 +129,11 @@ class SessionStore(SessionBase):  # type: ignore[misc]  # Django ships no type i
         """The record holding ``data`` for ``expiry_age`` seconds (capped by the deadline)."""
         base = backing()
         now = base.config.clock()
-        blob = codec.encode(data, stored.created_at, stored.auth_at, base.config.max_size)
+        user = _user_of(data)
+        blob = codec.encode(data, stored.created_at, stored.auth_at, base.config.max_size, user)
         deadline = base.deadline(stored.auth_at)
         expires_at = now + expiry_age if deadline is None else min(now + expiry_age, deadline)
-        return Record(
-            key, seal(base.ring, blob, key), expires_at, version, _user_of(data), deadline
-        )
+        return Record(key, seal(base.ring, blob, key), expires_at, version, user, deadline)
 
     # -- plans: each store operation once, for both faces ----------------------------------
 
@@ -133,18 +142,14 @@ class SessionStore(SessionBase):  # type: ignore[misc]  # Django ships no type i
         record = None if key is None else (yield ("load", (key,)))
         base = backing()
         now = base.config.clock()
-        data = self._revive(record, now)
-        if data is None:
+        data = self._revive(record, now) if key is not None else "malformed"
+        if isinstance(data, str):  # why there is none
             if self.session_key is not None:  # a cookie that named no live session
-                user = record.user_id if record is not None else None
-                if key is None:
-                    base.emit("rejected", None, None, "malformed")
-                elif record is None:
-                    base.emit("rejected", key, None, "unknown")
-                elif record.expires_at <= now:
-                    base.emit("expired", key, user, "idle")
-                else:
-                    base.emit("rejected", key, user, "undecodable")
+                if data in ("idle", "absolute"):
+                    assert record is not None
+                    base.emit("expired", key, record.user_id, data)
+                else:  # a record that is not what it claims names no user
+                    base.emit("rejected", key, None, data)
             self._forget_key()
             return {}
         return data
@@ -187,7 +192,7 @@ class SessionStore(SessionBase):  # type: ignore[misc]  # Django ships no type i
         for _ in range(MAX_SAVE_ATTEMPTS):
             if stored is None:  # the version is unknown (a clear() without a load): read it
                 current = yield ("load", (key,))
-                if self._revive(current, now) is None:
+                if isinstance(self._revive(current, now), str):
                     raise UpdateError
                 stored = self._stored
                 assert stored is not None

@@ -17,7 +17,7 @@ import threading
 from collections.abc import Awaitable, Iterator
 from typing import Any, TypeVar
 
-from ..base import Record, StoreUnavailable
+from ..base import Record, StoreUnavailable, stored_number, unreadable
 
 T = TypeVar("T")
 
@@ -45,9 +45,10 @@ def decode(key: str, value: bytes | None) -> Record | None:
     header, _, data = value.partition(b"\n")
     try:
         version, expires_at, user = header.decode().split(" ", 2)
-        return Record(key, data, float(expires_at), int(version), None if user == "-" else user)
-    except ValueError:
-        return Record(key, b"", 0.0, 0, None)  # unreadable: the engine treats it as expired
+        expires = stored_number(expires_at)
+        return Record(key, data, expires, int(version), None if user == "-" else user)
+    except ValueError:  # UnicodeDecodeError is one too
+        return unreadable(key)
 
 
 def retouched(record: Record, expires_at: float) -> Record:

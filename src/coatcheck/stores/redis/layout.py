@@ -26,7 +26,7 @@ from typing import Any, NamedTuple
 
 import redis.exceptions
 
-from ..base import Record, StoreError, StoreUnavailable
+from ..base import Record, StoreError, StoreUnavailable, stored_number, unreadable
 
 DEFAULT_PREFIX = "coatcheck:"
 
@@ -112,8 +112,8 @@ local h = redis.call('HMGET', KEYS[1], 'd', 'v', 'e', 'u', 'a')
 if not h[1] then return nil end
 local touched = 0
 local deadline = tonumber(h[5])
-if deadline then
-  local current = tonumber(h[3])
+local current = tonumber(h[3])
+if deadline and current then  -- fields that are not numbers: the engine rejects the record
   local wanted = math.min(tonumber(ARGV[2]), deadline)
   local live = current > tonumber(ARGV[4])  -- never revive an expired session
   if live and wanted > current and wanted - current >= tonumber(ARGV[3]) then
@@ -250,14 +250,19 @@ def _record(
     user: bytes | None,
     deadline: bytes | None,
 ) -> Record:
-    return Record(
-        key,
-        data,
-        float(expires),
-        int(version),
-        user.decode() if user else None,
-        float(deadline) if deadline else None,
-    )
+    """A record from its hash fields; :func:`~coatcheck.stores.base.unreadable` for fields that
+    do not parse (stored data is untrusted input)."""
+    try:
+        return Record(
+            key,
+            data,
+            stored_number(expires),
+            int(version),
+            user.decode() if user else None,
+            stored_number(deadline) if deadline else None,
+        )
+    except (ValueError, TypeError, AttributeError):  # UnicodeDecodeError is a ValueError
+        return unreadable(key)
 
 
 def from_rows(prefix: str, flat: list[bytes]) -> list[Record]:
@@ -266,15 +271,7 @@ def from_rows(prefix: str, flat: list[bytes]) -> list[Record]:
     start = len(prefix) + 2  # "<prefix>s:"
     for i in range(0, len(flat), 5):
         key, data, version, expires, user = flat[i : i + 5]
-        records.append(
-            Record(
-                key.decode()[start:],
-                data,
-                float(expires),
-                int(version),
-                user.decode() if user else None,
-            )
-        )
+        records.append(_record(key.decode()[start:], data, version, expires, user, None))
     return records
 
 
