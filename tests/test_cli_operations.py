@@ -349,6 +349,18 @@ def test_an_unreachable_database_is_one_line_without_the_password() -> None:
     assert "hunter2" not in result.stderr + result.stdout
 
 
+def test_a_password_in_the_urls_options_is_never_shown_either() -> None:
+    port = free_port()
+    url = f"postgresql://ops@127.0.0.1:{port}/db?sslpassword=hunter3&password=hunter2&timeout=0.5"
+    result = coatcheck_process("stats", "--store", url)
+    assert result.returncode == 1
+    assert only_line(result.stderr).startswith(
+        f"coatcheck: store postgresql://ops@127.0.0.1:{port}/db"
+        "?sslpassword=***&password=***&timeout=0.5: StoreUnavailable"
+    )
+    assert "hunter" not in result.stderr + result.stdout
+
+
 def test_a_bad_url_is_one_line() -> None:
     result = coatcheck_process("stats", "--store", "gopher://user:hunter2@host/")
     assert result.returncode == 2

@@ -1,10 +1,13 @@
 """`coatcheck demo` on one instance, over real HTTP: the shop's pages walk a session through its
-life on the embedded SQLite store, every form posting the CSRF token the page gave it, and a bad
-command line is one clear line."""
+life on the embedded SQLite store, every form posting the CSRF token the page gave it; a bad
+command line, or a store it cannot reach, is one clear line before anything listens; and the
+store's password is never printed."""
 
 from __future__ import annotations
 
 import re
+import secrets
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -15,7 +18,9 @@ import pytest
 
 from coatcheck.shop.cluster import NGINX_MISSING, ClusterError, find_nginx
 
-from .shop_servers import Demo, form_token, run_demo
+from .redis_servers import PrivateRedis
+from .servers import free_port
+from .shop_servers import Demo, form_token, require_nginx, require_program, run_demo
 
 
 @pytest.fixture(scope="module")
@@ -166,6 +171,58 @@ def test_a_bad_store_url_is_one_line_and_a_nonzero_exit() -> None:
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis://:hunter2@127.0.0.1:{port}/0",
+        "postgresql://ops@127.0.0.1:{port}/db?password=hunter2&timeout=0.5",
+    ],
+)
+@pytest.mark.parametrize("instances", ["1", "2"])
+def test_a_store_it_cannot_reach_is_one_line_naming_it_redacted_before_anything_listens(
+    url: str, instances: str
+) -> None:
+    store = url.format(port=free_port())
+    command = [sys.executable, "-m", "coatcheck.cli", "demo", "--store", store]
+    result = subprocess.run(
+        [*command, "--port", str(free_port()), "--instances", instances],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert result.stdout == ""  # no banner: it never served
+    (line,) = result.stderr.splitlines()
+    shown = store.replace(":hunter2@", ":***@").replace("=hunter2", "=***")
+    assert line.startswith(f"coatcheck: demo: cannot use the store {shown} (")
+    assert line.endswith("; start it, or pass another --store")
+    assert "hunter2" not in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("instances", ["1", "2"])
+def test_the_banner_shows_the_stores_url_without_its_password(
+    tmp_path: Path, instances: str
+) -> None:
+    """A Redis that needs a password: the demo logs in with it, and prints *** in its place."""
+    require_program("redis-server", shutil.which("redis-server"), "apt-get install redis-server")
+    if instances != "1":
+        require_nginx()
+    password = secrets.token_hex(12)
+    redis = PrivateRedis(tmp_path / "redis", "--requirepass", password)
+    redis.start()
+    try:
+        store = f"redis://:{password}@127.0.0.1:{redis.port}/0"
+        with run_demo("--store", store, "--instances", instances) as demo:
+            assert httpx.get(demo.url + "/api/csrf").status_code == 200  # a session stored
+            output = demo.output()
+        assert f"coatcheck demo on redis://:***@127.0.0.1:{redis.port}/0: " in output
+        assert password not in output
+    finally:
+        redis.kill()
 
 
 def test_sticky_without_instances_is_a_usage_error() -> None:

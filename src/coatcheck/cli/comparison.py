@@ -33,7 +33,7 @@ from urllib.parse import urlsplit
 
 from ..config import SessionConfig
 from ..engine import SessionEngine, run
-from ..stores import Iterable, Store, from_url
+from ..stores import Iterable, Store, from_url, scrubbed
 
 CONFIG = SessionConfig(secure=False, idle_timeout=300, absolute_timeout=600)
 """Short timeouts: whatever a Memcached run leaves behind expires within minutes."""
@@ -265,7 +265,8 @@ def measure(candidate: Candidate, samples: int = 300, seconds: float = 1.0) -> M
                 candidate.url_for(Path(root) / "server-a"), samples, seconds
             )
         except (ValueError, RuntimeError, OSError) as exc:
-            result.status = f"failed: {exc}".splitlines()[0]
+            failure = scrubbed(f"failed: {exc}", candidate.url_for(Path(root)))
+            result.status = failure.splitlines()[0]
             return result
     result.load_p50, result.load_p99 = percentile(loads, 0.5), percentile(loads, 0.99)
     result.save_p50, result.save_p99 = percentile(saves, 0.5), percentile(saves, 0.99)

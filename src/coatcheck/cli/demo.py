@@ -1,12 +1,22 @@
 """``coatcheck demo``: run the demo shop, on one instance or several behind nginx; and
-``coatcheck compare``: measure what each store gives (see :mod:`coatcheck.cli.comparison`)."""
+``coatcheck compare``: measure what each store gives (see :mod:`coatcheck.cli.comparison`).
+
+The demo reads its store once before it serves: a bad URL or an unreachable store is one line
+on stderr and a non-zero exit. The store URL is shown only redacted
+(:func:`coatcheck.stores.redacted`). ``X-Forwarded-For`` is believed only from the demo's own
+nginx (``--instances``); uvicorn's proxy-header handling is off, so that the peer address
+reaches coatcheck untouched and its ``trusted_proxies`` alone decide.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import signal
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
 from urllib.parse import urlsplit
@@ -14,12 +24,16 @@ from urllib.parse import urlsplit
 import click
 
 from ..config import SessionConfig
-from ..stores import Store, from_url
+from ..ids import store_key
+from ..stores import Store, from_url, redacted, scrubbed
 from . import commands
+from .operations import BadInput, OperatorError
 
 DEFAULT_DEMO_STORE = "sqlite:///.demo/shop.db"
 STORE_NAMES = ("memory", "file", "sqlite", "redis", "postgresql", "mariadb", "memcached")
 SERVER_STORES = ("redis", "rediss", "redis+sentinel", "redis+cluster", "postgresql", "postgres")
+NGINX_PEERS = ("127.0.0.0/8", "::1/128")
+"""Where the demo's own nginx (``--instances``) connects from: the instances' only proxy."""
 
 
 def _needs_demo_extra(exc: ImportError) -> click.ClickException:
@@ -30,12 +44,51 @@ def _needs_demo_extra(exc: ImportError) -> click.ClickException:
 
 
 def _check_store(url: str) -> None:
-    """Open and close the store once, so a bad URL is one line before anything starts."""
+    """Open the store and read from it once, so that a bad URL (status 2) or a store that
+    cannot be reached (status 1) is one line on stderr before anything starts."""
     if url == DEFAULT_DEMO_STORE:
         Path(".demo").mkdir(exist_ok=True)
-    store = from_url(url)
-    if isinstance(store, Store):
-        store.close()
+    with _drivers_quiet():
+        _probe(url)
+
+
+@contextlib.contextmanager
+def _drivers_quiet() -> Iterator[None]:
+    """Keep drivers' own log lines (psycopg's pool retrying, say) off stderr for a while, where
+    they would break the one line, unless the process has configured logging itself."""
+    root = logging.getLogger()
+    silence = logging.NullHandler()
+    if not root.handlers:
+        root.addHandler(silence)
+    try:
+        yield
+    finally:
+        root.removeHandler(silence)
+
+
+def _probe(url: str) -> None:
+    try:
+        store = from_url(url)
+    except ValueError as exc:
+        raise BadInput(scrubbed(str(exc), url)) from None
+    except Exception as exc:  # a driver that connects at once (Redis Cluster) raises its own
+        raise _unreachable(url, exc) from None
+    try:
+        if isinstance(store, Store):
+            store.load(store_key("coatcheck demo: is the store there?"))
+    except Exception as exc:  # whatever the driver raises, the demo cannot start on it
+        raise _unreachable(url, exc) from None
+    finally:
+        if isinstance(store, Store):
+            with contextlib.suppress(Exception):
+                store.close()
+
+
+def _unreachable(url: str, exc: Exception) -> OperatorError:
+    reason = scrubbed(f"{type(exc).__name__}: {exc}", url)
+    return OperatorError(
+        f"demo: cannot use the store {redacted(url)} ({reason}); start it, or pass another --store"
+    )
 
 
 def _stop_on_sigterm() -> None:
@@ -74,6 +127,7 @@ def _stop_on_sigterm() -> None:
     help="new sessions one client may create per minute; past it, 429",
 )
 @click.option("--instance-name", default="shop", hidden=True)
+@click.option("--behind-nginx", is_flag=True, hidden=True, help="an instance of --instances")
 def demo(
     store: str,
     host: str,
@@ -85,6 +139,7 @@ def demo(
     touch_interval: float | None,
     max_new_sessions: int,
     instance_name: str,
+    behind_nginx: bool,
 ) -> None:
     """Run the demo shop (plain http on HOST:PORT; log in as alice, bob or carol, password
     coatcheck)."""
@@ -108,10 +163,15 @@ def demo(
         return
     if sticky:
         raise click.UsageError("--sticky needs --instances 2 or more")
-    _run_instance(store, host, port, instance_name, options)
+    _run_instance(store, host, port, instance_name, options, behind_nginx)
 
 
-def _run_instance(store: str, host: str, port: int, name: str, options: dict[str, float]) -> None:
+def _run_instance(
+    store: str, host: str, port: int, name: str, options: dict[str, float], behind_nginx: bool
+) -> None:
+    """One shop process on ``host:port``. Clients reach it directly, and no ``X-Forwarded-For``
+    is believed, unless it is ``behind_nginx``: then the demo's own nginx, on loopback, relays
+    each client's address (it replaces any the client sent) and only loopback is trusted."""
     try:
         import uvicorn  # noqa: PLC0415
 
@@ -129,16 +189,20 @@ def _run_instance(store: str, host: str, port: int, name: str, options: dict[str
         absolute_timeout=options["absolute_timeout"],
         touch_interval=options["touch_interval"],
         max_creations_per_client=int(options["max_new_sessions"]),
+        trusted_proxies=NGINX_PEERS if behind_nginx else (),
     )
     if name == "shop":
-        print(f"coatcheck demo on {store}: http://{host}:{port}/", flush=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+        print(f"coatcheck demo on {redacted(store)}: http://{host}:{port}/", flush=True)
+    # uvicorn's own proxy headers (on by default, trusting loopback) would rewrite the client
+    # from X-Forwarded-For before coatcheck sees it: off, coatcheck's trusted_proxies decide.
+    uvicorn.run(app, host=host, port=port, log_level="warning", proxy_headers=False)
 
 
 def _run_cluster(
     store: str, host: str, port: int, count: int, sticky: bool, options: dict[str, float]
 ) -> None:
     from rich.console import Console  # noqa: PLC0415
+    from rich.markup import escape  # noqa: PLC0415
     from rich.table import Table  # noqa: PLC0415
 
     from ..shop.cluster import Cluster, ClusterError  # noqa: PLC0415
@@ -149,6 +213,7 @@ def _run_cluster(
     def command(name: str, instance_port: int) -> list[str]:
         arguments = [sys.executable, "-m", "coatcheck.cli", "demo", "--store", store]
         arguments += ["--host", host, "--port", str(instance_port), "--instance-name", name]
+        arguments += ["--behind-nginx"]
         for option, value in options.items():
             arguments += [f"--{option.replace('_', '-')}", repr(value)]
         return arguments
@@ -162,7 +227,8 @@ def _run_cluster(
             raise click.ClickException(str(exc)) from exc
         balance = "sticky (a routing cookie per client)" if sticky else "round-robin"
         console.print(
-            f"coatcheck demo on {store}: {count} instances behind nginx, {balance}: "
+            f"coatcheck demo on {escape(redacted(store))}: {count} instances behind nginx, "
+            f"{balance}: "
             f"[bold]{cluster.url}[/bold]"
         )
         table = Table("instance", "pid", "port")

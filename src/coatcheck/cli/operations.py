@@ -5,7 +5,7 @@ Each command but ``keygen`` and ``migrate`` names its store with ``--store URL``
 ``COATCHECK_STORE`` environment variable (the URLs of :func:`coatcheck.stores.from_url`).
 Sessions are shown by fingerprint (:func:`coatcheck.ids.fingerprint`), never by ID or key.
 A failure is one line on stderr, ``coatcheck: ...``, with exit status 1 (2 for a bad or
-missing URL), and never shows a password the URL holds.
+missing URL), and never shows a credential the URL holds (:func:`coatcheck.stores.redacted`).
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
-from urllib.parse import unquote, urlsplit
 
 import click
 from rich.console import Console
@@ -50,6 +49,8 @@ from ..stores import (
     StoreError,
     UserIndex,
     from_url,
+    redacted,
+    scrubbed,
 )
 from . import commands
 from .store_bench import OPERATIONS, measure
@@ -73,23 +74,6 @@ class BadInput(OperatorError):
     exit_code = 2
 
 
-def redacted(url: str) -> str:
-    """``url`` with its password, if any, shown as ``***``: fit to print."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user, _, host = parts.netloc.rpartition("@")
-    return parts._replace(netloc=f"{user.partition(':')[0]}:***@{host}").geturl()
-
-
-def _scrubbed(message: str, url: str) -> str:
-    """An error message with the URL's password blotted out, in case a driver quoted it."""
-    password = urlsplit(url).password
-    for spelling in {password, unquote(password or "")} - {None, ""}:
-        message = message.replace(str(spelling), "***")
-    return message
-
-
 def _quiet_drivers() -> None:
     """Keep drivers' own log lines (psycopg's pool retrying, say) off stderr, where they would
     break the one-line errors, unless the process has configured logging itself."""
@@ -107,18 +91,18 @@ def opened(url: str | None, role: str = "store") -> Iterator[Store]:
     try:
         store = from_url(url)
     except ValueError as exc:
-        raise BadInput(_scrubbed(str(exc), url)) from None
+        raise BadInput(scrubbed(str(exc), url)) from None
     except (StoreError, OSError) as exc:  # stores that open a file or connect at once
-        raise OperatorError(f"{role} unavailable: {_scrubbed(str(exc), url)}") from None
+        raise OperatorError(f"{role} unavailable: {scrubbed(str(exc), url)}") from None
     if not isinstance(store, Store):  # pragma: no cover - from_url gives sync stores by default
         raise BadInput(f"{redacted(url)} gives no blocking store")
     try:
         yield store
     except NotSupported as exc:
-        raise OperatorError(_scrubbed(str(exc), url)) from None
+        raise OperatorError(scrubbed(str(exc), url)) from None
     except StoreError as exc:
         name = type(exc).__name__
-        raise OperatorError(f"{role} {redacted(url)}: {name}: {_scrubbed(str(exc), url)}") from None
+        raise OperatorError(f"{role} {redacted(url)}: {name}: {scrubbed(str(exc), url)}") from None
     finally:
         with contextlib.suppress(StoreError, OSError):
             store.close()

@@ -79,11 +79,14 @@ def create_app(
 ) -> ASGIApp:
     """The shop on ``store``. Plain http by default (``secure=False``), CSRF tokens required
     (``csrf="token"``: every form carries one, API clients send ``X-CSRF-Token``); ``instance``
-    names this process on every page and in the ``X-Instance`` header."""
+    names this process on every page and in the ``X-Instance`` header. The client is the peer:
+    ``X-Forwarded-For`` counts only with ``trusted_proxies`` given."""
     options.setdefault("secure", False)
     options.setdefault("csrf", "token")
-    # The demo listens on loopback only: its one proxy is the local nginx of --instances.
-    options.setdefault("trusted_proxies", ("127.0.0.1/32", "::1/128"))
+    # No X-Forwarded-For is believed unless the caller names its proxies: `coatcheck demo`
+    # names loopback only for the instances behind its own nginx (--instances). A loopback
+    # peer is anyone on this machine, so trusting it by default let any of them pick its
+    # address, and so escape the per-client limits.
     name = instance or default_instance_name()
     app = FastAPI(
         title="coatcheck shop",

@@ -64,6 +64,9 @@ def nginx_config(prefix: Path, host: str, port: int, upstreams: Sequence[int], s
     Round-robin by default. ``sticky`` hashes a routing cookie that nginx sets on a client's
     first response (from ``$request_id``), so each client keeps to one instance until it
     fails. A refused connection (a killed instance) is retried on the next instance.
+
+    nginx is the edge: ``X-Forwarded-For`` is the address that connected to it, replacing any
+    the client sent, so that the instances, which trust loopback, never believe a forged one.
     """
     servers = "\n".join(f"        server {host}:{upstream};" for upstream in upstreams)
     balance = "        hash $coatcheck_route consistent;\n" if sticky else ""
@@ -104,7 +107,7 @@ http {{
             proxy_http_version 1.1;
             proxy_set_header Connection "";
             proxy_set_header Host $http_host;
-            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-For $remote_addr;
             proxy_set_header X-Forwarded-Proto $scheme;
             proxy_connect_timeout 2s;
             proxy_next_upstream error timeout;

@@ -1,13 +1,16 @@
-"""Session stores, and :func:`from_url` to pick one by URL.
+"""Session stores, :func:`from_url` to pick one by URL, and :func:`redacted` to print that URL.
 
 >>> from_url("memory://?max_entries=100")
 <coatcheck.stores.memory.MemoryStore object at ...>
+>>> redacted("postgresql://app:s3cret@db/sessions?sslpassword=k3y&table=web")
+'postgresql://app:***@db/sessions?sslpassword=***&table=web'
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
-from urllib.parse import SplitResult, parse_qsl, unquote, urlsplit
+from urllib.parse import SplitResult, parse_qsl, unquote, unquote_plus, urlsplit
 
 from .base import (
     AsyncStore,
@@ -42,6 +45,8 @@ __all__ = [
     "UserIndex",
     "as_async",
     "from_url",
+    "redacted",
+    "scrubbed",
 ]
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -185,3 +190,96 @@ def _memcached(url: str, query: dict[str, str], asynchronous: bool) -> Store | A
         raise ValueError(f"unknown option(s) {sorted(query)}")
     kind = AsyncMemcachedStore if asynchronous else MemcachedStore
     return kind.from_url(url, prefix=prefix, timeout=timeout, pool_size=pool_size)
+
+
+# -- printing a store URL ------------------------------------------------------------------
+
+REDACTED = "***"
+"""What a credential is shown as."""
+
+_URL = re.compile(
+    r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*:)?(?://(?P<netloc>[^/?#]*))?"
+    r"(?P<path>[^?#]*)(?:\?(?P<query>[^#]*))?(?:#(?P<fragment>.*))?",
+    re.DOTALL,
+)
+"""RFC 3986's own split of a URI (appendix B): it matches any string, and never raises."""
+
+_SECRET_OPTION = re.compile(
+    r"pass|pwd|secret|token|auth|key|credential|signature|(?:^|[^a-z])sig(?:$|[^a-z])"
+)
+"""A query option whose name says it may hold a credential: ``password``, ``passwd``,
+``sslpassword``, ``passfile``, ``secret``, ``client_secret``, ``token``, ``auth``,
+``api_key``, ``access_key``, ``sslkey``, ``credentials``, ``sig``..."""
+
+
+def _is_secret_option(name: str) -> bool:
+    return _SECRET_OPTION.search(unquote_plus(name).lower()) is not None
+
+
+def _redact(url: str) -> tuple[str, list[str]]:
+    """``url`` with every credential shown as ``***``, and the credentials, as written."""
+    parts = _URL.fullmatch(url)
+    assert parts is not None  # every group is optional: the pattern matches any string
+    shown, hidden = [parts["scheme"] or ""], []
+    if parts["netloc"] is not None:
+        after_slashes = url[len(shown[0]) + 2 :]
+        # The userinfo ends at the netloc's last "@". A netloc without one that holds a ":" may
+        # still be the start of a password with a "/", "?" or "#" left unencoded: then the last
+        # "@" of the whole URL ends it, so that such a password is hidden whole, not cut there.
+        netloc = parts["netloc"]
+        within = after_slashes if "@" not in netloc and ":" in netloc else netloc
+        userinfo, at, _ = within.rpartition("@")
+        user, colon, password = userinfo.partition(":")
+        if at and colon:  # the user name stays: it says who connects, and is no secret
+            shown.append(f"//{user}:{REDACTED}@")
+            hidden.append(password)
+            parts = _URL.fullmatch("//" + after_slashes[len(userinfo) + 1 :])
+            assert parts is not None
+            shown.append(parts["netloc"])
+        else:
+            shown.append("//" + parts["netloc"])
+    shown.append(parts["path"])
+    if parts["query"] is not None:  # split as the drivers split it, on "&" only
+        options = []
+        for option in parts["query"].split("&"):
+            name, equals, value = option.partition("=")
+            if value and _is_secret_option(name):
+                options.append(f"{name}{equals}{REDACTED}")
+                hidden.append(value)
+            else:
+                options.append(option)
+        shown.append("?" + "&".join(options))
+    if parts["fragment"]:  # no store reads one
+        shown.append("#" + REDACTED)
+        hidden.append(parts["fragment"])
+    elif parts["fragment"] is not None:
+        shown.append("#")
+    return "".join(shown), hidden
+
+
+def redacted(url: str) -> str:
+    """``url`` fit to print or log: every credential it can carry shown as ``***``.
+
+    That is the password of its userinfo (the user name stays), the value of every query
+    option whose name says it may be a credential (``password``, ``passwd``, ``pass``,
+    ``sslpassword``, ``secret``, ``token``, ``auth``, ``key``, ``access_key``, ``sig``... in
+    any case), and a fragment. Everything else is shown as given. Any string is accepted.
+
+    >>> redacted("redis://:hunter2@127.0.0.1:6379/0?prefix=app:")
+    'redis://:***@127.0.0.1:6379/0?prefix=app:'
+    """
+    return _redact(url)[0]
+
+
+def scrubbed(message: str, url: str) -> str:
+    """``message`` (a driver's error, say) with every credential of ``url`` in it shown as
+    ``***``, however it was spelled there: as written in the URL, or decoded."""
+    spellings = {
+        spelling
+        for secret in _redact(url)[1]
+        for spelling in (secret, unquote(secret), unquote_plus(secret))
+        if spelling
+    }
+    for spelling in sorted(spellings, key=len, reverse=True):
+        message = message.replace(spelling, REDACTED)
+    return message
