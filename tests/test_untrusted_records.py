@@ -304,8 +304,8 @@ def set_cookies(response: Any) -> list[str]:
     return [h for h in response.headers.getlist("Set-Cookie") if h.startswith("session=")]
 
 
-def test_flask_sends_no_cookie_on_a_request_forwarded_from_an_old_id(sqlite_url: str) -> None:
-    app = flask_app(sqlite_url)
+def regenerated(app: flask.Flask) -> tuple[str, str]:
+    """A session written, then regenerated: its old ID and its new one."""
     client = app.test_client()
     client.get("/write")
     old = client.get_cookie("session")
@@ -314,10 +314,21 @@ def test_flask_sends_no_cookie_on_a_request_forwarded_from_an_old_id(sqlite_url:
     new = client.get_cookie("session")
     assert new is not None
     assert new.value != old.value
+    return old.value, new.value
+
+
+def with_cookie(app: flask.Flask, session_id: str) -> Any:
+    """A client that sends ``session_id`` (as a tab, or a request in flight, still does)."""
+    client = app.test_client()
+    client.set_cookie("session", session_id)
+    return client
+
+
+def test_flask_sends_no_cookie_on_a_request_forwarded_from_an_old_id(sqlite_url: str) -> None:
+    app = flask_app(sqlite_url)
+    old, _ = regenerated(app)
     # A request the browser sent with the old cookie before the rotation's response arrived:
-    late = app.test_client()
-    late.set_cookie("session", old.value)
-    response = late.get("/read")
+    response = with_cookie(app, old).get("/read")
     assert response.get_json() == {"cart": ["tea"]}
     assert set_cookies(response) == []  # the browser keeps the newer cookie it holds
 
@@ -326,19 +337,11 @@ def test_flask_hands_out_the_new_cookie_when_a_forwarded_request_rotates(
     sqlite_url: str,
 ) -> None:
     app = flask_app(sqlite_url)
-    client = app.test_client()
-    client.get("/write")
-    old = client.get_cookie("session")
-    assert old is not None
-    client.get("/regenerate")
-    late = app.test_client()
-    late.set_cookie("session", old.value)
-    (cookie,) = set_cookies(late.get("/regenerate"))
+    old, new = regenerated(app)
+    (cookie,) = set_cookies(with_cookie(app, old).get("/regenerate"))
     newest = cookie.split(";", 1)[0].split("=", 1)[1]
-    assert newest not in ("", old.value)
-    fresh = app.test_client()
-    fresh.set_cookie("session", newest)
-    assert fresh.get("/read").get_json() == {"cart": ["tea"]}
+    assert newest not in ("", old, new)
+    assert with_cookie(app, newest).get("/read").get_json() == {"cart": ["tea"]}
 
 
 def test_flask_rejects_a_record_whose_user_column_was_changed(sqlite_url: str) -> None:
