@@ -25,6 +25,7 @@ from __future__ import annotations
 import atexit
 import shutil
 import tempfile
+import time
 import types
 import uuid
 from datetime import timedelta
@@ -33,12 +34,14 @@ from pathlib import Path
 from typing import Any
 
 import django
+import httpx
 import pytest
 import redis
 from django.conf import settings
 
-from tests.servers import free_port
+from tests.servers import free_port, serve_wsgi
 from tests.services import REDIS_URL, require
+from tests.test_concurrency import hammer
 from tests.upstream import upstream_file
 
 SCRATCH = Path(tempfile.mkdtemp(prefix="coatcheck-django-"))
@@ -76,6 +79,7 @@ from django.contrib import auth  # noqa: E402 - needs the settings above
 from django.contrib.auth.models import User  # noqa: E402
 from django.contrib.sessions.backends.base import UpdateError  # noqa: E402
 from django.core.exceptions import ImproperlyConfigured  # noqa: E402
+from django.core.handlers.wsgi import WSGIHandler  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.http import HttpRequest, HttpResponse, JsonResponse  # noqa: E402
 from django.middleware.csrf import get_token  # noqa: E402
@@ -115,6 +119,14 @@ def stored_records() -> list[Record]:
     return list(store.iter_records())
 
 
+def drop_redis_keys() -> None:
+    """Delete what the tests left in Redis under ``REDIS_PREFIX``."""
+    client = redis.Redis.from_url(REDIS_URL)
+    for name in client.scan_iter(match=f"{REDIS_PREFIX}*", count=500):
+        client.delete(name)
+    client.close()
+
+
 # -- Django's own tests ------------------------------------------------------------------------
 
 
@@ -138,10 +150,7 @@ class TestDjangoBackendMixinOnRedis(upstream.SessionTestsMixin, SimpleTestCase):
     @classmethod
     def tearDownClass(cls) -> None:
         super().tearDownClass()
-        client = redis.Redis.from_url(REDIS_URL)
-        for name in client.scan_iter(match=f"{REDIS_PREFIX}*", count=500):
-            client.delete(name)
-        client.close()
+        drop_redis_keys()
 
     def test_sessions_live_in_redis_under_the_prefix(self) -> None:
         self.session["where"] = "redis"
@@ -231,17 +240,111 @@ class TestStorage(SimpleTestCase):  # type: ignore[misc]
             first.save()
         assert not first.exists(first.session_key)
 
-    def test_concurrent_saves_keep_the_last_write_as_django_engines_do(self) -> None:
+    def test_a_concurrent_writers_key_survives_a_save(self) -> None:
+        first = SessionStore()
+        first["n"] = 1
+        first.save()
+        first = SessionStore(first.session_key)
+        assert first["n"] == 1  # loaded: the baseline its changes are measured against
+        second = SessionStore(first.session_key)
+        second["theirs"] = "kept"
+        second.save()
+        first["mine"] = "kept too"  # first's version is stale: it replays only its own key
+        first.save()
+        assert dict(SessionStore(first.session_key).items()) == {
+            "n": 1,
+            "theirs": "kept",
+            "mine": "kept too",
+        }
+        assert first["theirs"] == "kept"  # the request sees what it wrote
+        first["again"] = True  # and a second save from it keeps the other writer's key
+        first.save()
+        assert SessionStore(first.session_key)["theirs"] == "kept"
+        first.delete()
+
+    def test_a_key_both_writers_changed_keeps_the_later_saves_value(self) -> None:
         first = SessionStore()
         first["n"] = 1
         first.save()
         second = SessionStore(first.session_key)
         second["n"] = 2
         second.save()
-        first["n"] = 3  # first's version is stale: it reloads the version and overwrites
+        first["n"] = 3  # changed here too: this request's value is replayed
         first.save()
         assert SessionStore(first.session_key)["n"] == 3
         first.delete()
+
+    def test_a_key_this_request_deleted_stays_deleted(self) -> None:
+        first = SessionStore()
+        first.update({"gone": 1, "kept": 2})
+        first.save()
+        first = SessionStore(first.session_key)
+        assert first["gone"] == 1
+        second = SessionStore(first.session_key)
+        second["theirs"] = 3
+        second.save()
+        del first["gone"]
+        first.save()
+        assert dict(SessionStore(first.session_key).items()) == {"kept": 2, "theirs": 3}
+        first.delete()
+
+    def test_a_key_only_the_other_writer_deleted_stays_deleted(self) -> None:
+        first = SessionStore()
+        first.update({"theirs": 1, "mine": 1})
+        first.save()
+        first = SessionStore(first.session_key)
+        assert first["theirs"] == 1
+        second = SessionStore(first.session_key)
+        del second["theirs"]
+        second.save()
+        first["mine"] = 2
+        first.save()
+        assert dict(SessionStore(first.session_key).items()) == {"mine": 2}
+        first.delete()
+
+    def test_after_clear_this_requests_view_wins(self) -> None:
+        first = SessionStore()
+        first.update({"a": 1, "b": 2})
+        first.save()
+        first = SessionStore(first.session_key)
+        assert first["a"] == 1
+        second = SessionStore(first.session_key)
+        second["theirs"] = 3
+        second.save()
+        first.clear()
+        first["c"] = 4
+        first.save()
+        assert dict(SessionStore(first.session_key).items()) == {"c": 4}
+        first.delete()
+
+    def test_a_save_after_a_concurrent_write_then_logout_is_not_resurrected(self) -> None:
+        first = SessionStore()
+        first["a"] = 1
+        first.save()
+        second = SessionStore(first.session_key)
+        second["b"] = 2
+        second.save()
+        second.flush()
+        first["a"] = 2
+        with pytest.raises(UpdateError):
+            first.save()
+        assert not first.exists(first.session_key)
+
+    async def test_asave_replays_its_own_keys_too(self) -> None:
+        first = SessionStore()
+        await first.aset("n", 1)
+        await first.asave()
+        first = SessionStore(first.session_key)
+        assert await first.aget("n") == 1
+        second = SessionStore(first.session_key)
+        await second.aset("theirs", "kept")
+        await second.asave()
+        await first.aset("mine", "kept too")
+        await first.apop("n")
+        await first.asave()
+        again = SessionStore(first.session_key)
+        assert dict(await again.aitems()) == {"theirs": "kept", "mine": "kept too"}
+        await first.adelete()
 
     def test_an_emptied_session_stays_stored_with_its_key(self) -> None:
         session = SessionStore()
@@ -416,6 +519,16 @@ def csrf_form_view(request: HttpRequest) -> HttpResponse:
     return HttpResponse(get_token(request))  # what {% csrf_token %} puts in a form
 
 
+def race_write_view(request: HttpRequest) -> HttpResponse:
+    """Load the session, hold it ``delay`` seconds, then set the query's other parameters."""
+    params = request.GET.dict()
+    delay = float(params.pop("delay", 0))
+    request.session.get("anything")  # loaded now: its version is the one held
+    time.sleep(delay)
+    request.session.update(params)
+    return JsonResponse(dict(request.session.items()))
+
+
 urlpatterns = [
     path("login", login_view),
     path("logout", logout_view),
@@ -423,6 +536,7 @@ urlpatterns = [
     path("theme", theme_view),
     path("async-whoami", async_whoami_view),
     path("csrf-form", csrf_form_view),
+    path("write", race_write_view),
 ]
 
 
@@ -496,6 +610,31 @@ class TestStoreFailure(SimpleTestCase):  # type: ignore[misc]
                 response = self.client.get(url)
                 assert response.status_code == 503
                 assert response["Retry-After"] == "5"
+
+
+def django_write(client: httpx.Client, sid: str, n: int) -> httpx.Response:
+    """Add key ``k<n>`` to the session through Django, holding the loaded version 50 ms."""
+    headers = {"Cookie": f"{settings.SESSION_COOKIE_NAME}={sid}"} if sid else {}
+    return client.get("/write", params={"delay": "0.05", f"k{n}": str(n)}, headers=headers)
+
+
+@override_settings(ALLOWED_HOSTS=["127.0.0.1"])
+class TestRacingRequestsOverARealServer(SimpleTestCase):  # type: ignore[misc]
+    """50 concurrent requests through Django's WSGI handler on a threading server, each setting
+    its own key on one session, all kept (``hammer`` from the core's concurrency tests)."""
+
+    def test_on_sqlite_none_is_lost(self) -> None:
+        with serve_wsgi(WSGIHandler()) as base:
+            hammer(base, django_write)
+
+    def test_on_redis_none_is_lost(self) -> None:
+        require("Redis", "127.0.0.1", 6379)
+        try:
+            redis_store = self.settings(COATCHECK_STORE_URL=f"{REDIS_URL}?prefix={REDIS_PREFIX}")
+            with redis_store, serve_wsgi(WSGIHandler()) as base:
+                hammer(base, django_write)
+        finally:
+            drop_redis_keys()
 
 
 @override_settings(

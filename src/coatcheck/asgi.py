@@ -19,11 +19,12 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 from . import csrf
 from .clients import Client, ClientSource, found_client, request_scheme
 from .config import SessionConfig
-from .cookies import NO_STORE, find_cookie, private_headers
+from .cookies import NO_STORE, private_headers
 from .engine import Plan, SessionEngine, run, run_async
 from .limits import LimitExceeded
 from .session import Session
 from .stores.base import AsyncStore, AsyncStoreAdapter, Store, StoreError, as_async
+from .transport import IdTransport
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -90,7 +91,10 @@ class SessionMiddleware:
             self._inline = adapter.store
         self.engine = SessionEngine(config if config else SessionConfig.from_options(**options))
         self.unavailable_status = unavailable_status
-        self._cookie_name = self.engine.cookies.name
+        self.transport = IdTransport.of(self.engine.config)
+        self._id_header = self.transport.request_header.encode("latin-1")
+        self._joins = self.transport.cookie_name is not None  # cookies may be split in HTTP/2
+        self._id_response_header = self.transport.response_header.encode("latin-1")
         self._proxies = self.engine.config.trusted_proxies
         # A subclass adding headers of its own is asked on every response, not only on those
         # with a session.
@@ -102,7 +106,7 @@ class SessionMiddleware:
             await self.app(scope, receive, send)
             return
         engine = self.engine
-        cookie_value = self._cookie(scope)
+        cookie_value = self._session_id(scope)
         wanted = engine.fresh_needs_client if cookie_value is None else engine.load_needs_client
         client = self._client_source(scope) if wanted else None
         if cookie_value is None:
@@ -173,10 +177,11 @@ class SessionMiddleware:
     def session_headers(
         self, session: Session, set_cookie: str | None
     ) -> Sequence[tuple[bytes, bytes]]:
-        """The headers the response gets for its session: the cookie, when there is one."""
+        """The headers the response gets for its session: the cookie (or, with the header
+        transport, the session header), when there is one."""
         if set_cookie is None:
             return ()
-        return ((b"set-cookie", set_cookie.encode("latin-1")),)
+        return ((self._id_response_header, set_cookie.encode("latin-1")),)
 
     @overload
     async def _carry_out(self, plan: Plan[T]) -> T: ...
@@ -259,14 +264,19 @@ class SessionMiddleware:
         scheme = self._scheme(scope, forwarded_proto)
         return csrf.handshake_problem(self.engine.config, scope["path"], origin, host, scheme)
 
-    def _cookie(self, scope: Scope) -> str | None:
+    def _session_id(self, scope: Scope) -> str | None:
+        """The ID the request carries the transport's way (in its cookie, or its header)."""
         header: bytes | None = None
+        wanted = self._id_header
         for name, value in scope["headers"]:
-            if name == b"cookie":  # HTTP/2 may split cookies over several headers
+            if name == wanted:
+                if not self._joins:
+                    return self.transport.read(value.decode("latin-1"))
+                # HTTP/2 may split cookies over several headers
                 header = value if header is None else header + b"; " + value
         if header is None:
             return None
-        return find_cookie(header.decode("latin-1"), self._cookie_name)
+        return self.transport.read(header.decode("latin-1"))
 
     async def _refuse(self, scope: Scope, send: Send, exc: StoreError | LimitExceeded) -> None:
         """Answer instead of the app: 503 when the store failed, 429 (or 403) over a limit."""

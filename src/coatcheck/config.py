@@ -22,6 +22,7 @@ CsrfMode = Literal["off", "origin", "token"]
 BindPart = Literal["user_agent", "network"]
 BindingAction = Literal["reject", "flag"]
 SessionLimitPolicy = Literal["evict_oldest", "refuse"]
+Transport = Literal["cookie", "header"]
 Seconds = float | int | timedelta
 
 # RFC 6265 cookie-name: an RFC 7230 token.
@@ -36,6 +37,8 @@ SECURE_PREFIX = "__Secure-"
 class SessionOptions(TypedDict, total=False):
     """The keyword options every coatcheck middleware and integration accepts."""
 
+    transport: Transport
+    session_header: str
     cookie_name: str
     secure: bool
     same_site: SameSite
@@ -104,6 +107,13 @@ class SessionConfig:
     coatcheck.config.ConfigError: same_site='none' requires secure=True (browsers drop it otherwise)
     """
 
+    transport: Transport = "cookie"
+    """How the session ID travels (see :mod:`coatcheck.transport`): ``"cookie"`` for browsers;
+    ``"header"`` for API and mobile clients: read from ``session_header`` and returned in it
+    when the session is created, rotated or ended, never in a cookie (and, since a browser
+    attaches no such header on its own, no CSRF checks)."""
+    session_header: str = "x-session-token"
+    """The header that carries the ID with ``transport="header"``."""
     cookie_name: str = "session"
     """Base name of the cookie; ``__Host-`` is prefixed when the cookie qualifies for it."""
     secure: bool = True
@@ -195,6 +205,7 @@ class SessionConfig:
             if isinstance(value, list):
                 object.__setattr__(self, name, tuple(value))
         object.__setattr__(self, "csrf_header", str(self.csrf_header).lower())
+        object.__setattr__(self, "session_header", str(self.session_header).lower())
         self._validate()
 
     def _validate(self) -> None:
@@ -246,7 +257,9 @@ class SessionConfig:
             raise ConfigError("clock must be a callable returning Unix seconds")
         if self.csrf not in ("off", "origin", "token"):
             raise ConfigError(f"csrf must be 'off', 'origin' or 'token', not {self.csrf!r}")
-        for name in ("csrf_header", "csrf_field"):
+        if self.transport not in ("cookie", "header"):
+            raise ConfigError(f"transport must be 'cookie' or 'header', not {self.transport!r}")
+        for name in ("csrf_header", "csrf_field", "session_header"):
             value = getattr(self, name)
             if not isinstance(value, str) or not _TOKEN.fullmatch(value):
                 raise ConfigError(f"{name} must be a header or field name, not {value!r}")

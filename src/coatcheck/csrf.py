@@ -169,6 +169,8 @@ class CsrfPolicy(Protocol):
     @property
     def csrf(self) -> str: ...
     @property
+    def transport(self) -> str: ...
+    @property
     def csrf_exempt(self) -> tuple[str, ...]: ...
     @property
     def trusted_origins(self) -> tuple[str, ...]: ...
@@ -179,9 +181,11 @@ class TokenHolder(Protocol):
 
 
 def applies(policy: CsrfPolicy, method: str, path: str) -> bool:
-    """Whether a request is checked at all: an unsafe method on a path not exempted."""
+    """Whether a request is checked at all: an unsafe method on a path not exempted, with the
+    session ID in a cookie (an ambient credential; a header is nothing a browser adds itself)."""
     return (
         policy.csrf != "off"
+        and policy.transport == "cookie"
         and method in UNSAFE_METHODS
         and not any(path.startswith(prefix) for prefix in policy.csrf_exempt)
     )
@@ -194,7 +198,11 @@ def handshake_problem(
     None. Browsers always send ``Origin`` on a handshake; ``csrf="off"`` and exempt paths skip
     the check. ``scheme`` is the one the browser used (``ws`` or ``wss``, or ``http`` or
     ``https`` as a server or a trusted proxy may report it)."""
-    if policy.csrf == "off" or any(path.startswith(prefix) for prefix in policy.csrf_exempt):
+    if (
+        policy.csrf == "off"
+        or policy.transport != "cookie"
+        or any(path.startswith(prefix) for prefix in policy.csrf_exempt)
+    ):
         return None
     return origin_problem(None, origin, host, scheme, policy.trusted_origins)
 

@@ -19,13 +19,12 @@ import logging
 import math
 import random
 import time
-from collections.abc import Generator
+from collections.abc import Generator, Mapping
 from typing import Any, NamedTuple, TypeVar, overload
 
 from . import codec, events
 from .clients import Client, ClientSource, binding, client_of, network_of
 from .config import SessionConfig
-from .cookies import CookieWriter
 from .encryption import KeyRing, seal, unseal
 from .events import EventKind
 from .ids import fingerprint, is_well_formed, new_id, store_key
@@ -39,6 +38,7 @@ from .limits import (
 )
 from .session import Session
 from .stores.base import AsyncStore, NotSupported, Record, Store, StoreError, anyio_module
+from .transport import writer
 
 logger = logging.getLogger("coatcheck")
 
@@ -97,7 +97,8 @@ class SessionEngine:
 
     def __init__(self, config: SessionConfig | None = None) -> None:
         self.config = config if config is not None else SessionConfig()
-        self.cookies = CookieWriter(self.config)
+        self.cookies = writer(self.config)
+        """Writes the response header that gives the client its ID (a cookie, or a header)."""
         keys = self.config.encryption_keys
         self._ring = KeyRing(keys) if keys else None
         self._on_event = self.config.on_event
@@ -513,7 +514,7 @@ class SessionEngine:
         blob = session._rewrap(body)
         for attempt in range(MAX_SAVE_ATTEMPTS):
             if attempt:  # writers colliding on one session take turns instead of spinning
-                yield (PAUSE, (random.uniform(0, min(MAX_BACKOFF, 0.001 * 2**attempt)),))
+                yield backoff(attempt)
             sealed = seal(self._ring, blob, key)
             record = Record(key, sealed, expires_at, version + 1, session._user_id, deadline)
             kept = (expires_at, record.user_id) == stored
@@ -561,16 +562,11 @@ class SessionEngine:
         except codec.DecodeError:
             theirs = {}
         if session._cleared:
-            merged = dict(session)
+            ours_before: dict[str, Any] = {}
         else:
             assert session._raw is not None
             ours_before, _, _ = codec.decode(session._raw)
-            merged = theirs
-            for key in ours_before.keys() - session.keys():
-                merged.pop(key, None)
-            for key, value in session.items():
-                if key not in ours_before or codec.dumps(ours_before[key]) != codec.dumps(value):
-                    merged[key] = value
+        merged = replay(ours_before, session, theirs, session._cleared)
         dict.clear(session)
         dict.update(session, merged)
         session._rebase(raw)  # the baseline for a further retry
@@ -582,6 +578,37 @@ class SessionEngine:
         dict.clear(session)
         session._reset(session._now)
         return self.cookies.expire()
+
+
+def replay(
+    ours_before: Mapping[str, Any],
+    ours_now: Mapping[str, Any],
+    theirs: dict[str, Any],
+    cleared: bool = False,
+) -> dict[str, Any]:
+    """A request's changes applied to the data another request wrote meanwhile (``theirs``,
+    updated in place and returned): the keys whose values in ``ours_now`` differ from what the
+    request loaded (``ours_before``) take its values, the keys it removed go, and the keys it
+    left alone keep the other writer's values. After a ``clear()`` (``cleared``) the request's
+    own view wins: a copy of ``ours_now``.
+
+    >>> replay({"a": 1, "b": 2}, {"b": 2, "c": 3}, {"a": 1, "b": 5, "d": 4})
+    {'b': 5, 'd': 4, 'c': 3}
+    """
+    if cleared:
+        return dict(ours_now)
+    for key in ours_before.keys() - ours_now.keys():
+        theirs.pop(key, None)
+    for key, value in ours_now.items():
+        if key not in ours_before or codec.dumps(ours_before[key]) != codec.dumps(value):
+            theirs[key] = value
+    return theirs
+
+
+def backoff(attempt: int) -> StoreCall:
+    """The pause before compare-and-set attempt ``attempt`` (1, 2, ...): jittered, growing,
+    at most :data:`MAX_BACKOFF`, so writers colliding on one session take turns."""
+    return (PAUSE, (random.uniform(0, min(MAX_BACKOFF, 0.001 * 2**attempt)),))
 
 
 def _done(value: T) -> Plan[T]:

@@ -24,11 +24,12 @@ from . import csrf
 from .asgi import LIMITED_BODY, UNAVAILABLE_BODY
 from .clients import ClientSource, found_client, request_scheme
 from .config import SessionConfig
-from .cookies import find_cookie, private_headers
+from .cookies import private_headers
 from .engine import SessionEngine, run
 from .limits import LimitExceeded
 from .session import Session
 from .stores.base import Store, StoreError
+from .transport import IdTransport
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -67,12 +68,13 @@ class SessionMiddleware:
         self.store = store
         self.engine = SessionEngine(config if config else SessionConfig.from_options(**options))
         self.unavailable_status = unavailable_status
-        self._cookie_name = self.engine.cookies.name
+        self.transport = IdTransport.of(self.engine.config)
+        self._id_key = self.transport.environ_key
+        self._id_response_header = _title(self.transport.response_header)
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         engine, store = self.engine, self.store
-        header = environ.get("HTTP_COOKIE")
-        cookie_value = find_cookie(header, self._cookie_name) if header else None
+        cookie_value = self.transport.read(environ.get(self._id_key))
         wanted = engine.fresh_needs_client if cookie_value is None else engine.load_needs_client
         client = client_source(environ, engine) if wanted else None
         if cookie_value is None:
@@ -99,7 +101,7 @@ class SessionMiddleware:
                 if private is not None:
                     headers = private
                 if set_cookie is not None:
-                    headers = [*headers, ("Set-Cookie", set_cookie)]
+                    headers = [*headers, (self._id_response_header, set_cookie)]
             return start_response(status, headers, exc_info)
 
         if csrf.applies(
@@ -166,6 +168,11 @@ def client_source(environ: dict[str, Any], engine: SessionEngine) -> ClientSourc
         environ.get("HTTP_USER_AGENT"),
         engine.config.trusted_proxies,
     )
+
+
+def _title(name: str) -> str:
+    """A header name as WSGI servers usually spell it (``Set-Cookie``, ``X-Session-Token``)."""
+    return "-".join(part.capitalize() for part in name.split("-"))
 
 
 def _plain_headers(body: bytes) -> list[tuple[str, str]]:

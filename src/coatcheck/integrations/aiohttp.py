@@ -54,7 +54,7 @@ from aiohttp import hdrs, web
 from .. import csrf
 from ..asgi import LIMITED_BODY, UNAVAILABLE_BODY
 from ..clients import ClientSource, found_client, request_scheme
-from ..config import SessionConfig
+from ..config import ConfigError, SessionConfig
 from ..cookies import find_cookie, needs_no_store
 from ..engine import SessionEngine, run_async
 from ..limits import LimitExceeded
@@ -153,6 +153,11 @@ class SessionMiddleware:
     ) -> None:
         self.store = as_async(store)
         self.engine = SessionEngine(config if config else SessionConfig.from_options(**options))
+        if self.engine.config.transport != "cookie":
+            raise ConfigError(
+                "the aiohttp integration carries the session ID in a cookie only; "
+                "transport='header' is served by coatcheck.asgi and coatcheck.wsgi"
+            )
         self.unavailable_status = unavailable_status
         self._cookie_name = self.engine.cookies.name
 

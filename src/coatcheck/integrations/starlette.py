@@ -261,7 +261,8 @@ class SessionMiddleware(asgi.SessionMiddleware):
             )
             store = MemoryStore()
         super().__init__(app, store=store, config=config, unavailable_status=unavailable_status)
-        self.engine.cookies = StarletteCookieWriter(config)
+        if config.transport == "cookie":
+            self.engine.cookies = StarletteCookieWriter(config)
 
     def plan_commit(self, session: Session) -> Plan[str | None] | None:
         """Commit as coatcheck does, except that a stored session left empty ends (unless it

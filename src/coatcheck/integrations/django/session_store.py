@@ -8,10 +8,17 @@ once, as a sans-I/O plan that :func:`coatcheck.engine.run` drives on the sync st
 :func:`coatcheck.engine.run_async` on its async face, so the ``a``-prefixed methods are the same
 code as the sync ones.
 
+No lost updates, as in every other integration: a save whose compare-and-set finds that another
+request wrote the session meanwhile reloads it, replays only the keys this object changed
+(compared with what it loaded or last saved: :func:`coatcheck.engine.replay`; after ``clear()``
+its own view wins) and tries again after a short jittered pause. Keys it did not touch keep the
+other writer's values; a key both changed gets this save's value.
+
 Semantics kept from Django's own engines: the expiry comes from ``get_expiry_age()``
-(``SESSION_COOKIE_AGE`` or ``set_expiry``) at each save; a save replaces the stored data (last
-writer wins), but never brings back a session deleted meanwhile (``UpdateError``); an unknown
-or expired key loads as an empty session whose key is dropped (never adopted).
+(``SESSION_COOKIE_AGE`` or ``set_expiry``) at each save; a save never brings back a session
+deleted meanwhile (``UpdateError``); ``save(must_create=True)`` only ever creates
+(``CreateError``); an unknown or expired key loads as an empty session whose key is dropped
+(never adopted).
 """
 
 from __future__ import annotations
@@ -28,6 +35,8 @@ from ...engine import (
     MAX_SAVE_ATTEMPTS,
     Plan,
     WriteConflict,
+    backoff,
+    replay,
     run,
     run_async,
 )
@@ -47,6 +56,9 @@ class Stored(NamedTuple):
     version: int
     created_at: float
     auth_at: float
+    raw: bytes
+    """The envelope as loaded or last written: the baseline this object's changes are measured
+    against when a save has to replay them (decoded only then)."""
 
 
 def _user_of(data: dict[str, Any]) -> str | None:
@@ -66,6 +78,7 @@ class SessionStore(SessionBase):  # type: ignore[misc]  # Django ships no type i
     def __init__(self, session_key: str | None = None) -> None:
         super().__init__(session_key)
         self._stored: Stored | None = None
+        self._cleared = False  # since the last write: a save's own view wins over the store's
 
     # -- keys ----------------------------------------------------------------------------
 
@@ -120,20 +133,22 @@ class SessionStore(SessionBase):  # type: ignore[misc]  # Django ships no type i
         deadline = backing().deadline(auth_at)
         if deadline is not None and deadline <= now:
             return "absolute"
-        self._stored = Stored(record.version, created_at, auth_at)
+        self._stored = Stored(record.version, created_at, auth_at, plain)
         return data
 
     def _record(
         self, key: str, data: dict[str, Any], expiry_age: float, version: int, stored: Stored
-    ) -> Record:
-        """The record holding ``data`` for ``expiry_age`` seconds (capped by the deadline)."""
+    ) -> tuple[Record, Stored]:
+        """The record holding ``data`` for ``expiry_age`` seconds (capped by the deadline), and
+        what this object will have stored once it is written."""
         base = backing()
         now = base.config.clock()
         user = _user_of(data)
         blob = codec.encode(data, stored.created_at, stored.auth_at, base.config.max_size, user)
         deadline = base.deadline(stored.auth_at)
         expires_at = now + expiry_age if deadline is None else min(now + expiry_age, deadline)
-        return Record(key, seal(base.ring, blob, key), expires_at, version, user, deadline)
+        record = Record(key, seal(base.ring, blob, key), expires_at, version, user, deadline)
+        return record, stored._replace(version=version, raw=blob)
 
     # -- plans: each store operation once, for both faces ----------------------------------
 
@@ -181,38 +196,54 @@ class SessionStore(SessionBase):  # type: ignore[misc]  # Django ships no type i
             raise CreateError if must_create else UpdateError
         now = backing().config.clock()
         if must_create:
-            times = self._stored or Stored(0, now, now)  # cycle_key keeps the creation time
-            record = self._record(key, data, expiry_age, 1, times)
+            times = self._stored or Stored(0, now, now, b"")  # cycle_key keeps the creation time
+            record, written = self._record(key, data, expiry_age, 1, times)
             if not (yield ("create", (record,))):
                 raise CreateError
-            self._stored = times._replace(version=1)
+            self._stored, self._cleared = written, False
             backing().emit("created", key, _user_of(data))
             return
         stored = self._stored
-        for _ in range(MAX_SAVE_ATTEMPTS):
-            if stored is None:  # the version is unknown (a clear() without a load): read it
-                current = yield ("load", (key,))
-                if isinstance(self._revive(current, now), str):
-                    raise UpdateError
-                stored = self._stored
-                assert stored is not None
-            record = self._record(key, data, expiry_age, stored.version + 1, stored)
+        if stored is None:  # no baseline (a clear() without a load): this view replaces the data
+            _, stored = yield from self._current(key, now)
+        for attempt in range(MAX_SAVE_ATTEMPTS):
+            record, written = self._record(key, data, expiry_age, stored.version + 1, stored)
             if (yield ("save", (record, stored.version))):
-                self._stored = stored._replace(version=stored.version + 1)
+                self._stored, self._cleared = written, False
                 return
-            stored = self._stored = None  # deleted, or another request saved: look again
+            # Deleted meanwhile, or another request saved: replay this object's changes onto
+            # what is stored now, after a pause so that colliding writers take turns.
+            yield backoff(attempt + 1)
+            before = {} if self._cleared else codec.decode(stored.raw)[0]
+            theirs, stored = yield from self._current(key, now)
+            merged = replay(before, data, theirs, self._cleared)
+            data.clear()  # the session's own dict: the request now sees what it will write
+            data.update(merged)
+            self._cleared = False  # measured from now on against what was just loaded
+            expiry_age = self.get_expiry_age(expiry=data.get("_session_expiry"))
         raise WriteConflict(f"gave up saving a session after {MAX_SAVE_ATTEMPTS} conflicts")
+
+    def _current(self, key: str, now: float) -> Plan[tuple[dict[str, Any], Stored]]:
+        """The data stored under ``key`` now and its version; ``UpdateError`` when the session
+        was deleted or ended meanwhile (a save never brings it back)."""
+        current: Record | None = yield ("load", (key,))
+        data = self._revive(current, now)
+        if isinstance(data, str):
+            raise UpdateError
+        assert self._stored is not None
+        return data, self._stored
 
     def _rotate(self, data: dict[str, Any], expiry_age: float, old_key: str) -> Plan[None]:
         """Move the session to a fresh ID in one store call; its login time restarts."""
         now = backing().config.clock()
         created_at = self._stored.created_at if self._stored else now
-        stored = Stored(1, created_at, now)
+        stored = Stored(1, created_at, now, b"")
         for _ in range(MAX_CREATE_ATTEMPTS):
             session_id = self._get_new_session_key()
-            record = self._record(self._new_store_key(session_id), data, expiry_age, 1, stored)
+            key = self._new_store_key(session_id)
+            record, written = self._record(key, data, expiry_age, 1, stored)
             if (yield ("rotate", (old_key, record))):
-                self._session_key, self._stored = session_id, stored
+                self._session_key, self._stored, self._cleared = session_id, written, False
                 self.modified = True  # so the middleware sends the new cookie
                 backing().emit("regenerated", record.key, _user_of(data))
                 return
@@ -226,6 +257,11 @@ class SessionStore(SessionBase):  # type: ignore[misc]  # Django ships no type i
         return store_key(session_id, backing().config.hash_secret)
 
     # -- Django's interface, sync ----------------------------------------------------------
+
+    def clear(self) -> None:
+        """Empty the session: its next save writes this view whatever others wrote meanwhile."""
+        super().clear()
+        self._cleared = True
 
     def load(self) -> dict[str, Any]:
         return run(self._load(), backing().store)

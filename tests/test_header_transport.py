@@ -1,0 +1,179 @@
+"""The session ID by header (``transport="header"``), for API and mobile clients, over real
+servers: the raw ASGI middleware under uvicorn and the raw WSGI middleware under wsgiref, each on
+a real SQLite store. The ID travels only in ``X-Session-Token``: never read from a cookie, never
+set in one; a response carries the header when the session was created or rotated (the new ID)
+and empty when it ended or the request's ID named nothing. CSRF checks, which guard ambient
+credentials, do not apply to it. A cookie-transport app never reads the header."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from coatcheck.ids import is_well_formed, new_id
+from coatcheck.stores import SQLiteStore
+
+from .apps import starlette_app
+from .servers import serve_asgi, serve_wsgi
+from .wsgi_app import wsgi_app
+
+HEADER = "X-Session-Token"
+CROSS_SITE = {"Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site"}
+
+
+class Server:
+    """One server's routes, spoken the same way: write, login, logout, read."""
+
+    def __init__(self, kind: str, url: str) -> None:
+        self.kind, self.http = kind, httpx.Client(base_url=url)
+
+    def send(self, method: str, path: str, token: str | None = None, **kw: Any) -> httpx.Response:
+        headers = dict(kw.pop("headers", {}))
+        if token is not None:
+            headers[HEADER] = token
+        return self.http.request(method, path, headers=headers, **kw)
+
+    def write(self, token: str | None, key: str, value: str, **kw: Any) -> httpx.Response:
+        if self.kind == "asgi":
+            return self.send("POST", "/write", token, json={key: value}, **kw)
+        return self.send("POST", f"/write?{key}={value}", token, **kw)
+
+    def login(self, token: str, user: str) -> httpx.Response:
+        if self.kind == "asgi":
+            return self.send("POST", f"/login/{user}", token)
+        return self.send("POST", f"/login?user={user}", token)
+
+    def logout(self, token: str) -> httpx.Response:
+        return self.send("POST", "/logout", token)
+
+    def read(self, token: str | None, **kw: Any) -> tuple[dict[str, Any], str | None]:
+        """The session's data and user, as the server sees them."""
+        if self.kind == "asgi":
+            data = json.loads(self.send("GET", "/read", token, **kw).text)
+            user = self.send("GET", "/whoami", token, **kw).json()["user"]
+            return data, user
+        body = self.send("GET", "/read", token, **kw).json()
+        return body["data"], body["user"]
+
+
+@contextmanager
+def serving(kind: str, tmp_path: Path, **options: Any) -> Iterator[Server]:
+    store = SQLiteStore(tmp_path / f"{kind}.db")
+    if kind == "asgi":
+        context = serve_asgi(starlette_app(store, **options))
+    else:
+        context = serve_wsgi(wsgi_app(store, **options))
+    with context as url:
+        server = Server(kind, url)
+        try:
+            yield server
+        finally:
+            server.http.close()
+            store.close()
+
+
+@pytest.fixture(params=["asgi", "wsgi"])
+def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Server]:
+    with serving(request.param, tmp_path, transport="header") as server:
+        yield server
+
+
+def created(server: Server, **data: str) -> str:
+    """A new session holding ``data``; the ID the response handed out."""
+    (key, value), *_ = data.items()
+    response = server.write(None, key, value)
+    assert response.status_code == 200
+    token = response.headers[HEADER]
+    assert is_well_formed(token)
+    return token
+
+
+def test_an_anonymous_request_gets_no_id_and_no_cookie(server: Server) -> None:
+    response = server.send("GET", "/read")
+    assert HEADER not in response.headers
+    assert "set-cookie" not in response.headers
+
+
+def test_a_write_hands_out_the_id_in_the_header_never_in_a_cookie(server: Server) -> None:
+    response = server.write(None, "cart", "tea")
+    assert is_well_formed(response.headers[HEADER])
+    assert "set-cookie" not in response.headers
+    assert response.headers["cache-control"] == "no-store"
+
+
+def test_the_header_names_the_session_and_a_cookie_does_not(server: Server) -> None:
+    token = created(server, cart="tea")
+    assert server.read(token) == ({"cart": "tea"}, None)
+    assert server.read(None, headers={"Cookie": f"session={token}"}) == ({}, None)
+    response = server.write(token, "more", "milk")
+    assert HEADER not in response.headers  # same ID: nothing to hand out
+    assert server.read(token)[0] == {"cart": "tea", "more": "milk"}
+
+
+def test_login_hands_out_a_new_id_and_kills_the_old_one(server: Server) -> None:
+    token = created(server, cart="tea")
+    response = server.login(token, "alice")
+    new = response.headers[HEADER]
+    assert is_well_formed(new)
+    assert new != token
+    assert server.read(new) == ({"cart": "tea"}, "alice")
+    assert server.read(token) == ({}, None)
+
+
+def test_logout_and_unknown_ids_get_an_empty_header(server: Server) -> None:
+    token = created(server, cart="tea")
+    response = server.logout(token)
+    assert response.headers[HEADER] == ""
+    assert server.read(token) == ({}, None)
+    unknown = server.send("GET", "/read", new_id())
+    assert unknown.headers[HEADER] == ""  # forget it
+    malformed = server.send("GET", "/read", "not an id")
+    assert malformed.headers[HEADER] == ""
+
+
+def test_a_header_borne_session_is_not_refused_as_cross_site(server: Server) -> None:
+    token = created(server, cart="tea")
+    response = server.write(token, "note", "from an app", headers=CROSS_SITE)
+    assert response.status_code == 200
+    assert server.read(token)[0] == {"cart": "tea", "note": "from an app"}
+
+
+@pytest.mark.parametrize("kind", ["asgi", "wsgi"])
+def test_a_cookie_transport_app_never_reads_the_header(kind: str, tmp_path: Path) -> None:
+    with serving(kind, tmp_path) as cookies:
+        response = cookies.write(None, "cart", "tea")
+        session_id = response.cookies["session"]
+        assert HEADER not in response.headers
+        cookies.http.cookies.clear()
+        assert cookies.read(session_id) == ({}, None)  # offered in the header: ignored
+        in_a_cookie = {"Cookie": f"session={session_id}"}
+        assert cookies.read(None, headers=in_a_cookie) == ({"cart": "tea"}, None)
+        refused = cookies.write(None, "x", "y", headers=CROSS_SITE)
+        assert refused.status_code == 403  # a cookie-borne session keeps its CSRF checks
+
+
+def test_an_integration_that_only_knows_cookies_refuses_the_header_transport() -> None:
+    from coatcheck.config import ConfigError
+    from coatcheck.integrations.aiohttp import SessionMiddleware as AiohttpSessions
+    from coatcheck.stores import MemoryStore
+
+    with pytest.raises(ConfigError, match="cookie only"):
+        AiohttpSessions(store=MemoryStore(), transport="header")
+
+
+def test_the_session_header_is_a_token_and_the_transport_one_of_two() -> None:
+    from coatcheck.config import ConfigError, SessionConfig
+
+    assert SessionConfig(transport="header", session_header="X-Api-Session").session_header == (
+        "x-api-session"
+    )
+    with pytest.raises(ConfigError, match="transport"):
+        SessionConfig(transport="carrier-pigeon")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="session_header"):
+        SessionConfig(transport="header", session_header="no spaces")
