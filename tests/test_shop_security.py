@@ -365,6 +365,23 @@ def test_a_tampered_record_is_no_session_and_no_error(shop: Demo, database: Path
     assert_anonymous(shop, cookie)
 
 
+@pytest.mark.parametrize(
+    "creation", [b"1e300", b"-5", b"253402300800"], ids=["1e300", "negative", "past 9999"]
+)
+def test_another_session_with_an_absurd_creation_time_leaves_the_sessions_page_working(
+    shop: Demo, database: Path, creation: bytes
+) -> None:
+    # Alice's other session, altered by a store writer: once, the page's date raised (a 500).
+    other = logged_in_with_a_cart(shop)
+    record = record_of(database, other)
+    overwrite(database, other, b'{"c":' + creation + record[record.index(b',"a":') :])
+    with client(shop) as http:
+        log_in(http, "alice")
+        for path in ("/sessions", "/api/sessions"):
+            response = http.get(path)
+            assert response.status_code == 200, response.text
+
+
 class Planted:
     """A pickle whose unpickling creates ``marker`` (``open(marker, "x")``)."""
 
