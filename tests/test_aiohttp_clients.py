@@ -16,8 +16,8 @@ import pytest
 from aiohttp import DummyCookieJar, web
 from aiohttp.test_utils import TestClient
 
-from coatcheck.asgi import LIMITED_BODY
 from coatcheck.events import SessionEvent
+from coatcheck.exchange import LIMITED_BODY
 from coatcheck.ids import new_id
 from coatcheck.integrations.aiohttp import session_of, setup
 from coatcheck.stores import MemoryStore

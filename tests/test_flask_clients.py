@@ -12,8 +12,8 @@ import pytest
 from flask.testing import FlaskClient
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from coatcheck.asgi import LIMITED_BODY
 from coatcheck.events import SessionEvent
+from coatcheck.exchange import LIMITED_BODY
 from coatcheck.ids import new_id
 from coatcheck.integrations.flask import CoatcheckSessionInterface, Session, current_session
 from coatcheck.stores import MemoryStore

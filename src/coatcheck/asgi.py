@@ -17,14 +17,14 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from . import csrf
-from .clients import Client, ClientSource, found_client, request_scheme
+from .clients import Client, ClientSource, found_client
 from .config import SessionConfig
 from .cookies import NO_STORE, private_headers
 from .engine import Plan, SessionEngine, run, run_async
+from .exchange import Browser, Exchange, Refusal
 from .limits import LimitExceeded
 from .session import Session
 from .stores.base import AsyncStore, AsyncStoreAdapter, Store, StoreError, as_async
-from .transport import IdTransport
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -42,10 +42,11 @@ logger = logging.getLogger("coatcheck")
 T = TypeVar("T")
 
 _STARTS = ("http.response.start", "websocket.accept")
+_CSRF_HEADERS = frozenset(
+    {b"sec-fetch-site", b"origin", b"host", b"content-type", b"x-forwarded-proto"}
+)
+"""The request headers the CSRF check reads (with the token's, which is configurable)."""
 """The messages that start a response: the session is committed before either is sent."""
-
-UNAVAILABLE_BODY = b"Session store unavailable. Please retry shortly.\n"
-LIMITED_BODY = b"Too many requests for new or unknown sessions. Please retry later.\n"
 
 
 def session_of(connection: Any) -> Session:
@@ -91,7 +92,8 @@ class SessionMiddleware:
             self._inline = adapter.store
         self.engine = SessionEngine(config if config else SessionConfig.from_options(**options))
         self.unavailable_status = unavailable_status
-        self.transport = IdTransport.of(self.engine.config)
+        self.exchange = Exchange(self.engine, unavailable_status)
+        self.transport = self.exchange.transport
         self._id_header = self.transport.request_header.encode("latin-1")
         self._joins = self.transport.cookie_name is not None  # cookies may be split in HTTP/2
         self._id_response_header = self.transport.response_header.encode("latin-1")
@@ -137,13 +139,12 @@ class SessionMiddleware:
             await send(message)
 
         if kind == "websocket" or scope["method"] in csrf.UNSAFE_METHODS:  # GET: no coroutine
-            problem, receive = await self._csrf_check(kind, scope, receive, session)
-            if problem is not None:
-                engine.emit("rejected", session._key, session._user_id, f"csrf: {problem}")
+            refused, receive = await self._csrf_check(kind, scope, receive, session)
+            if refused is not None:
                 if kind == "websocket":  # closing before accepting refuses the handshake (403)
                     await send({"type": "websocket.close", "code": 1008})
                 else:
-                    await _plain(send_with_session, 403, csrf.FORBIDDEN_BODY)
+                    await _plain(send_with_session, refused)
                 return
         await self.app(scope, receive, send_with_session)
         if kind == "websocket" and not replaced:
@@ -197,72 +198,43 @@ class SessionMiddleware:
 
     async def _csrf_check(
         self, kind: str, scope: Scope, receive: Receive, session: Session
-    ) -> tuple[str | None, Receive]:
-        """Why the request fails its CSRF check (None if it passes or is not checked), and how
-        to read its body from now on."""
-        config = self.engine.config
-        if (
-            kind == "http"
-            and scope["method"] in csrf.UNSAFE_METHODS
-            and csrf.applies(config, scope["method"], scope["path"])
-        ):
-            return await self._csrf_problem(scope, receive, session)
-        if kind == "websocket":  # cross-site WebSocket hijacking
-            return self._websocket_origin_problem(scope), receive
-        return None, receive
-
-    async def _csrf_problem(
-        self, scope: Scope, receive: Receive, session: Session
-    ) -> tuple[str | None, Receive]:
-        """Why an unsafe request fails the CSRF check (or None), and how to read its body."""
-        config = self.engine.config
-        wanted = {b"sec-fetch-site", b"origin", b"host", b"content-type", b"x-forwarded-proto"}
-        token_header = config.csrf_header.encode("latin-1")
+    ) -> tuple[Refusal | None, Receive]:
+        """The 403 for a request that fails its CSRF check (None if it passes or is not
+        checked), and how to read its body from now on."""
+        exchange, websocket = self.exchange, kind == "websocket"
+        if not exchange.checks(scope.get("method", "GET"), scope["path"], websocket):
+            return None, receive
+        token_header = self.engine.config.csrf_header.encode("latin-1")
         found: dict[bytes, str] = {}
         for name, value in scope["headers"]:
-            if name in wanted or name == token_header:
+            if name in _CSRF_HEADERS or name == token_header:
                 found.setdefault(name, value.decode("latin-1"))
         submitted = found.get(token_header)
-        if csrf.wants_form(config, submitted, found.get(b"content-type")):
+        if not websocket and exchange.wants_form(submitted, found.get(b"content-type")):
             messages = await _read_body(receive, csrf.FORM_LIMIT)
             body = b"".join(m.get("body", b"") for m in messages)
-            submitted = csrf.form_token(found[b"content-type"], body, config.csrf_field)
+            submitted = csrf.form_token(found[b"content-type"], body, self.engine.config.csrf_field)
             receive = _replay(messages, receive)
-        problem = csrf.verdict(
-            config,
-            session,
-            sec_fetch_site=found.get(b"sec-fetch-site"),
-            origin=found.get(b"origin"),
-            host=found.get(b"host"),
-            scheme=self._scheme(scope, found.get(b"x-forwarded-proto")),
-            submitted=submitted,
-        )
-        return problem, receive
-
-    def _scheme(self, scope: Scope, forwarded_proto: str | None) -> str:
-        """The scheme the browser used: the scope's, or what a trusted proxy says it was."""
-        received = scope.get("scheme") or ("ws" if scope["type"] == "websocket" else "http")
         peer = scope.get("client")
-        return request_scheme(received, peer[0] if peer else None, forwarded_proto, self._proxies)
+        browser = Browser(
+            scope.get("method", "GET"),
+            scope["path"],
+            scope.get("scheme") or ("ws" if websocket else "http"),
+            peer[0] if peer else None,
+            found.get(b"sec-fetch-site"),
+            found.get(b"origin"),
+            found.get(b"host"),
+            found.get(b"x-forwarded-proto"),
+            submitted,
+            websocket,
+        )
+        return exchange.csrf_refusal(session, browser), receive
 
     def _client_source(self, scope: Scope) -> ClientSource:
         """How to find the request's client when the engine asks. It holds the headers, not the
         scope: the scope holds the session, and a cycle would leave every request to the GC."""
         peer = scope.get("client")
         return partial(_client, scope["headers"], peer[0] if peer else None, self._proxies)
-
-    def _websocket_origin_problem(self, scope: Scope) -> str | None:
-        """Why a WebSocket handshake comes from another site (browsers always send Origin)."""
-        origin = host = forwarded_proto = None
-        for name, value in scope["headers"]:
-            if name == b"origin":
-                origin = value.decode("latin-1")
-            elif name == b"host":
-                host = value.decode("latin-1")
-            elif name == b"x-forwarded-proto":
-                forwarded_proto = value.decode("latin-1")
-        scheme = self._scheme(scope, forwarded_proto)
-        return csrf.handshake_problem(self.engine.config, scope["path"], origin, host, scheme)
 
     def _session_id(self, scope: Scope) -> str | None:
         """The ID the request carries the transport's way (in its cookie, or its header)."""
@@ -280,15 +252,11 @@ class SessionMiddleware:
 
     async def _refuse(self, scope: Scope, send: Send, exc: StoreError | LimitExceeded) -> None:
         """Answer instead of the app: 503 when the store failed, 429 (or 403) over a limit."""
-        if isinstance(exc, LimitExceeded):
-            status, body, retry = exc.status, LIMITED_BODY, exc.retry_after
-        else:
-            logger.error("session store failed: %s", exc)
-            status, body, retry = self.unavailable_status, UNAVAILABLE_BODY, 5
+        refusal = self.exchange.refusal(exc)
         if scope["type"] == "websocket":
             await send({"type": "websocket.close", "code": 1013})
             return
-        await _plain(send, status, body, [(b"retry-after", str(retry).encode())])
+        await _plain(send, refusal)
 
 
 def _client(
@@ -305,18 +273,13 @@ def _client(
     return found_client(peer, forwarded, agent, proxies)
 
 
-async def _plain(
-    send: Send, status: int, body: bytes, extra: Sequence[tuple[bytes, bytes]] = ()
-) -> None:
-    """Answer with a short plain-text response that no cache keeps."""
+async def _plain(send: Send, refusal: Refusal) -> None:
+    """Answer with a refusal: a short plain-text response that no cache keeps."""
     headers = [
-        (b"content-type", b"text/plain; charset=utf-8"),
-        (b"content-length", str(len(body)).encode()),
-        (b"cache-control", b"no-store"),
-        *extra,
+        (name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in refusal.headers
     ]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+    await send({"type": "http.response.start", "status": refusal.status, "headers": headers})
+    await send({"type": "http.response.body", "body": refusal.body})
 
 
 async def _read_body(receive: Receive, limit: int) -> list[Message]:

@@ -14,22 +14,20 @@ to the headers it passes. Changes made while the body is being iterated come too
 from __future__ import annotations
 
 import io
-import logging
 from collections.abc import Callable, Iterable
 from functools import partial
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from . import csrf
-from .asgi import LIMITED_BODY, UNAVAILABLE_BODY
-from .clients import ClientSource, found_client, request_scheme
+from .clients import ClientSource, found_client
 from .config import SessionConfig
 from .cookies import private_headers
 from .engine import SessionEngine, run
+from .exchange import Browser, Exchange, Refusal
 from .limits import LimitExceeded
 from .session import Session
 from .stores.base import Store, StoreError
-from .transport import IdTransport
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -42,9 +40,6 @@ WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
 ENVIRON_KEY = "coatcheck.session"
 NO_STORE = ("cache-control", "no-store")
-_STATUS_LINES = {403: "403 Forbidden", 429: "429 Too Many Requests"}
-
-logger = logging.getLogger("coatcheck")
 
 
 class SessionMiddleware:
@@ -59,7 +54,7 @@ class SessionMiddleware:
         *,
         store: Store,
         config: SessionConfig | None = None,
-        unavailable_status: str = "503 Service Unavailable",
+        unavailable_status: int = 503,
         **options: Unpack[SessionOptions],
     ) -> None:
         if not isinstance(store, Store):
@@ -68,7 +63,8 @@ class SessionMiddleware:
         self.store = store
         self.engine = SessionEngine(config if config else SessionConfig.from_options(**options))
         self.unavailable_status = unavailable_status
-        self.transport = IdTransport.of(self.engine.config)
+        self.exchange = Exchange(self.engine, unavailable_status)
+        self.transport = self.exchange.transport
         self._id_key = self.transport.environ_key
         self._id_response_header = _title(self.transport.response_header)
 
@@ -104,14 +100,12 @@ class SessionMiddleware:
                     headers = [*headers, (self._id_response_header, set_cookie)]
             return start_response(status, headers, exc_info)
 
-        if csrf.applies(
-            engine.config, environ.get("REQUEST_METHOD", ""), environ.get("PATH_INFO", "")
-        ):
-            problem = self._csrf_problem(environ, session)
-            if problem is not None:
-                engine.emit("rejected", session._key, session._user_id, f"csrf: {problem}")
-                start_with_session("403 Forbidden", _plain_headers(csrf.FORBIDDEN_BODY))
-                return refused if refused is not None else [csrf.FORBIDDEN_BODY]
+        method = environ.get("REQUEST_METHOD", "")
+        if self.exchange.checks(method, environ.get("PATH_INFO", "")):
+            csrf_refused = self._csrf_refusal(environ, session)
+            if csrf_refused is not None:
+                start_with_session(csrf_refused.status_line, list(csrf_refused.headers))
+                return refused if refused is not None else [csrf_refused.body]
         body = self.app(environ, start_with_session)
         if refused is not None:
             close = getattr(body, "close", None)
@@ -120,42 +114,37 @@ class SessionMiddleware:
             return refused
         return body
 
-    def _csrf_problem(self, environ: dict[str, Any], session: Session) -> str | None:
-        """Why an unsafe request fails the CSRF check, or None (a form body is re-readable)."""
-        config = self.engine.config
+    def _csrf_refusal(self, environ: dict[str, Any], session: Session) -> Refusal | None:
+        """The 403 for an unsafe request that fails the CSRF check, or None (a form body is
+        left re-readable)."""
+        exchange, config = self.exchange, self.engine.config
         header_key = "HTTP_" + config.csrf_header.upper().replace("-", "_")
         submitted: str | None = environ.get(header_key)
         content_type: str | None = environ.get("CONTENT_TYPE")
-        if csrf.wants_form(config, submitted, content_type):
+        if exchange.wants_form(submitted, content_type):
             assert content_type is not None
             body = _read_body(environ, csrf.FORM_LIMIT)
             submitted = csrf.form_token(content_type, body, config.csrf_field)
-        return csrf.verdict(
-            config,
-            session,
-            sec_fetch_site=environ.get("HTTP_SEC_FETCH_SITE"),
-            origin=environ.get("HTTP_ORIGIN"),
-            host=environ.get("HTTP_HOST"),
-            scheme=request_scheme(
-                environ.get("wsgi.url_scheme", "http"),
-                environ.get("REMOTE_ADDR"),
-                environ.get("HTTP_X_FORWARDED_PROTO"),
-                config.trusted_proxies,
-            ),
-            submitted=submitted,
+        browser = Browser(
+            environ.get("REQUEST_METHOD", ""),
+            environ.get("PATH_INFO", ""),
+            environ.get("wsgi.url_scheme", "http"),
+            environ.get("REMOTE_ADDR"),
+            environ.get("HTTP_SEC_FETCH_SITE"),
+            environ.get("HTTP_ORIGIN"),
+            environ.get("HTTP_HOST"),
+            environ.get("HTTP_X_FORWARDED_PROTO"),
+            submitted,
         )
+        return exchange.csrf_refusal(session, browser)
 
     def _refuse(
         self, start_response: StartResponse, exc: StoreError | LimitExceeded
     ) -> list[bytes]:
         """Answer instead of the app: 503 when the store failed, 429 (or 403) over a limit."""
-        if isinstance(exc, LimitExceeded):
-            status, body, retry = _STATUS_LINES[exc.status], LIMITED_BODY, exc.retry_after
-        else:
-            logger.error("session store failed: %s", exc)
-            status, body, retry = self.unavailable_status, UNAVAILABLE_BODY, 5
-        start_response(status, [*_plain_headers(body), ("Retry-After", str(retry))])
-        return [body]
+        refusal = self.exchange.refusal(exc)
+        start_response(refusal.status_line, list(refusal.headers))
+        return [refusal.body]
 
 
 def client_source(environ: dict[str, Any], engine: SessionEngine) -> ClientSource:
@@ -173,15 +162,6 @@ def client_source(environ: dict[str, Any], engine: SessionEngine) -> ClientSourc
 def _title(name: str) -> str:
     """A header name as WSGI servers usually spell it (``Set-Cookie``, ``X-Session-Token``)."""
     return "-".join(part.capitalize() for part in name.split("-"))
-
-
-def _plain_headers(body: bytes) -> list[tuple[str, str]]:
-    """The headers of a short plain-text answer that no cache keeps."""
-    return [
-        ("Content-Type", "text/plain; charset=utf-8"),
-        ("Content-Length", str(len(body))),
-        ("Cache-Control", "no-store"),
-    ]
 
 
 def _read_body(environ: dict[str, Any], limit: int) -> bytes:

@@ -52,11 +52,11 @@ from typing import TYPE_CHECKING, ClassVar
 from aiohttp import hdrs, web
 
 from .. import csrf
-from ..asgi import LIMITED_BODY, UNAVAILABLE_BODY
-from ..clients import ClientSource, found_client, request_scheme
+from ..clients import ClientSource, found_client
 from ..config import ConfigError, SessionConfig
 from ..cookies import find_cookie, needs_no_store
 from ..engine import SessionEngine, run_async
+from ..exchange import Browser, Exchange, Refusal
 from ..limits import LimitExceeded
 from ..session import Session
 from ..stores.base import AsyncStore, Store, StoreError, as_async
@@ -159,6 +159,7 @@ class SessionMiddleware:
                 "transport='header' is served by coatcheck.asgi and coatcheck.wsgi"
             )
         self.unavailable_status = unavailable_status
+        self.exchange = Exchange(self.engine, unavailable_status)
         self._cookie_name = self.engine.cookies.name
 
     def install(self, app: web.Application) -> None:
@@ -204,38 +205,29 @@ class SessionMiddleware:
             exchange.closed = True
 
     async def _csrf_refusal(self, request: web.Request, session: Session) -> web.Response | None:
-        """The 403 for an unsafe request that fails the CSRF check; None when it passes."""
-        config = self.engine.config
-        headers = request.headers
-        if _is_websocket_handshake(request):  # cross-site WebSocket hijacking
-            origin, host = headers.get(hdrs.ORIGIN), headers.get(hdrs.HOST)
-            scheme = self._scheme(request)
-            problem = csrf.handshake_problem(config, request.path, origin, host, scheme)
-        elif not csrf.applies(config, request.method, request.path):
+        """The 403 for an unsafe request (or a WebSocket handshake: cross-site WebSocket
+        hijacking) that fails the CSRF check; None when it passes or is not checked."""
+        exchange, headers = self.exchange, request.headers
+        websocket = _is_websocket_handshake(request)
+        if not exchange.checks(request.method, request.path, websocket):
             return None
-        else:
-            submitted = headers.get(config.csrf_header)
-            if csrf.wants_form(config, submitted, headers.get(hdrs.CONTENT_TYPE)):
-                submitted = await _form_field(request, config.csrf_field)
-            problem = csrf.verdict(
-                config,
-                session,
-                sec_fetch_site=headers.get("Sec-Fetch-Site"),
-                origin=headers.get(hdrs.ORIGIN),
-                host=headers.get(hdrs.HOST),
-                scheme=self._scheme(request),
-                submitted=submitted,
-            )
-        if problem is None:
-            return None
-        self.engine.emit("rejected", session._key, session.user_id, f"csrf: {problem}")
-        return web.Response(
-            status=403,
-            body=csrf.FORBIDDEN_BODY,
-            content_type="text/plain",
-            charset="utf-8",
-            headers={hdrs.CACHE_CONTROL: "no-store"},
+        submitted = headers.get(self.engine.config.csrf_header)
+        if not websocket and exchange.wants_form(submitted, headers.get(hdrs.CONTENT_TYPE)):
+            submitted = await _form_field(request, self.engine.config.csrf_field)
+        browser = Browser(
+            request.method,
+            request.path,
+            request.scheme,
+            request.remote,
+            headers.get("Sec-Fetch-Site"),
+            headers.get(hdrs.ORIGIN),
+            headers.get(hdrs.HOST),
+            headers.get(hdrs.X_FORWARDED_PROTO),
+            submitted,
+            websocket,
         )
+        refusal = exchange.csrf_refusal(session, browser)
+        return None if refusal is None else _answer(refusal)
 
     async def _on_response_prepare(
         self, request: web.BaseRequest, response: web.StreamResponse
@@ -282,15 +274,6 @@ class SessionMiddleware:
             return None
         return find_cookie("; ".join(headers), self._cookie_name)
 
-    def _scheme(self, request: web.BaseRequest) -> str:
-        """The scheme the browser used: the connection's, or what a trusted proxy says it was."""
-        return request_scheme(
-            request.scheme,
-            request.remote,
-            request.headers.get(hdrs.X_FORWARDED_PROTO),
-            self.engine.config.trusted_proxies,
-        )
-
     def _client_source(self, request: web.BaseRequest) -> ClientSource:
         """How to find the request's client, for binding and per-client limits
         (``X-Forwarded-For`` only from ``trusted_proxies``). It holds the values, not the
@@ -309,24 +292,19 @@ class SessionMiddleware:
         """The answer instead of the handler's: 503 when the store failed, 429 (or 403) over a
         limit. When it ``replaces`` a response that began preparing (a stream whose commit
         failed), it is framed as that one was, since the connection's writer already is."""
-        if isinstance(exc, LimitExceeded):
-            status, body, retry = exc.status, LIMITED_BODY, exc.retry_after
-        else:
-            logger.error("session store failed: %s", exc)
-            status, body, retry = self.unavailable_status, UNAVAILABLE_BODY, 5
-        response = web.Response(
-            status=status,
-            body=body,
-            content_type="text/plain",
-            charset="utf-8",
-            headers={hdrs.RETRY_AFTER: str(retry), hdrs.CACHE_CONTROL: "no-store"},
-        )
+        response = _answer(self.exchange.refusal(exc))
         if replaces is not None:
             if replaces.chunked or replaces.content_length is None:
                 response.enable_chunked_encoding()
             if replaces.compression:
                 response.enable_compression()
         return response
+
+
+def _answer(refusal: Refusal) -> web.Response:
+    """A refusal as aiohttp's response (which counts its own Content-Length)."""
+    headers = [(name, value) for name, value in refusal.headers if name != "Content-Length"]
+    return web.Response(status=refusal.status, body=refusal.body, headers=headers)
 
 
 def _is_websocket_handshake(request: web.Request) -> bool:

@@ -73,11 +73,18 @@ from werkzeug.exceptions import Forbidden, HTTPException, ServiceUnavailable, To
 from werkzeug.http import dump_cookie
 
 from .. import csrf
-from ..asgi import LIMITED_BODY, UNAVAILABLE_BODY
-from ..clients import request_scheme
 from ..config import SessionConfig
 from ..cookies import CookieWriter, find_cookie, needs_no_store
 from ..engine import SessionEngine, run
+from ..exchange import (
+    CSRF_REFUSAL,
+    LIMITED_BODY,
+    STORE_DOWN,
+    UNAVAILABLE_BODY,
+    Browser,
+    Exchange,
+    Refusal,
+)
 from ..limits import LimitExceeded
 from ..session import Session as CoatcheckSession
 from ..stores import SQLiteStore, Store, StoreError, from_url
@@ -131,42 +138,39 @@ OPTION_KEYS = {
 """coatcheck options read as they are from ``app.config`` (defaults: those of SessionConfig)."""
 
 
-class SessionStoreUnavailable(ServiceUnavailable):
+class _Refused(HTTPException):
+    """A refusal of the core's (:mod:`coatcheck.exchange`) as a werkzeug exception, so that
+    ``@app.errorhandler`` applies to it: the same status, body and headers."""
+
+    refusal: Refusal
+
+    def get_body(self, *args: Any, **kwargs: Any) -> str:
+        return self.refusal.body.decode()
+
+    def get_headers(self, *args: Any, **kwargs: Any) -> list[tuple[str, str]]:
+        return [(name, value) for name, value in self.refusal.headers if name != "Content-Length"]
+
+
+class SessionStoreUnavailable(_Refused, ServiceUnavailable):
     """The 503 a request gets when the session store fails (``@app.errorhandler(503)`` applies)."""
 
     description = UNAVAILABLE_BODY.decode()
 
-    def get_body(self, *args: Any, **kwargs: Any) -> str:
-        return self.description
-
-    def get_headers(self, *args: Any, **kwargs: Any) -> list[tuple[str, str]]:
-        return [
-            ("Content-Type", "text/plain; charset=utf-8"),
-            ("Retry-After", "5"),
-            ("Cache-Control", "no-store"),
-        ]
+    def __init__(self, refusal: Refusal | None = None) -> None:
+        super().__init__()
+        self.refusal = refusal or STORE_DOWN
 
 
-class _OverLimit(HTTPException):
-    """What the answers to a request over a session limit share: the core middleware's body and
-    a ``Retry-After``."""
+class _OverLimit(_Refused):
+    """What the answers to a request over a session limit share."""
 
     description = LIMITED_BODY.decode()
 
-    def __init__(self, exceeded: LimitExceeded) -> None:
+    def __init__(self, exceeded: LimitExceeded, refusal: Refusal) -> None:
         super().__init__()
         self.exceeded = exceeded
         """The engine's :class:`~coatcheck.limits.LimitExceeded` (``reason``, ``retry_after``)."""
-
-    def get_body(self, *args: Any, **kwargs: Any) -> str:
-        return self.description
-
-    def get_headers(self, *args: Any, **kwargs: Any) -> list[tuple[str, str]]:
-        return [
-            ("Content-Type", "text/plain; charset=utf-8"),
-            ("Retry-After", str(self.exceeded.retry_after)),
-            ("Cache-Control", "no-store"),
-        ]
+        self.refusal = refusal
 
 
 class SessionLimited(_OverLimit, TooManyRequests):
@@ -178,29 +182,26 @@ class SessionLimitRefused(_OverLimit, Forbidden):
     """The 403 a login gets past ``max_sessions_per_user`` under the ``"refuse"`` policy."""
 
 
-def _refusal(exc: StoreError | LimitExceeded) -> HTTPException:
+def _refusal(exchange: Exchange, exc: StoreError | LimitExceeded) -> HTTPException:
     """The answer instead of the app's: 503 when the store failed, 429 (or 403) over a limit."""
+    refusal = exchange.refusal(exc)
     if isinstance(exc, StoreError):
-        logger.error("session store failed: %s", exc)
-        return SessionStoreUnavailable()
-    return SessionLimitRefused(exc) if exc.status == 403 else SessionLimited(exc)
+        return SessionStoreUnavailable(refusal)
+    if exc.status == 403:
+        return SessionLimitRefused(exc, refusal)
+    return SessionLimited(exc, refusal)
 
 
-class CsrfRefused(Forbidden):
+class CsrfRefused(_Refused, Forbidden):
     """The 403 an unsafe request gets when it fails the CSRF check (``@app.errorhandler(403)``
     or ``@app.errorhandler(CsrfRefused)`` applies); ``reason`` says why, for logs only."""
 
     description = csrf.FORBIDDEN_BODY.decode()
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, refusal: Refusal = CSRF_REFUSAL) -> None:
         super().__init__()
         self.reason = reason
-
-    def get_body(self, *args: Any, **kwargs: Any) -> str:
-        return self.description
-
-    def get_headers(self, *args: Any, **kwargs: Any) -> list[tuple[str, str]]:
-        return [("Content-Type", "text/plain; charset=utf-8"), ("Cache-Control", "no-store")]
+        self.refusal = refusal
 
 
 class UnavailableSession(NullSession):
@@ -420,6 +421,8 @@ class CoatcheckSessionInterface(SessionInterface):
             engine = SessionEngine(replace(config, persistent=persistent))
             engine.cookies = FlaskCookieWriter(engine.config, app, self)
             self.engines[persistent] = engine
+        self.exchange = Exchange(self.engines[True])
+        """The lifecycle's decisions (refusals, CSRF), the same for both engines."""
 
     def open_session(self, app: flask.Flask, request: Request) -> FlaskSession | None:
         default_permanent = bool(app.config.get("SESSION_PERMANENT", True))
@@ -436,7 +439,7 @@ class CoatcheckSessionInterface(SessionInterface):
             try:
                 session = run(engine.load(value, client), self.store)
             except (StoreError, LimitExceeded) as exc:
-                request.environ[REFUSAL_KEY] = _refusal(exc)
+                request.environ[REFUSAL_KEY] = _refusal(self.exchange, exc)
                 return None  # Flask makes an UnavailableSession; the request gets the refusal
         return FlaskSession(session, self.serializer, default_permanent, value)
 
@@ -450,7 +453,7 @@ class CoatcheckSessionInterface(SessionInterface):
         try:
             set_cookie = run(engine.commit(session.coatcheck), self.store)
         except (StoreError, LimitExceeded) as exc:
-            _become(response, _refusal(exc))
+            _become(response, _refusal(self.exchange, exc))
             return
         if set_cookie is None and self._resends(app, session):
             set_cookie = engine.current_cookie(session.coatcheck)
@@ -497,35 +500,32 @@ def _check_csrf() -> None:
     interface = flask.current_app.session_interface
     if not isinstance(interface, CoatcheckSessionInterface):
         return
-    policy = interface.config
-    if not csrf.applies(policy, request.method, request.path):
+    exchange = interface.exchange
+    if not exchange.checks(request.method, request.path):
         return
     session = _coatcheck_session()
     if session is None:
         return
-    submitted = request.headers.get(policy.csrf_header)
-    content_type = request.headers.get("Content-Type")
-    if csrf.wants_form(policy, submitted, content_type):
+    field, headers = interface.config.csrf_field, request.headers
+    submitted = headers.get(interface.config.csrf_header)
+    content_type = headers.get("Content-Type")
+    if exchange.wants_form(submitted, content_type):
         assert content_type is not None
-        submitted = csrf.form_token(content_type, _form_body(request), policy.csrf_field)
-    inner = session.coatcheck
-    problem = csrf.verdict(
-        policy,
-        inner,
-        sec_fetch_site=request.headers.get("Sec-Fetch-Site"),
-        origin=request.headers.get("Origin"),
-        host=request.headers.get("Host"),
-        scheme=request_scheme(
-            request.scheme,
-            request.remote_addr,
-            request.headers.get("X-Forwarded-Proto"),
-            policy.trusted_proxies,
-        ),
-        submitted=submitted,
+        submitted = csrf.form_token(content_type, _form_body(request), field)
+    browser = Browser(
+        request.method,
+        request.path,
+        request.scheme,
+        request.remote_addr,
+        headers.get("Sec-Fetch-Site"),
+        headers.get("Origin"),
+        headers.get("Host"),
+        headers.get("X-Forwarded-Proto"),
+        submitted,
     )
-    if problem is not None:
-        interface.engines[True].emit("rejected", inner._key, inner.user_id, f"csrf: {problem}")
-        raise CsrfRefused(problem)
+    refusal = exchange.csrf_refusal(session.coatcheck, browser)
+    if refusal is not None:
+        raise CsrfRefused(refusal.cause, refusal)
 
 
 def _form_body(request: Request) -> bytes:

@@ -8,7 +8,7 @@ from typing import Any
 from django.contrib.sessions.middleware import SessionMiddleware as DjangoSessionMiddleware
 from django.http import HttpRequest, HttpResponse
 
-from ...asgi import UNAVAILABLE_BODY
+from ... import exchange
 from ...stores.base import StoreError
 
 logger = logging.getLogger("coatcheck")
@@ -16,10 +16,10 @@ logger = logging.getLogger("coatcheck")
 
 def unavailable(exc: StoreError) -> HttpResponse:
     """The response to a request whose session could not be loaded or saved."""
-    logger.error("session store failed: %s", exc)
-    response = HttpResponse(UNAVAILABLE_BODY, status=503, content_type="text/plain; charset=utf-8")
-    response["Retry-After"] = "5"
-    response["Cache-Control"] = "no-store"
+    refusal = exchange.unavailable(exc)
+    response = HttpResponse(refusal.body, status=refusal.status)
+    for name, value in refusal.headers:
+        response[name] = value
     return response
 
 
