@@ -53,8 +53,7 @@ from aiohttp import hdrs, web
 
 from .. import csrf
 from ..clients import ClientSource, found_client
-from ..config import ConfigError, SessionConfig
-from ..cookies import find_cookie, needs_no_store
+from ..config import SessionConfig
 from ..engine import SessionEngine, run_async
 from ..exchange import Browser, Exchange, Refusal
 from ..limits import LimitExceeded
@@ -119,7 +118,7 @@ def setup(
     return middleware
 
 
-class _Exchange:
+class _Pending:
     """One request's session on its way out: committed once, as its response starts."""
 
     __slots__ = ("closed", "failed", "session", "started")
@@ -134,7 +133,7 @@ class _Exchange:
         """The middleware is done with this request: a later response is not this one's."""
 
 
-_EXCHANGE_KEY: web.RequestKey[_Exchange] = web.RequestKey("coatcheck.exchange", _Exchange)
+_PENDING_KEY: web.RequestKey[_Pending] = web.RequestKey("coatcheck.exchange", _Pending)
 
 
 class SessionMiddleware:
@@ -153,14 +152,8 @@ class SessionMiddleware:
     ) -> None:
         self.store = as_async(store)
         self.engine = SessionEngine(config if config else SessionConfig.from_options(**options))
-        if self.engine.config.transport != "cookie":
-            raise ConfigError(
-                "the aiohttp integration carries the session ID in a cookie only; "
-                "transport='header' is served by coatcheck.asgi and coatcheck.wsgi"
-            )
         self.unavailable_status = unavailable_status
         self.exchange = Exchange(self.engine, unavailable_status)
-        self._cookie_name = self.engine.cookies.name
 
     def install(self, app: web.Application) -> None:
         """Add the middleware and its ``on_response_prepare`` hook to ``app``."""
@@ -169,7 +162,7 @@ class SessionMiddleware:
 
     async def __call__(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         engine = self.engine
-        cookie_value = self._cookie(request)
+        cookie_value = self._session_id(request)
         wanted = engine.fresh_needs_client if cookie_value is None else engine.load_needs_client
         client = self._client_source(request) if wanted else None
         if cookie_value is None:
@@ -179,30 +172,30 @@ class SessionMiddleware:
                 session = await run_async(engine.load(cookie_value, client), self.store)
             except (StoreError, LimitExceeded) as exc:
                 return self._refusal(exc)
-        exchange = _Exchange(session)
+        pending = _Pending(session)
         request[SESSION_KEY] = session
-        request[_EXCHANGE_KEY] = exchange
+        request[_PENDING_KEY] = pending
         try:
             try:
                 checked = request.method in csrf.UNSAFE_METHODS or _is_websocket_handshake(request)
                 refusal = await self._csrf_refusal(request, session) if checked else None
                 response = refusal if refusal is not None else await handler(request)
             except web.HTTPException as exc:  # a raised redirect carries the session too
-                await self._start(exchange, exc)
+                await self._start(pending, exc)
                 raise
             if not isinstance(response, web.StreamResponse):
                 raise RuntimeError(f"a handler returned {type(response).__name__}, no response")
             if response.prepared:
-                await self._finish(exchange)
+                await self._finish(pending)
             else:
-                await self._start(exchange, response)
+                await self._start(pending, response)
             return response
         except (StoreError, LimitExceeded) as exc:
-            if exchange.started:  # the response is on its way: too late for a 503
+            if pending.started:  # the response is on its way: too late for a 503
                 raise
-            return self._refusal(exc, exchange.failed)
+            return self._refusal(exc, pending.failed)
         finally:
-            exchange.closed = True
+            pending.closed = True
 
     async def _csrf_refusal(self, request: web.Request, session: Session) -> web.Response | None:
         """The 403 for an unsafe request (or a WebSocket handshake: cross-site WebSocket
@@ -233,46 +226,49 @@ class SessionMiddleware:
         self, request: web.BaseRequest, response: web.StreamResponse
     ) -> None:
         """A response is about to send its headers (one a handler prepares itself, too)."""
-        exchange = request.get(_EXCHANGE_KEY)
-        if exchange is not None and not exchange.closed:
+        pending = request.get(_PENDING_KEY)
+        if pending is not None and not pending.closed:
             try:
-                await self._start(exchange, response)
+                await self._start(pending, response)
             except (StoreError, LimitExceeded):
-                exchange.failed = response  # its headers never go: the refusal takes its place
+                pending.failed = response  # its headers never go: the refusal takes its place
                 raise
 
-    async def _start(self, exchange: _Exchange, response: web.StreamResponse) -> None:
+    async def _start(self, pending: _Pending, response: web.StreamResponse) -> None:
         """Commit the session and put its cookie on ``response``, once per request."""
-        if exchange.started:
+        if pending.started:
             return
-        session = exchange.session
+        session = pending.session
         plan = self.engine.commit(session)  # None, most often: no coroutine then
         set_cookie = None if plan is None else await run_async(plan, self.store)
-        exchange.started = True
+        pending.started = True
         headers = response.headers
-        if set_cookie is not None:
-            headers.add(hdrs.SET_COOKIE, set_cookie)
-        if needs_no_store(session, set_cookie, hdrs.CACHE_CONTROL in headers):
+        added, no_store = self.exchange.headers(session, set_cookie, hdrs.CACHE_CONTROL in headers)
+        for name, value in added:
+            headers.add(name, value)
+        if no_store:
             headers[hdrs.CACHE_CONTROL] = "no-store"
 
-    async def _finish(self, exchange: _Exchange) -> None:
+    async def _finish(self, pending: _Pending) -> None:
         """Store changes made after the headers went (streaming, websockets); no cookie now."""
         try:
-            set_cookie = await run_async(self.engine.commit(exchange.session), self.store)
+            set_cookie = await run_async(self.engine.commit(pending.session), self.store)
         except (StoreError, LimitExceeded) as exc:
             logger.error("could not store a session after its response started: %s", exc)
             return
-        if set_cookie is not None and not exchange.started:
+        if set_cookie is not None and not pending.started:
             logger.warning(
                 "a session cookie was lost: the handler prepared its response before the "
                 "session was committed; install the middleware with setup(app, ...)"
             )
 
-    def _cookie(self, request: web.BaseRequest) -> str | None:
-        headers = request.headers.getall(hdrs.COOKIE, ())
+    def _session_id(self, request: web.BaseRequest) -> str | None:
+        """The ID the request carries the transport's way (in its cookie, or its header)."""
+        transport = self.exchange.transport
+        headers = request.headers.getall(transport.request_header, ())
         if not headers:
             return None
-        return find_cookie("; ".join(headers), self._cookie_name)
+        return transport.read("; ".join(headers) if transport.cookie_name else headers[0])
 
     def _client_source(self, request: web.BaseRequest) -> ClientSource:
         """How to find the request's client, for binding and per-client limits

@@ -74,7 +74,7 @@ from werkzeug.http import dump_cookie
 
 from .. import csrf
 from ..config import SessionConfig
-from ..cookies import CookieWriter, find_cookie, needs_no_store
+from ..cookies import CookieWriter, find_cookie
 from ..engine import SessionEngine, run
 from ..exchange import (
     CSRF_REFUSAL,
@@ -133,6 +133,8 @@ OPTION_KEYS = {
     "session_limit_policy": "COATCHECK_SESSION_LIMIT_POLICY",
     "limit_window": "COATCHECK_LIMIT_WINDOW",
     "encryption_keys": "COATCHECK_ENCRYPTION_KEYS",
+    "transport": "COATCHECK_TRANSPORT",
+    "session_header": "COATCHECK_SESSION_HEADER",
     "rotation_grace": "COATCHECK_ROTATION_GRACE",
 }
 """coatcheck options read as they are from ``app.config`` (defaults: those of SessionConfig)."""
@@ -419,15 +421,15 @@ class CoatcheckSessionInterface(SessionInterface):
         self.engines: dict[bool, SessionEngine] = {}
         for persistent in (True, False):
             engine = SessionEngine(replace(config, persistent=persistent))
-            engine.cookies = FlaskCookieWriter(engine.config, app, self)
+            if config.transport == "cookie":  # Flask's SESSION_COOKIE_* attributes
+                engine.cookies = FlaskCookieWriter(engine.config, app, self)
             self.engines[persistent] = engine
         self.exchange = Exchange(self.engines[True])
         """The lifecycle's decisions (refusals, CSRF), the same for both engines."""
 
     def open_session(self, app: flask.Flask, request: Request) -> FlaskSession | None:
         default_permanent = bool(app.config.get("SESSION_PERMANENT", True))
-        header = request.headers.get("Cookie")
-        value = find_cookie(header, self.get_cookie_name(app)) if header else None
+        value = self._session_id(app, request)
         engine = self.engines[True]  # both engines want the same of a client
         wanted = engine.fresh_needs_client if value is None else engine.load_needs_client
         # Found only if binding or a limit asks (REMOTE_ADDR as the server saw it, and the raw
@@ -446,8 +448,10 @@ class CoatcheckSessionInterface(SessionInterface):
     def save_session(self, app: flask.Flask, session: SessionMixin, response: Response) -> None:
         if not isinstance(session, FlaskSession):
             return
+        transport = self.exchange.transport
+        vary = "Cookie" if transport.cookie_name is not None else transport.request_header
         if session.accessed:
-            response.vary.add("Cookie")
+            response.vary.add(vary)
         session._settle()
         engine = self.engines[session.permanent]
         try:
@@ -457,15 +461,29 @@ class CoatcheckSessionInterface(SessionInterface):
             return
         if set_cookie is None and self._resends(app, session):
             set_cookie = engine.current_cookie(session.coatcheck)
-        if set_cookie is not None:
-            response.headers.add("Set-Cookie", set_cookie)
-            response.vary.add("Cookie")
-        if needs_no_store(session.coatcheck, set_cookie, "Cache-Control" in response.headers):
+        added, no_store = self.exchange.headers(
+            session.coatcheck, set_cookie, "Cache-Control" in response.headers
+        )
+        for name, value in added:
+            response.headers.add(name, value)
+            response.vary.add(vary)
+        if no_store:
             response.headers["Cache-Control"] = "no-store"
+
+    def _session_id(self, app: flask.Flask, request: Request) -> str | None:
+        """The ID the request carries: in Flask's session cookie, or in the session header."""
+        transport = self.exchange.transport
+        if transport.cookie_name is None:
+            return transport.read(request.headers.get(transport.request_header))
+        header = request.headers.get("Cookie")
+        return find_cookie(header, self.get_cookie_name(app)) if header else None
 
     def _resends(self, app: flask.Flask, session: FlaskSession) -> bool:
         """Whether Flask would send the cookie again although its ID did not change: when the
-        session was modified, or is permanent under ``SESSION_REFRESH_EACH_REQUEST``."""
+        session was modified, or is permanent under ``SESSION_REFRESH_EACH_REQUEST`` (a
+        session header is sent only when the ID changes)."""
+        if self.exchange.transport.cookie_name is None:
+            return False
         stored = not session.coatcheck.is_new and session._cookie_value is not None
         return stored and self.should_set_cookie(app, session)
 
