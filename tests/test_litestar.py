@@ -1,9 +1,9 @@
 """coatcheck in Litestar: `request.session` and Litestar's own session calls, as clients see them.
 
-Litestar's own session tests (``tests/unit/test_middleware/test_session/`` in its repository)
-are not in the source distribution of the installed version (its sdist ships no ``tests/``), so
-``tests/upstream.py`` cannot run them. The behaviours its ``test_middleware.py`` checks for
-``ServerSideSessionConfig`` are specified here instead, against ``CoatcheckSessionConfig``:
+Litestar's own session tests (``tests/unit/test_middleware/test_session/`` in its repository,
+at the installed version's tag) run against coatcheck in test_litestar_upstream.py. The
+behaviours its ``test_middleware.py`` checks for ``ServerSideSessionConfig`` are also specified
+here, against ``CoatcheckSessionConfig``:
 
 - ``test_integration`` (write, read, ``clear_session``, a new ID after it): TestLitestarCalls;
 - ``test_set_empty`` (``set_session(Empty)`` empties): TestLitestarCalls;
