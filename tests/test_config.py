@@ -81,3 +81,46 @@ def test_the_cookie_name_takes_the_strongest_prefix_browsers_allow() -> None:
     assert SessionConfig(secure=False).cookie_key == "session"
     assert SessionConfig(cookie_name="__Secure-sid").cookie_key == "__Secure-sid"
     assert SessionConfig(cookie_name="__Host-sid").cookie_key == "__Host-sid"
+
+
+# -- the options are declared once: SessionConfig's fields, by group ---------------------------
+
+
+def test_the_typed_options_are_the_configs_fields_group_by_group() -> None:
+    from coatcheck import config
+
+    assert sorted(config.SessionOptions.__annotations__) == sorted(config.option_names())
+    typed = {
+        "transport": config.TransportOptions,
+        "cookie": config.CookieOptions,
+        "timeouts": config.TimeoutOptions,
+        "storage": config.StorageOptions,
+        "hooks": config.HookOptions,
+        "defences": config.DefenceOptions,
+    }
+    assert tuple(typed) == config.GROUPS
+    for group, options in typed.items():
+        assert sorted(options.__annotations__) == sorted(config.option_names(group)), group
+
+
+def test_every_option_belongs_to_one_group() -> None:
+    from coatcheck.config import GROUPS, option_names
+
+    grouped = [name for group in GROUPS for name in option_names(group)]
+    assert sorted(grouped) == sorted(option_names())
+    with pytest.raises(ValueError, match="unknown option group"):
+        option_names("cookies")
+
+
+def test_each_integration_takes_every_option_it_does_not_set_by_its_own_means() -> None:
+    from coatcheck.config import option_names
+    from coatcheck.integrations import flask
+    from coatcheck.integrations.django.config import DJANGO_OWNS, OPTIONS
+    from coatcheck.integrations.starlette import STARLETTE_OWNS, CoatcheckOptions
+
+    assert set(CoatcheckOptions.__annotations__) == set(option_names()) - set(STARLETTE_OWNS)
+    flask_keys = set(flask.OPTION_KEYS)
+    assert flask_keys == set(option_names()) - set(option_names("cookie"))
+    assert all(key == f"COATCHECK_{name.upper()}" for name, key in flask.OPTION_KEYS.items())
+    assert OPTIONS.isdisjoint(DJANGO_OWNS)
+    assert OPTIONS.issubset(option_names())

@@ -34,11 +34,16 @@ HOST_PREFIX = "__Host-"
 SECURE_PREFIX = "__Secure-"
 
 
-class SessionOptions(TypedDict, total=False):
-    """The keyword options every coatcheck middleware and integration accepts."""
+class TransportOptions(TypedDict, total=False):
+    """How the session ID travels (the ``"transport"`` group of :class:`SessionConfig`)."""
 
     transport: Transport
     session_header: str
+
+
+class CookieOptions(TypedDict, total=False):
+    """The cookie's attributes (the ``"cookie"`` group)."""
+
     cookie_name: str
     secure: bool
     same_site: SameSite
@@ -46,14 +51,35 @@ class SessionOptions(TypedDict, total=False):
     path: str
     partitioned: bool
     persistent: bool
+
+
+class TimeoutOptions(TypedDict, total=False):
+    """The timeouts (the ``"timeouts"`` group)."""
+
     idle_timeout: Seconds
     absolute_timeout: Seconds
     touch_interval: Seconds
+    rotation_grace: Seconds
+
+
+class StorageOptions(TypedDict, total=False):
+    """What is stored and how (the ``"storage"`` group)."""
+
     max_size: int
     hash_secret: bytes | None
     encryption_keys: Sequence[bytes | str]
+
+
+class HookOptions(TypedDict, total=False):
+    """The clock and the audit events (the ``"hooks"`` group)."""
+
     clock: Callable[[], float]
     on_event: EventHandler | None
+
+
+class DefenceOptions(TypedDict, total=False):
+    """CSRF, binding, trusted proxies and limits (the ``"defences"`` group)."""
+
     csrf: CsrfMode
     csrf_header: str
     csrf_field: str
@@ -64,13 +90,20 @@ class SessionOptions(TypedDict, total=False):
     ipv4_prefix: int
     ipv6_prefix: int
     trusted_proxies: Sequence[str]
-    rotation_grace: Seconds
     limit_window: Seconds
     max_creations_per_client: int | None
     max_rejections_per_client: int | None
     max_creations: int | None
     max_sessions_per_user: int | None
     session_limit_policy: SessionLimitPolicy
+
+
+class SessionOptions(
+    TransportOptions, CookieOptions, TimeoutOptions, StorageOptions, HookOptions, DefenceOptions
+):
+    """The keyword options every coatcheck middleware and integration accepts: the fields of
+    :class:`SessionConfig`, group by group, for type checkers (``tests/test_config.py`` holds
+    the two to each other)."""
 
 
 class ConfigError(ValueError):
@@ -94,6 +127,21 @@ def _seconds(name: str, value: object) -> float:
     return float(value)
 
 
+def _group(name: str) -> dict[str, str]:
+    return {"group": name}
+
+
+_TRANSPORT = _group("transport")
+_COOKIE = _group("cookie")
+_TIMEOUTS = _group("timeouts")
+_STORAGE = _group("storage")
+_HOOKS = _group("hooks")
+_DEFENCES = _group("defences")
+GROUPS = ("transport", "cookie", "timeouts", "storage", "hooks", "defences")
+"""How the options are grouped: how the ID travels, the cookie's attributes, the timeouts, what
+is stored and how, the hooks (clock, events), and the defences (CSRF, binding, limits)."""
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SessionConfig:
     """How sessions behave. Every field has a safe default.
@@ -107,86 +155,86 @@ class SessionConfig:
     coatcheck.config.ConfigError: same_site='none' requires secure=True (browsers drop it otherwise)
     """
 
-    transport: Transport = "cookie"
+    transport: Transport = field(default="cookie", metadata=_TRANSPORT)
     """How the session ID travels (see :mod:`coatcheck.transport`): ``"cookie"`` for browsers;
     ``"header"`` for API and mobile clients: read from ``session_header`` and returned in it
     when the session is created, rotated or ended, never in a cookie (and, since a browser
     attaches no such header on its own, no CSRF checks)."""
-    session_header: str = "x-session-token"
+    session_header: str = field(default="x-session-token", metadata=_TRANSPORT)
     """The header that carries the ID with ``transport="header"``."""
-    cookie_name: str = "session"
+    cookie_name: str = field(default="session", metadata=_COOKIE)
     """Base name of the cookie; ``__Host-`` is prefixed when the cookie qualifies for it."""
-    secure: bool = True
+    secure: bool = field(default=True, metadata=_COOKIE)
     """Send the cookie over HTTPS only. Set False only for local development over plain http."""
-    same_site: SameSite = "lax"
-    domain: str | None = None
-    path: str = "/"
-    partitioned: bool = False
+    same_site: SameSite = field(default="lax", metadata=_COOKIE)
+    domain: str | None = field(default=None, metadata=_COOKIE)
+    path: str = field(default="/", metadata=_COOKIE)
+    partitioned: bool = field(default=False, metadata=_COOKIE)
     """Mark the cookie Partitioned (CHIPS): a third-party context gets a cookie jar of its own
     per top-level site. Requires ``secure``."""
-    persistent: bool = True
+    persistent: bool = field(default=True, metadata=_COOKIE)
     """Give the cookie a Max-Age (the time left to the session); False makes it a browser-session
     cookie."""
-    idle_timeout: float = 30 * 60
+    idle_timeout: float = field(default=30 * 60, metadata=_TIMEOUTS)
     """Seconds without activity after which a session ends (sliding)."""
-    absolute_timeout: float = 12 * 60 * 60
+    absolute_timeout: float = field(default=12 * 60 * 60, metadata=_TIMEOUTS)
     """Seconds after creation, or after :meth:`Session.login`, after which a session ends."""
-    touch_interval: float = 60
+    touch_interval: float = field(default=60, metadata=_TIMEOUTS)
     """A request, reading or writing, moves the expiry at most once per this many seconds."""
-    max_size: int = 64 * 1024
+    max_size: int = field(default=64 * 1024, metadata=_STORAGE)
     """Largest serialized session data, in bytes."""
-    hash_secret: bytes | None = field(default=None, repr=False)
+    hash_secret: bytes | None = field(default=None, repr=False, metadata=_STORAGE)
     """Key the at-rest hash of IDs (HMAC-SHA-256) instead of plain SHA-256."""
-    encryption_keys: tuple[bytes, ...] = field(default=(), repr=False)
+    encryption_keys: tuple[bytes, ...] = field(default=(), repr=False, metadata=_STORAGE)
     """AES-256-GCM keys (32 bytes, or base64url text), newest first: when given, every record is
     encrypted at rest with the first and decrypts with any (see :mod:`coatcheck.encryption`)."""
-    clock: Callable[[], float] = field(default=time.time, repr=False)
+    clock: Callable[[], float] = field(default=time.time, repr=False, metadata=_HOOKS)
     """Where the current time (Unix seconds) comes from; tests inject their own."""
-    on_event: EventHandler | None = field(default=None, repr=False)
+    on_event: EventHandler | None = field(default=None, repr=False, metadata=_HOOKS)
     """Called with every :class:`~coatcheck.events.SessionEvent` (created, logged in, rejected,
     ...), besides the ``coatcheck.audit`` log line each one gets."""
-    csrf: CsrfMode = "origin"
+    csrf: CsrfMode = field(default="origin", metadata=_DEFENCES)
     """CSRF checks on unsafe methods (POST, PUT, PATCH, DELETE): ``"origin"`` refuses requests
     a browser marks as cross-site (``Sec-Fetch-Site``, ``Origin``); ``"token"`` also requires
     the session's token (:meth:`Session.csrf_token`) in ``csrf_header`` or form field
     ``csrf_field``; ``"off"`` checks nothing (only for apps with their own CSRF defence)."""
-    csrf_header: str = "x-csrf-token"
-    csrf_field: str = "csrf_token"
-    csrf_exempt: tuple[str, ...] = ()
+    csrf_header: str = field(default="x-csrf-token", metadata=_DEFENCES)
+    csrf_field: str = field(default="csrf_token", metadata=_DEFENCES)
+    csrf_exempt: tuple[str, ...] = field(default=(), metadata=_DEFENCES)
     """Path prefixes whose unsafe requests skip the CSRF checks (e.g. ``"/webhooks/"``)."""
-    trusted_origins: tuple[str, ...] = ()
+    trusted_origins: tuple[str, ...] = field(default=(), metadata=_DEFENCES)
     """Other origins (``"https://app.example.com"``) allowed to send unsafe requests."""
-    bind_to: tuple[BindPart, ...] = ()
+    bind_to: tuple[BindPart, ...] = field(default=(), metadata=_DEFENCES)
     """Bind each session to its client's ``"user_agent"`` and/or ``"network"`` (see
     :mod:`coatcheck.clients`); a load from another client is handled per ``binding_action``.
     Off by default: mobile clients change networks, and browsers update their user agents."""
-    binding_action: BindingAction = "reject"
+    binding_action: BindingAction = field(default="reject", metadata=_DEFENCES)
     """``"reject"``: a mismatching client gets a fresh session; ``"flag"``: it keeps the
     session, which reports :attr:`Session.flagged`, and a ``flagged`` event is sent."""
-    ipv4_prefix: int = 24
-    ipv6_prefix: int = 48
-    trusted_proxies: tuple[str, ...] = ()
+    ipv4_prefix: int = field(default=24, metadata=_DEFENCES)
+    ipv6_prefix: int = field(default=48, metadata=_DEFENCES)
+    trusted_proxies: tuple[str, ...] = field(default=(), metadata=_DEFENCES)
     """Networks (``"10.0.0.0/8"``) of proxies whose ``X-Forwarded-For`` (the client) and
     ``X-Forwarded-Proto`` (the scheme the CSRF ``Origin`` check compares) are believed."""
-    rotation_grace: float = 10
+    rotation_grace: float = field(default=10, metadata=_TIMEOUTS)
     r"""Seconds a :meth:`Session.regenerate`\ d ID keeps working for requests already in
     flight: they are forwarded to the new ID, so they neither fail nor fork the session. Login
     and privilege changes never have a grace window (the old ID dies at once). 0 disables it."""
-    limit_window: float = 60
+    limit_window: float = field(default=60, metadata=_DEFENCES)
     """Seconds over which the rate limits below count (see :mod:`coatcheck.limits`)."""
-    max_creations_per_client: int | None = None
+    max_creations_per_client: int | None = field(default=None, metadata=_DEFENCES)
     """New sessions one client (an IPv4 address, an IPv6 /64; an IPv4-mapped ``::ffff:a.b.c.d``
     is its IPv4 address) may create per window; then 429. Each creation then costs two more
     store calls (the counter), so it is off by default."""
-    max_rejections_per_client: int | None = 120
+    max_rejections_per_client: int | None = field(default=120, metadata=_DEFENCES)
     """Well-formed cookies naming no live session (guesses, or cookies that outlived their
     session) one client may send per window; then 429. Only such requests pay for the count."""
-    max_creations: int | None = None
+    max_creations: int | None = field(default=None, metadata=_DEFENCES)
     """New sessions all clients together may create per window, so that a flood from many
     addresses cannot fill the store; set it from the store's capacity (off by default)."""
-    max_sessions_per_user: int | None = None
+    max_sessions_per_user: int | None = field(default=None, metadata=_DEFENCES)
     """Sessions one user may have at once; a login past it follows ``session_limit_policy``."""
-    session_limit_policy: SessionLimitPolicy = "evict_oldest"
+    session_limit_policy: SessionLimitPolicy = field(default="evict_oldest", metadata=_DEFENCES)
     """``"evict_oldest"`` ends the least recently active session; ``"refuse"`` refuses the
     login (403)."""
 
@@ -331,3 +379,18 @@ class SessionConfig:
         if unknown:
             raise ConfigError(f"unknown session option(s): {', '.join(unknown)}")
         return cls(**options)
+
+
+def option_names(*groups: str) -> tuple[str, ...]:
+    """The names of the options in ``groups`` (every option when none is named), in their
+    declared order: integrations derive their own option lists and config keys from this.
+
+    >>> option_names("transport")
+    ('transport', 'session_header')
+    """
+    unknown = set(groups) - set(GROUPS)
+    if unknown:
+        raise ValueError(f"unknown option group(s): {', '.join(sorted(unknown))}")
+    return tuple(
+        f.name for f in fields(SessionConfig) if not groups or f.metadata.get("group") in groups
+    )

@@ -73,7 +73,7 @@ from werkzeug.exceptions import Forbidden, HTTPException, ServiceUnavailable, To
 from werkzeug.http import dump_cookie
 
 from .. import csrf
-from ..config import SessionConfig
+from ..config import SessionConfig, option_names
 from ..cookies import CookieWriter, find_cookie
 from ..engine import SessionEngine, run
 from ..exchange import (
@@ -115,27 +115,9 @@ REFUSAL_KEY = "coatcheck.refusal"
 SQLITE_FILE = "coatcheck-sessions.db"
 """The default store: this file in the app's instance folder."""
 OPTION_KEYS = {
-    "on_event": "COATCHECK_ON_EVENT",
-    "csrf": "COATCHECK_CSRF",
-    "csrf_header": "COATCHECK_CSRF_HEADER",
-    "csrf_field": "COATCHECK_CSRF_FIELD",
-    "csrf_exempt": "COATCHECK_CSRF_EXEMPT",
-    "trusted_origins": "COATCHECK_TRUSTED_ORIGINS",
-    "bind_to": "COATCHECK_BIND_TO",
-    "binding_action": "COATCHECK_BINDING_ACTION",
-    "ipv4_prefix": "COATCHECK_IPV4_PREFIX",
-    "ipv6_prefix": "COATCHECK_IPV6_PREFIX",
-    "trusted_proxies": "COATCHECK_TRUSTED_PROXIES",
-    "max_creations_per_client": "COATCHECK_MAX_CREATIONS_PER_CLIENT",
-    "max_rejections_per_client": "COATCHECK_MAX_REJECTIONS_PER_CLIENT",
-    "max_creations": "COATCHECK_MAX_CREATIONS",
-    "max_sessions_per_user": "COATCHECK_MAX_SESSIONS_PER_USER",
-    "session_limit_policy": "COATCHECK_SESSION_LIMIT_POLICY",
-    "limit_window": "COATCHECK_LIMIT_WINDOW",
-    "encryption_keys": "COATCHECK_ENCRYPTION_KEYS",
-    "transport": "COATCHECK_TRANSPORT",
-    "session_header": "COATCHECK_SESSION_HEADER",
-    "rotation_grace": "COATCHECK_ROTATION_GRACE",
+    name: f"COATCHECK_{name.upper()}"
+    for name in option_names()
+    if name not in option_names("cookie")  # Flask's own SESSION_COOKIE_* and PERMANENT_* set these
 }
 """coatcheck options read as they are from ``app.config`` (defaults: those of SessionConfig)."""
 
@@ -621,22 +603,15 @@ def _seconds(value: float | timedelta) -> float:
 def _config(app: flask.Flask) -> SessionConfig:
     """The engine's options from ``app.config`` (cookie attributes are read per response)."""
     settings = app.config
-    idle = _seconds(settings.get("COATCHECK_IDLE_TIMEOUT", app.permanent_session_lifetime))
-    absolute = settings.get("COATCHECK_ABSOLUTE_TIMEOUT", max(DEFAULT_ABSOLUTE_TIMEOUT, idle))
-    touch = settings.get("COATCHECK_TOUCH_INTERVAL", min(DEFAULT_TOUCH_INTERVAL, idle / 2))
     options: dict[str, Any] = {
-        "idle_timeout": idle,
-        "absolute_timeout": absolute,
-        "touch_interval": touch,
-        "secure": False,  # unused: FlaskCookieWriter writes Flask's SESSION_COOKIE_SECURE
+        option: settings[key] for option, key in OPTION_KEYS.items() if key in settings
     }
-    if "COATCHECK_MAX_SIZE" in settings:
-        options["max_size"] = settings["COATCHECK_MAX_SIZE"]
-    if settings.get("COATCHECK_HASH_SECRET") is not None:
-        options["hash_secret"] = settings["COATCHECK_HASH_SECRET"]
-    for option, key in OPTION_KEYS.items():
-        if key in settings:
-            options[option] = settings[key]
+    # The idle timeout is Flask's PERMANENT_SESSION_LIFETIME unless set; the others follow it.
+    idle = _seconds(options.get("idle_timeout", app.permanent_session_lifetime))
+    options["idle_timeout"] = idle
+    options.setdefault("absolute_timeout", max(DEFAULT_ABSOLUTE_TIMEOUT, idle))
+    options.setdefault("touch_interval", min(DEFAULT_TOUCH_INTERVAL, idle / 2))
+    options["secure"] = False  # unused: FlaskCookieWriter writes Flask's SESSION_COOKIE_SECURE
     return SessionConfig.from_options(**options)
 
 

@@ -57,13 +57,20 @@ import hmac
 import logging
 import math
 from datetime import timedelta
-from typing import TYPE_CHECKING, TypedDict
+from typing import TYPE_CHECKING
 
 from starlette.datastructures import Secret
 
 from coatcheck import asgi
 from coatcheck.asgi import ASGIApp, session_of
-from coatcheck.config import ConfigError, CsrfMode, SameSite, Seconds, SessionConfig
+from coatcheck.config import (
+    ConfigError,
+    DefenceOptions,
+    SameSite,
+    Seconds,
+    SessionConfig,
+    TransportOptions,
+)
 from coatcheck.cookies import CookieWriter
 from coatcheck.engine import Plan
 from coatcheck.session import Session
@@ -94,15 +101,32 @@ DEFAULT_ABSOLUTE_TIMEOUT = 30 * 24 * 60 * 60
 _KEY_CONTEXT = b"coatcheck.integrations.starlette: session IDs at rest"
 
 
-class CoatcheckOptions(TypedDict, total=False):
-    """coatcheck options Starlette has no argument for, given to SessionConfig as they are."""
+class CoatcheckOptions(TransportOptions, DefenceOptions, total=False):
+    """coatcheck options Starlette has no argument for, given to SessionConfig as they are:
+    the transport, the defences, and these (the others are Starlette's own arguments, or, as
+    ``idle_timeout`` and ``clock``, keyword arguments of their own here)."""
 
-    csrf: CsrfMode
-    csrf_header: str
-    csrf_field: str
-    csrf_exempt: Sequence[str]
-    trusted_origins: Sequence[str]
+    encryption_keys: Sequence[bytes | str]
+    rotation_grace: Seconds
     on_event: EventHandler | None
+
+
+STARLETTE_OWNS = {
+    "cookie_name": "session_cookie",
+    "secure": "https_only",
+    "same_site": "same_site",
+    "domain": "domain",
+    "path": "path",
+    "partitioned": "partitioned",
+    "persistent": "max_age (None: a browser-session cookie)",
+    "idle_timeout": "max_age, or idle_timeout with max_age=None",
+    "absolute_timeout": "absolute_timeout",
+    "touch_interval": "touch_interval",
+    "max_size": "max_size",
+    "hash_secret": "secret_key (the hash secret is derived from it)",
+    "clock": "clock",
+}
+"""The coatcheck options that Starlette's own arguments (or a keyword of their own here) set."""
 
 
 def hash_secret_of(secret_key: str | Secret) -> bytes:

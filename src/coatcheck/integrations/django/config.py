@@ -30,15 +30,15 @@ from django.core.signals import setting_changed
 from django.utils.crypto import salted_hmac
 
 from ... import events
-from ...config import ConfigError, SessionConfig
+from ...config import ConfigError, SessionConfig, option_names
 from ...encryption import KeyRing
 from ...events import EventKind
 from ...stores import AsyncStore, Store, as_async, from_url
 
 DEFAULT_STORE_URL = "sqlite:///coatcheck-sessions.sqlite3"
-OPTIONS = frozenset(
-    {"hash_secret", "max_size", "absolute_timeout", "clock", "encryption_keys", "on_event"}
-)
+OPTIONS = frozenset({*option_names("storage", "hooks"), "absolute_timeout"})
+"""The coatcheck options ``COATCHECK_SESSION`` takes: what is stored and how, the hooks, and
+the absolute timeout (Django's own settings hold the rest: :data:`DJANGO_OWNS`)."""
 DJANGO_OWNS = {
     "cookie_name": "SESSION_COOKIE_NAME",
     "secure": "SESSION_COOKIE_SECURE",
