@@ -170,3 +170,33 @@ def test_a_session_is_accessed_once_handed_out_or_changed() -> None:
     written["a"] = 1
     assert (untouched.accessed, handed_out.accessed, written.accessed) == (False, True, True)
     assert not handed_out.modified
+
+
+def stored(**data: object) -> Session:
+    """A session as loaded from a store, holding ``data``."""
+    return Session.stored(
+        dict(data), "id", "key", 1, b"{}", 1000.0, 1000.0, 3000.0, 1000.0, None, 1000.0, 1 << 16
+    )
+
+
+def test_a_stored_session_the_request_emptied_ends() -> None:
+    session = stored(cart=["tea"])
+    del session["cart"]
+    assert session.end_if_emptied()
+    assert session.modified  # the logout is what the commit carries out
+
+
+def test_an_emptied_session_holding_a_user_a_token_or_other_keys_stays() -> None:
+    untouched = stored()
+    assert not untouched.end_if_emptied()  # nothing this request did
+    flagged = stored(cart=["tea"], _permanent=True)
+    del flagged["cart"]
+    assert flagged.end_if_emptied(ignoring=("_permanent",))
+    kept = stored(cart=["tea"], other=1)
+    del kept["cart"]
+    assert not kept.end_if_emptied()
+    with_token = stored(cart=["tea"])
+    with_token.csrf_token()
+    del with_token["cart"]
+    assert not with_token.end_if_emptied()
+    assert not fresh().end_if_emptied()  # never stored: nothing to end

@@ -134,7 +134,7 @@ class SessionMiddleware:
                     replaced = True
                     await self._refuse(scope, send, exc)
                     return
-                if set_cookie is not None or session._key is not None or self._extra_headers:
+                if set_cookie is not None or not session.is_new or self._extra_headers:
                     message = self._with_headers(message, session, set_cookie)
             await send(message)
 

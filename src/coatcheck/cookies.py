@@ -96,7 +96,7 @@ def needs_no_store(session: Session, set_cookie: str | None, app_chose: bool) ->
     request that carried a live session is marked unless the app chose its own
     ``Cache-Control`` (``app_chose``: for assets that are the same for everyone).
     """
-    return set_cookie is not None or (session._key is not None and not app_chose)
+    return set_cookie is not None or (not session.is_new and not app_chose)
 
 
 def private_headers(

@@ -294,6 +294,21 @@ class Session(dict[str, JSONValue]):
         self.privileges_changed()
         self._others_out = True
 
+    def end_if_emptied(self, ignoring: Iterable[str] = ()) -> bool:
+        """End a stored session that this request emptied: no data left (but the keys in
+        ``ignoring``), no user, and no CSRF token (pages carry it); as Starlette's and Flask's
+        own sessions drop an emptied session. Returns whether it did."""
+        emptied = (
+            self._key is not None
+            and self.modified
+            and self._user_id is None
+            and self._csrf is None
+            and not self.keys() - set(ignoring)
+        )
+        if emptied:
+            self.logout()
+        return emptied
+
     @property
     def flagged(self) -> bool:
         """Whether this request's client differs from the one the session is bound to (only

@@ -330,8 +330,8 @@ class FlaskSession(SessionMixin):
                 if tagged != inner[key]:
                     inner[key] = tagged
         if inner.user_id is None and not inner.keys() - {PERMANENT_KEY}:
-            if not inner.is_new and inner.modified and inner._csrf is None:
-                self.logout()  # emptied (one holding a CSRF token that pages carry is kept)
+            if inner.end_if_emptied(ignoring=(PERMANENT_KEY,)):
+                self._live.clear()
             elif inner.is_new:
                 dict.pop(inner, PERMANENT_KEY, None)  # no session just for the flag
             return

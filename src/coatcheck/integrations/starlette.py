@@ -293,9 +293,7 @@ class SessionMiddleware(asgi.SessionMiddleware):
         holds a CSRF token, which pages carry)."""
         if session.modified:
             session.mark_accessed()  # the response depends on it even once the commit resets it
-        emptied = not session and session.user_id is None and not session.is_new
-        if emptied and session._csrf is None:
-            session.logout()
+        session.end_if_emptied()
         return super().plan_commit(session)
 
     def session_headers(
