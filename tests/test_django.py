@@ -16,64 +16,34 @@ Excluded upstream tests, with their reasons:
   not use; ``test_an_emptied_session_stays_stored_with_its_key`` checks the same through the
   store.
 
-Django is configured here by hand (pytest-django is not used): ``settings.configure`` with an
-in-memory SQLite database for ``django.contrib.auth``'s users, then ``django.setup()``.
+Django is configured by hand (pytest-django is not used), once per process, by
+tests/django_settings.py (shared with the integration conformance suite): ``settings.configure``
+with an in-memory SQLite database for ``django.contrib.auth``'s users, then ``django.setup()``.
 """
 
 from __future__ import annotations
 
-import atexit
-import shutil
-import tempfile
 import time
 import types
 import uuid
 from datetime import timedelta
 from io import StringIO
-from pathlib import Path
 from typing import Any
 
-import django
 import httpx
 import pytest
 import redis
 from django.conf import settings
 
+from tests.django_settings import configure
 from tests.servers import free_port, serve_wsgi
 from tests.services import REDIS_URL, require
 from tests.test_concurrency import hammer
 from tests.upstream import upstream_file
 
-SCRATCH = Path(tempfile.mkdtemp(prefix="coatcheck-django-"))
-atexit.register(shutil.rmtree, SCRATCH, ignore_errors=True)
-SQLITE_URL = f"sqlite:///{SCRATCH}/sessions.db"
 REDIS_PREFIX = f"coatcheck-django-test-{uuid.uuid4().hex[:12]}:"
 
-if not settings.configured:
-    settings.configure(
-        SECRET_KEY="coatcheck-django-tests-not-a-secret",
-        DEBUG=False,
-        ALLOWED_HOSTS=["testserver"],
-        INSTALLED_APPS=[
-            "django.contrib.contenttypes",
-            "django.contrib.auth",
-            "django.contrib.sessions",  # the upstream module imports its model
-            "coatcheck.integrations.django",
-        ],
-        DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}},
-        SESSION_ENGINE="coatcheck.integrations.django",
-        SESSION_COOKIE_AGE=600,  # Redis drops what a test leaves behind within minutes
-        COATCHECK_STORE_URL=SQLITE_URL,
-        MIDDLEWARE=[
-            "coatcheck.integrations.django.SessionMiddleware",
-            "django.contrib.auth.middleware.AuthenticationMiddleware",
-        ],
-        ROOT_URLCONF=__name__,
-        USE_TZ=True,
-        PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"],  # fast, tests only
-        DEFAULT_AUTO_FIELD="django.db.models.AutoField",
-    )
-    django.setup()
+configure()
 
 from django.contrib import auth  # noqa: E402 - needs the settings above
 from django.contrib.auth.models import User  # noqa: E402
