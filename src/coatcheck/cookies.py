@@ -89,14 +89,15 @@ class CookieWriter:
         return self._deletion
 
 
-def needs_no_store(session: Session, set_cookie: str | None, app_chose: bool) -> bool:
+def needs_no_store(live: bool, handed_out: bool, app_chose: bool) -> bool:
     """Whether a response must be marked ``Cache-Control: no-store``.
 
-    A response that sets a session cookie is never cacheable, whatever the app said; one to a
-    request that carried a live session is marked unless the app chose its own
-    ``Cache-Control`` (``app_chose``: for assets that are the same for everyone).
+    A response that hands out an ID (``handed_out``: it sets or expires the cookie, or carries
+    the session header) is never cacheable, whatever the app said; one to a request that carried
+    a ``live`` session is marked unless the app chose its own ``Cache-Control`` (``app_chose``:
+    for assets that are the same for everyone).
     """
-    return set_cookie is not None or (not session.is_new and not app_chose)
+    return handed_out or (live and not app_chose)
 
 
 def private_headers(
@@ -109,7 +110,8 @@ def private_headers(
     ``Cache-Control`` of the app's replaced); None when the headers need no change.
     ``no_store`` is the header, as bytes (ASGI) or as str (WSGI).
     """
-    if not needs_no_store(session, set_cookie, app_chose=False):  # not even without one
+    live, handed_out = not session.is_new, set_cookie is not None
+    if not needs_no_store(live, handed_out, app_chose=False):  # not even without one
         return None
     name = no_store[0]
     chose = False
@@ -117,7 +119,7 @@ def private_headers(
         if header[0].lower() == name:  # the app chose its own
             chose = True
             break
-    if not needs_no_store(session, set_cookie, chose):
+    if not needs_no_store(live, handed_out, chose):
         return None
     kept = [h for h in headers if h[0].lower() != name] if chose else list(headers)
     kept.append(no_store)

@@ -209,4 +209,5 @@ class Exchange:
         added: Headers = ()
         if id_value is not None:
             added = ((self.transport.response_header, id_value),)
-        return added, needs_no_store(session, id_value, app_cache_control)
+        no_store = needs_no_store(not session.is_new, id_value is not None, app_cache_control)
+        return added, no_store
