@@ -36,6 +36,7 @@ from typing import Any, Literal, Protocol
 from urllib.parse import parse_qsl
 
 import flask
+import quart
 from aiohttp import web
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.middleware.csrf import get_token
@@ -56,6 +57,7 @@ from coatcheck.integrations import aiohttp as coatcheck_aiohttp
 from coatcheck.integrations import fastapi as coatcheck_fastapi
 from coatcheck.integrations import flask as coatcheck_flask
 from coatcheck.integrations import litestar as coatcheck_litestar
+from coatcheck.integrations import quart as coatcheck_quart
 from coatcheck.integrations import starlette as coatcheck_starlette
 from coatcheck.stores import Store, from_url
 
@@ -450,6 +452,46 @@ def serve_flask(setup: Setup) -> Iterator[Served]:
             yield served_with_all_limits(url, setup)
     finally:
         interface.store.close()
+
+
+# -- Quart --------------------------------------------------------------------------------------
+
+
+def quart_app(setup: Setup) -> quart.Quart:
+    """Configured from ``app.config`` keys, as the Quart integration is (Flask's keys)."""
+    app = quart.Quart(__name__)
+    app.config["COATCHECK_STORE_URL"] = setup.store_url
+    app.config["COATCHECK_TRANSPORT"] = setup.transport
+    if setup.limited:
+        app.config["COATCHECK_MAX_REJECTIONS_PER_CLIENT"] = LIMIT
+        app.config["COATCHECK_MAX_CREATIONS_PER_CLIENT"] = LIMIT
+    coatcheck_quart.Session(app)
+
+    @app.get("/read")
+    async def read() -> dict[str, Any]:
+        return view(coatcheck_quart.current_session())
+
+    @app.get("/csrf-token")
+    async def token() -> str:
+        return coatcheck_quart.current_session().csrf_token()
+
+    @app.post("/<route>")
+    async def post_route(route: str) -> dict[str, Any]:
+        if route not in POSTS:
+            quart.abort(404)
+        params = quart.request.args.to_dict()
+        await asyncio.sleep(delay_of(params))
+        return act(coatcheck_quart.current_session(), route, params)
+
+    return app
+
+
+@contextmanager
+def serve_quart(setup: Setup) -> Iterator[Served]:
+    """Under uvicorn with lifespan off, so the store is closed here, not in ``after_serving``."""
+    app = quart_app(setup)
+    with serve_asgi(app, cleanup=app.extensions["coatcheck"].store.close) as url:
+        yield served_with_all_limits(url, setup)
 
 
 # -- Django -------------------------------------------------------------------------------------

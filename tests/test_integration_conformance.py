@@ -13,16 +13,8 @@ An integration that cannot do a case today says so in its class's ``unsupported`
 ``"header"`` for the whole header transport, to the reason): the case is skipped with that
 reason, never passed silently. A case an integration gets wrong today is listed in its
 ``known_bugs``: it runs as a strict ``xfail``, so the fix makes the run fail until the entry
-goes. Adding an integration (Quart, say) is a serve function in tests/integration_apps.py and a
-class here::
-
-    class TestQuart(IntegrationConformance):
-        unsupported: ClassVar[dict[str, str]] = {}
-
-        @pytest.fixture(scope="class")
-        @classmethod
-        def serve(cls) -> Serve:
-            return apps.serve_quart
+goes. Adding an integration is a serve function in tests/integration_apps.py and a class
+here of a few lines (see :class:`TestQuart`).
 
 One server per integration and transport serves most cases (class scope); the limit and
 store-down cases get servers of their own, on a fresh store.
@@ -472,6 +464,16 @@ class TestFlask(IntegrationConformance):
         return apps.serve_flask
 
 
+class TestQuart(IntegrationConformance):
+    """``coatcheck.integrations.quart.Session(app)`` (Flask's ``COATCHECK_*`` keys), under
+    uvicorn."""
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def serve(cls) -> Serve:
+        return apps.serve_quart
+
+
 class TestDjango(IntegrationConformance):
     """Django's WSGI handler; CSRF is Django's ``CsrfViewMiddleware`` (``CSRF_USE_SESSIONS``)."""
 
@@ -480,20 +482,6 @@ class TestDjango(IntegrationConformance):
         "grace_window": "Django's cycle_key deletes the old record at once: no grace window",
         "rejection_limit": "the Django integration has no per-client limits",
         "creation_limit": "the Django integration has no per-client limits",
-    }
-    known_bugs: ClassVar[dict[str, str]] = {
-        "no_store": (
-            "responses that set or expire the session cookie carry no Cache-Control: no-store "
-            "(README: 'Cache-Control: no-store on responses carrying a session'); Django's "
-            "SessionMiddleware adds only Vary: Cookie"
-        ),
-        "store_down": (
-            "with CsrfViewMiddleware and CSRF_USE_SESSIONS (as docs/integrations/django.md "
-            "recommends), a request whose cookie must be loaded gets a 500, not a 503: the CSRF "
-            "middleware's process_request loads the session for its secret, coatcheck's "
-            "SessionMiddleware turns only a view's StoreError into a 503, and Django's 500 view "
-            "(csrf-decorated) loads it again, so the error escapes the WSGI handler"
-        ),
     }
 
     @pytest.fixture(scope="class")

@@ -58,10 +58,7 @@ Neither gives a 500, whether it happens as the session is loaded or as it is com
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Iterator
-from dataclasses import replace
-from datetime import timedelta
 from typing import Any
 
 import flask
@@ -70,11 +67,10 @@ from flask.sessions import NullSession, SessionInterface, SessionMixin, session_
 from flask.wrappers import Request, Response
 from werkzeug.datastructures import Headers
 from werkzeug.exceptions import Forbidden, HTTPException, ServiceUnavailable, TooManyRequests
-from werkzeug.http import dump_cookie
 
 from .. import csrf
-from ..config import SessionConfig, option_names
-from ..cookies import CookieWriter, find_cookie
+from ..config import SessionConfig
+from ..cookies import find_cookie
 from ..engine import SessionEngine, run
 from ..exchange import (
     CSRF_REFUSAL,
@@ -87,10 +83,12 @@ from ..exchange import (
 )
 from ..limits import LimitExceeded
 from ..session import Session as CoatcheckSession
-from ..stores import SQLiteStore, Store, StoreError, from_url
+from ..stores import Store, StoreError
 from ..wsgi import client_source
+from .app_config import OPTION_KEYS, configured_store, engines, session_config
 
 __all__ = [
+    "OPTION_KEYS",
     "CoatcheckSessionInterface",
     "CsrfRefused",
     "FlaskSession",
@@ -107,19 +105,9 @@ logger = logging.getLogger("coatcheck")
 PERMANENT_KEY = "_permanent"
 """Where Flask keeps ``session.permanent`` in the data (written only when it differs from the
 default, so an anonymous visitor never gets a session for it)."""
-DEFAULT_TOUCH_INTERVAL = 60.0
-DEFAULT_ABSOLUTE_TIMEOUT = 12 * 60 * 60.0
 REFUSAL_KEY = "coatcheck.refusal"
 """Set in the WSGI environ, to the answer the request gets, when its session could not be loaded
 (read without touching the session, which would mark it accessed)."""
-SQLITE_FILE = "coatcheck-sessions.db"
-"""The default store: this file in the app's instance folder."""
-OPTION_KEYS = {
-    name: f"COATCHECK_{name.upper()}"
-    for name in option_names()
-    if name not in option_names("cookie")  # Flask's own SESSION_COOKIE_* and PERMANENT_* set these
-}
-"""coatcheck options read as they are from ``app.config`` (defaults: those of SessionConfig)."""
 
 
 class _Refused(HTTPException):
@@ -166,7 +154,7 @@ class SessionLimitRefused(_OverLimit, Forbidden):
     """The 403 a login gets past ``max_sessions_per_user`` under the ``"refuse"`` policy."""
 
 
-def _refusal(exchange: Exchange, exc: StoreError | LimitExceeded) -> HTTPException:
+def refusal_exception(exchange: Exchange, exc: StoreError | LimitExceeded) -> HTTPException:
     """The answer instead of the app's: 503 when the store failed, 429 (or 403) over a limit."""
     refusal = exchange.refusal(exc)
     if isinstance(exc, StoreError):
@@ -286,7 +274,11 @@ class FlaskSession(SessionMixin):
 
     # -- the mapping -----------------------------------------------------------------------
 
+    # Reads mark the session accessed (Vary: Cookie), as Flask's own session does; Flask also
+    # marks it whenever ``flask.session`` is used, Quart does not.
+
     def __getitem__(self, key: str) -> Any:
+        self.accessed = True
         stored = self.coatcheck[key]
         if key in self._live:
             return self._live[key]
@@ -302,12 +294,15 @@ class FlaskSession(SessionMixin):
         self._live.pop(key, None)
 
     def __contains__(self, key: object) -> bool:
+        self.accessed = True
         return key in self.coatcheck
 
     def __iter__(self) -> Iterator[str]:
+        self.accessed = True
         return iter(self.coatcheck)
 
     def __len__(self) -> int:
+        self.accessed = True
         return len(self.coatcheck)
 
     def clear(self) -> None:
@@ -348,42 +343,6 @@ def _untag(serializer: TaggedJSONSerializer, value: Any) -> Any:
     return value
 
 
-class FlaskCookieWriter(CookieWriter):
-    """Writes the session cookie with the app's ``SESSION_COOKIE_*`` settings, read at each
-    response as Flask's own interface reads them."""
-
-    def __init__(
-        self, config: SessionConfig, app: flask.Flask, interface: SessionInterface
-    ) -> None:
-        super().__init__(config)
-        self._app, self._interface = app, interface
-
-    @property
-    def name(self) -> str:
-        return self._interface.get_cookie_name(self._app)
-
-    def _dump(self, value: str, max_age: int | None) -> str:
-        app, interface = self._app, self._interface
-        return dump_cookie(
-            self.name,
-            value,
-            max_age=max_age,
-            expires=0 if max_age == 0 else None,
-            path=interface.get_cookie_path(app),
-            domain=interface.get_cookie_domain(app),
-            secure=interface.get_cookie_secure(app),
-            httponly=interface.get_cookie_httponly(app),
-            samesite=interface.get_cookie_samesite(app),
-            partitioned=interface.get_cookie_partitioned(app),
-        )
-
-    def issue(self, session_id: str, max_age: float) -> str:
-        return self._dump(session_id, max(int(max_age), 1) if self._persistent else None)
-
-    def expire(self) -> str:
-        return self._dump("", 0)
-
-
 class CoatcheckSessionInterface(SessionInterface):
     """Flask's session interface, backed by coatcheck's engine and a sync ``store``.
 
@@ -400,12 +359,7 @@ class CoatcheckSessionInterface(SessionInterface):
             raise TypeError(f"Flask needs a sync Store, not {type(store).__name__}")
         self.store = store
         self.config = config
-        self.engines: dict[bool, SessionEngine] = {}
-        for persistent in (True, False):
-            engine = SessionEngine(replace(config, persistent=persistent))
-            if config.transport == "cookie":  # Flask's SESSION_COOKIE_* attributes
-                engine.cookies = FlaskCookieWriter(engine.config, app, self)
-            self.engines[persistent] = engine
+        self.engines: dict[bool, SessionEngine] = engines(config, app, self)
         self.exchange = Exchange(self.engines[True])
         """The lifecycle's decisions (refusals, CSRF), the same for both engines."""
 
@@ -423,7 +377,7 @@ class CoatcheckSessionInterface(SessionInterface):
             try:
                 session = run(engine.load(value, client), self.store)
             except (StoreError, LimitExceeded) as exc:
-                request.environ[REFUSAL_KEY] = _refusal(self.exchange, exc)
+                request.environ[REFUSAL_KEY] = refusal_exception(self.exchange, exc)
                 return None  # Flask makes an UnavailableSession; the request gets the refusal
         return FlaskSession(session, self.serializer, default_permanent, value)
 
@@ -439,7 +393,7 @@ class CoatcheckSessionInterface(SessionInterface):
         try:
             set_cookie = run(engine.commit(session.coatcheck), self.store)
         except (StoreError, LimitExceeded) as exc:
-            _become(response, _refusal(self.exchange, exc))
+            _become(response, refusal_exception(self.exchange, exc))
             return
         if set_cookie is None and self._resends(app, session):
             set_cookie = engine.current_cookie(session.coatcheck)
@@ -551,7 +505,8 @@ class Session:
 
     def init_app(self, app: flask.Flask) -> None:
         """Install coatcheck's session interface on ``app``, configured from ``app.config``."""
-        interface = CoatcheckSessionInterface(app, _store(app), _config(app))
+        config = session_config(app.config, app.permanent_session_lifetime)
+        interface = CoatcheckSessionInterface(app, _store(app), config)
         app.session_interface = interface
         app.extensions["coatcheck"] = interface
         app.before_request_funcs.setdefault(None, [])[:0] = [_refuse_unavailable, _check_csrf]
@@ -584,35 +539,10 @@ def current_session() -> FlaskSession:
 
 
 def _store(app: flask.Flask) -> Store:
-    store = app.config.get("COATCHECK_STORE")
-    if store is None:
-        url = app.config.get("COATCHECK_STORE_URL")
-        if url is None:
-            os.makedirs(app.instance_path, exist_ok=True)
-            return SQLiteStore(os.path.join(app.instance_path, SQLITE_FILE))
-        store = from_url(url)
+    store = configured_store(app.config, app.instance_path)
     if not isinstance(store, Store):
         raise TypeError(f"COATCHECK_STORE must be a sync Store, not {type(store).__name__}")
     return store
-
-
-def _seconds(value: float | timedelta) -> float:
-    return value.total_seconds() if isinstance(value, timedelta) else float(value)
-
-
-def _config(app: flask.Flask) -> SessionConfig:
-    """The engine's options from ``app.config`` (cookie attributes are read per response)."""
-    settings = app.config
-    options: dict[str, Any] = {
-        option: settings[key] for option, key in OPTION_KEYS.items() if key in settings
-    }
-    # The idle timeout is Flask's PERMANENT_SESSION_LIFETIME unless set; the others follow it.
-    idle = _seconds(options.get("idle_timeout", app.permanent_session_lifetime))
-    options["idle_timeout"] = idle
-    options.setdefault("absolute_timeout", max(DEFAULT_ABSOLUTE_TIMEOUT, idle))
-    options.setdefault("touch_interval", min(DEFAULT_TOUCH_INTERVAL, idle / 2))
-    options["secure"] = False  # unused: FlaskCookieWriter writes Flask's SESSION_COOKIE_SECURE
-    return SessionConfig.from_options(**options)
 
 
 # -- Flask-Login ----------------------------------------------------------------------------
