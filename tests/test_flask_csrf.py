@@ -89,36 +89,6 @@ def make_client() -> Iterator[Any]:
 # -- origin checks (the default) ---------------------------------------------------------------
 
 
-def test_same_site_and_header_less_requests_pass_by_default(make_client: Any) -> None:
-    client = make_client()
-    assert client.post("/transfer", data={"amount": "1"}).json["paid"] == "1"
-    same = client.post("/transfer", data={"amount": "2"}, headers={"Origin": f"http://{HOST}"})
-    assert same.status_code == 200
-    fetch = client.post("/transfer", headers={"Sec-Fetch-Site": "same-origin"})
-    assert fetch.status_code == 200
-
-
-@pytest.mark.parametrize(
-    "headers",
-    [
-        {"Origin": "https://evil.example"},
-        {"Origin": "null"},
-        {"Origin": f"http://{HOST}.evil.example"},
-        {"Sec-Fetch-Site": "cross-site"},
-        {"Sec-Fetch-Site": "cross-site", "Origin": "https://evil.example"},
-    ],
-)
-def test_cross_site_writes_are_refused_by_default(
-    make_client: Any, headers: dict[str, str]
-) -> None:
-    client = make_client()
-    response = client.post("/transfer", data={"amount": "100"}, headers=headers)
-    assert response.status_code == 403
-    assert "CSRF" in response.text
-    assert response.headers["Cache-Control"] == "no-store"
-    assert "Set-Cookie" not in response.headers  # nothing was stored for the forged request
-
-
 def test_cross_site_reads_are_not_checked(make_client: Any) -> None:
     client = make_client()
     assert client.get("/form", headers={"Origin": "https://evil.example"}).status_code == 200
