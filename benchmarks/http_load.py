@@ -24,8 +24,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
-
 from . import apps
 from .report import Target, median, table
 
@@ -294,6 +292,8 @@ def session_cookie(variant: str, base_url: str) -> str:
     """Create a session with ``GET /setup``; return the ``Cookie`` header that names it."""
     if variant == apps.BARE:
         return BARE_COOKIE
+    import httpx  # here, not at the top: the in-process benchmarks' children never load it
+
     with httpx.Client(base_url=base_url) as client:
         response = client.get("/setup")
         response.raise_for_status()

@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import argparse
+import re
+import shutil
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from . import frameworks, http_load, inprocess, memory, purge, store_ops
+from . import frameworks, http_load, inprocess, instructions, memory, purge, store_ops
 from .apps import BARE
 from .report import Target, machine, targets_table
 
 T = TypeVar("T")
 
 DEFAULT_OUTPUT = http_load.ROOT / "docs" / "benchmarks.md"
+INSTRUCTIONS_TITLE = "Instructions per request, in-process (callgrind)"
+ONLY = ("instructions",)
+"""What ``--only`` can select: benchmarks whose section is rewritten alone, the rest kept."""
 PREAMBLE = """\
 # Benchmarks
 
@@ -38,8 +44,42 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
         metavar="NAME",
         help="run only these framework benchmarks (all when given no name), nothing else",
     )
+    parser.add_argument(
+        "--only",
+        choices=ONLY,
+        help="run only this benchmark and rewrite only its section of the report",
+    )
+    parser.add_argument(
+        "--baseline-src",
+        type=Path,
+        metavar="PATH",
+        help="instructions: also count another checkout's src directory, side by side",
+    )
+    parser.add_argument(
+        "--baseline-ref",
+        metavar="REV",
+        help="instructions: also count the src of this git revision (read with git archive)",
+    )
+    parser.add_argument("--baseline-label", help="how the report names the baseline tree")
+    parser.add_argument(
+        "--instructions-requests",
+        type=int,
+        default=instructions.REQUESTS,
+        metavar="N",
+        help="instructions: requests counted per app and scenario",
+    )
+    parser.add_argument(
+        "--instructions-layouts",
+        type=int,
+        default=instructions.LAYOUTS,
+        metavar="K",
+        help="instructions: memory layouts each count is averaged over",
+    )
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="report to write")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.baseline_src is not None and args.baseline_ref is not None:
+        parser.error("give --baseline-src or --baseline-ref, not both")
+    return args
 
 
 def _timed(title: str, work: Callable[[], T]) -> T:
@@ -61,6 +101,8 @@ def main(argv: list[str] | None = None) -> int:
     began = time.monotonic()
     if args.only_frameworks is not None:
         return _frameworks_only(args.only_frameworks or list(frameworks.MODULES), settings)
+    if args.only == "instructions":
+        return _instructions_only(args)
     ops = _timed("store calls per request", store_ops.measure)
     footprint = _timed(f"memory per session ({memory.SESSIONS:,} sessions)", memory.measure)
     purges = _timed("MemoryStore purge scaling", purge.measure)
@@ -86,6 +128,12 @@ def main(argv: list[str] | None = None) -> int:
             result = _timed(title, lambda measure=measure: measure(settings))  # type: ignore[misc]
             framework_sections.append((f"{number}. {title}", result.markdown))
             targets += result.targets
+    if shutil.which("valgrind") is None:
+        counted = "Skipped (valgrind is not installed)."
+    else:
+        counts, command = _timed("instructions per request (callgrind)", lambda: _count(args))
+        counted = counts.markdown(command)
+        targets += counts.targets()
 
     sections = [
         ("Machine", machine()),
@@ -96,6 +144,7 @@ def main(argv: list[str] | None = None) -> int:
         ("4. Memory per session in MemoryStore", footprint.markdown()),
         ("5. MemoryStore purge scaling", purge.markdown(purges)),
         *framework_sections,
+        (f"{6 + len(framework_sections)}. {INSTRUCTIONS_TITLE}", counted),
     ]
     report = PREAMBLE + "".join(f"\n## {title}\n\n{body.strip()}\n" for title, body in sections)
     args.output.parent.mkdir(parents=True, exist_ok=True)
@@ -105,6 +154,58 @@ def main(argv: list[str] | None = None) -> int:
         if not target.holds:
             print(f"  target missed: {target.name} (measured {target.measured})")
     return 0
+
+
+def _count(args: argparse.Namespace) -> tuple[instructions.InstructionsResult, str]:
+    """Instructions per request (and the baseline's, if asked), and the command that repeats it."""
+    command = "scripts/bench --only instructions"
+    if args.instructions_requests != instructions.REQUESTS:
+        command += f" --instructions-requests {args.instructions_requests}"
+    if args.instructions_layouts != instructions.LAYOUTS:
+        command += f" --instructions-layouts {args.instructions_layouts}"
+    with tempfile.TemporaryDirectory(prefix="coatcheck-baseline-") as scratch:
+        baseline: instructions.Tree | None = None
+        if args.baseline_ref is not None:
+            commit = instructions.describe(args.baseline_ref)
+            src = instructions.archive(commit, Path(scratch) / "checkout")
+            baseline = instructions.Tree(args.baseline_label or commit, src)
+            command += f" --baseline-ref {commit}"
+        elif args.baseline_src is not None:
+            label = args.baseline_label or str(args.baseline_src)
+            baseline = instructions.Tree(label, args.baseline_src)
+            command += f" --baseline-src {args.baseline_src}"
+        result = instructions.measure(
+            baseline, requests=args.instructions_requests, layouts=args.instructions_layouts
+        )
+    return result, command
+
+
+def _instructions_only(args: argparse.Namespace) -> int:
+    """Count instructions per request and rewrite that one section of the report in place."""
+    result, command = _timed("instructions per request (callgrind)", lambda: _count(args))
+    body = result.markdown(command)
+    report = args.output.read_text() if args.output.exists() else PREAMBLE
+    args.output.write_text(put_section(report, INSTRUCTIONS_TITLE, body))
+    print(f"\n## {INSTRUCTIONS_TITLE}\n\n{body.strip()}\n")
+    print(f"wrote its section of {args.output}")
+    for target in result.targets():
+        print(f"  {'holds' if target.holds else 'MISSED'}: {target.name} ({target.measured})")
+    return 0
+
+
+def put_section(report: str, title: str, body: str) -> str:
+    """``report`` with the section named ``title`` (``## N. title``) replaced by ``body``, or
+    added at the end, numbered after the last numbered section."""
+    found = re.search(
+        rf"^## (\d+)\. {re.escape(title)}\n.*?(?=^## |\Z)", report, re.MULTILINE | re.DOTALL
+    )
+    if found is None:
+        numbers = [int(n) for n in re.findall(r"^## (\d+)\. ", report, re.MULTILINE)]
+        section = f"## {max(numbers, default=0) + 1}. {title}\n\n{body.strip()}\n"
+        return f"{report.rstrip()}\n\n{section}"
+    section = f"## {found.group(1)}. {title}\n\n{body.strip()}\n"
+    after = report[found.end() :]
+    return report[: found.start()] + section + ("\n" + after if after else "")
 
 
 def _frameworks_only(names: list[str], settings: http_load.LoadSettings) -> int:

@@ -1,0 +1,655 @@
+"""Instructions per request, counted by callgrind: a cost that holds still on a drifting machine.
+
+Timings on this shared machine drift by tens of percent; the instructions a request executes do
+not. Each app of :mod:`benchmarks.inprocess` (bare Starlette, and Starlette behind coatcheck's
+ASGI middleware on ``MemoryStore``), and the same routes as a plain WSGI app, bare and behind
+coatcheck's WSGI middleware, is driven in-process by a child Python under
+``valgrind --tool=callgrind``, as :mod:`benchmarks.inprocess` drives it (fresh scope, response
+discarded). Every child makes its app, creates the session, warms every scenario up and collects
+garbage; then it runs ``N`` requests of one scenario, or none. The same child is run both ways
+with the same environment (``PYTHONHASHSEED=0``), so interpreter start-up, imports and set-up
+cancel out: ``(total(N) - total(0)) / N`` is what one request costs.
+
+What is left is the memory layout: where objects land and which type-cache slots collide moves a
+count by a few tenths of a percent when anything before it changes (another tree's code, another
+import). So every count is made in a few layouts, the child first allocating a different number
+of throwaway classes and objects before it imports anything, and the layouts' mean is reported.
+
+With ``--baseline-src`` (another checkout's ``src``) or ``--baseline-ref`` (a git revision, read
+with ``git archive``), the same counts are made for that tree too, side by side in one run. Both
+trees, and this package, are copied (and byte-compiled) before anything is counted, so edits
+made to the working tree during a run reach none of its counts.
+
+Run with ``python -m benchmarks.run --only instructions [--baseline-ref HEAD~1]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import compileall
+import datetime
+import gc
+import io
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Iterable, MutableMapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+# Only the standard library and .report here: a child shifts its memory layout before it imports
+# Starlette, coatcheck or the benchmark apps (in the functions below).
+from .report import Target, _cpu_model, _package_version, table, verdict
+
+if TYPE_CHECKING:
+    from .http_load import Scenario
+
+ROOT = Path(__file__).resolve().parent.parent
+
+REQUESTS = 300
+"""Requests counted per app and scenario: enough that a run's own noise (random session IDs, clock
+values; some thousands of instructions a run) is a few instructions per request."""
+WARMUP = 50
+"""Requests of every scenario before counting, in both runs (the interpreter's specializing
+and every lazy first-time cost happen here)."""
+LAYOUTS = 2
+"""Memory layouts every count is made in (see the module docstring); the report gives their mean."""
+TOLERANCE = 0.005
+"""How far above the baseline a count may be and still count as no higher: about how far one
+app's count moves between memory layouts (up to some 0.5%), well below what a change that adds
+work to every request costs."""
+
+ASGI_BARE = "bare"
+ASGI_COATCHECK = "coatcheck-memory"
+WSGI_BARE = "wsgi-bare"
+WSGI_COATCHECK = "wsgi-coatcheck-memory"
+VARIANTS = (ASGI_BARE, ASGI_COATCHECK, WSGI_BARE, WSGI_COATCHECK)
+FLOOR_OF = {ASGI_COATCHECK: ASGI_BARE, WSGI_COATCHECK: WSGI_BARE}
+"""Each coatcheck variant's bare app: the same requests with no session layer."""
+DESCRIPTIONS = {
+    ASGI_BARE: "bare Starlette, no session middleware (benchmarks.apps)",
+    ASGI_COATCHECK: "Starlette behind coatcheck.asgi.SessionMiddleware + MemoryStore"
+    " (benchmarks.apps)",
+    WSGI_BARE: "a plain WSGI function serving the same routes, no session layer",
+    WSGI_COATCHECK: "that WSGI function behind coatcheck.wsgi.SessionMiddleware + MemoryStore",
+}
+
+Message = MutableMapping[str, Any]
+Environ = dict[str, Any]
+
+
+# --- the child: one app, one scenario, under callgrind -----------------------------------------
+
+
+def _scenarios() -> tuple[Scenario, ...]:
+    from .http_load import SCENARIOS
+
+    return SCENARIOS
+
+
+_SHIFTED: list[object] = []
+
+
+def _shift(layout: int) -> None:
+    """Move everything allocated from here on: throwaway classes and objects, kept alive."""
+    _SHIFTED.extend(type(f"Shift{n}", (), {"n": n}) for n in range(layout * 53))
+    _SHIFTED.extend(object() for _ in range(layout * 2011))
+
+
+def _wsgi_app(session_key: str) -> Callable[[Environ, Callable[..., Any]], Iterable[bytes]]:
+    """The routes of :mod:`benchmarks.apps` as a plain WSGI function (the session, if any, at
+    ``environ[session_key]``)."""
+    from .apps import READ_BODY, SESSION_DATA
+
+    def app(environ: Environ, start_response: Callable[..., Any]) -> Iterable[bytes]:
+        session: MutableMapping[str, Any] = environ.get(session_key, {})
+        path = environ["PATH_INFO"]
+        if path == "/setup":
+            session.update(SESSION_DATA)
+            text = "ok"
+        elif path == "/read":
+            user = session.get("user")
+            text = READ_BODY if user else "no session"
+        elif path == "/write":
+            session["counter"] = counter = session.get("counter", 0) + 1
+            text = str(counter)
+        else:
+            text = "hello"
+        body = text.encode()
+        headers = [
+            ("Content-Type", "text/plain; charset=utf-8"),
+            ("Content-Length", str(len(body))),
+        ]
+        start_response("200 OK", headers)
+        return [body]
+
+    return app
+
+
+def _environ(path: str, cookie: str | None) -> Environ:
+    """What a WSGI server hands over for ``GET path`` (the headers of the ASGI scope)."""
+    environ: Environ = {
+        "REQUEST_METHOD": "GET",
+        "SCRIPT_NAME": "",
+        "PATH_INFO": path,
+        "QUERY_STRING": "",
+        "SERVER_NAME": "127.0.0.1",
+        "SERVER_PORT": "8000",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": "127.0.0.1",
+        "REMOTE_PORT": "50000",
+        "HTTP_HOST": "127.0.0.1:8000",
+        "HTTP_USER_AGENT": "wrk/4.1.0",
+        "wsgi.version": (1, 0),
+        "wsgi.url_scheme": "http",
+        "wsgi.input": io.BytesIO(b""),
+        "wsgi.errors": sys.stderr,
+        "wsgi.multithread": False,
+        "wsgi.multiprocess": False,
+        "wsgi.run_once": False,
+    }
+    if cookie is not None:
+        environ["HTTP_COOKIE"] = cookie
+    return environ
+
+
+class _WsgiDriver:
+    """Calls a WSGI app as a server does: start_response kept, the body joined and closed."""
+
+    def __init__(self, app: Callable[[Environ, Callable[..., Any]], Iterable[bytes]]) -> None:
+        self.app = app
+        self.status = ""
+        self.headers: list[tuple[str, str]] = []
+
+    def _start_response(
+        self, status: str, headers: list[tuple[str, str]], exc_info: object = None
+    ) -> Callable[[bytes], None]:
+        self.status, self.headers = status, headers
+        return self._write
+
+    def _write(self, data: bytes) -> None:
+        pass
+
+    def request(self, path: str, cookie: str | None) -> bytes:
+        body = self.app(_environ(path, cookie), self._start_response)
+        try:
+            return b"".join(body)
+        finally:
+            close = getattr(body, "close", None)
+            if close is not None:
+                close()
+
+
+async def _asgi_run(variant: str, scenario: str, count: int, warmup: int) -> dict[str, object]:
+    from . import apps
+    from .http_load import BARE_COOKIE
+    from .inprocess import _discard, _receive, _scope, _session_cookie
+
+    app = apps.build(variant)
+    cookie = await _session_cookie(app)
+    sent: list[Message] = []
+
+    async def keep(message: Message) -> None:
+        sent.append(message)
+
+    await app(_scope("/read", cookie), _receive, keep)  # the session is found, not made anew
+    read_body = sent[1].get("body", b"")
+    for each in _scenarios():
+        for _ in range(warmup):
+            await app(_scope(each.path, cookie if each.with_cookie else None), _receive, _discard)
+    gc.collect()
+    gc.freeze()  # no full collection rescans the start-up heap during the counted requests
+    if count:
+        chosen = next(s for s in _scenarios() if s.name == scenario)
+        path, sends = chosen.path, cookie if chosen.with_cookie else None
+        for _ in range(count):
+            await app(_scope(path, sends), _receive, _discard)
+    return {"read": read_body.decode(), "cookie": cookie != BARE_COOKIE}
+
+
+def _wsgi_run(variant: str, scenario: str, count: int, warmup: int) -> dict[str, object]:
+    from coatcheck import wsgi
+    from coatcheck.stores import MemoryStore
+
+    from .apps import COOKIE_NAME, IDLE_SECONDS
+    from .http_load import BARE_COOKIE
+
+    app = _wsgi_app(wsgi.ENVIRON_KEY)
+    if variant == WSGI_COATCHECK:
+        app = wsgi.SessionMiddleware(
+            app,
+            store=MemoryStore(),
+            secure=False,
+            cookie_name=COOKIE_NAME,
+            idle_timeout=IDLE_SECONDS,
+        )
+    driver = _WsgiDriver(app)
+    driver.request("/setup", None)
+    set_cookie = dict((k.lower(), v) for k, v in driver.headers).get("set-cookie")
+    cookie = BARE_COOKIE if set_cookie is None else set_cookie.partition(";")[0]
+    read_body = driver.request("/read", cookie)
+    for each in _scenarios():
+        for _ in range(warmup):
+            driver.request(each.path, cookie if each.with_cookie else None)
+    gc.collect()
+    gc.freeze()
+    if count:
+        chosen = next(s for s in _scenarios() if s.name == scenario)
+        path, sends = chosen.path, cookie if chosen.with_cookie else None
+        for _ in range(count):
+            driver.request(path, sends)
+    return {"read": read_body.decode(), "cookie": cookie != BARE_COOKIE}
+
+
+def child(argv: list[str]) -> int:
+    """Run one variant's requests (what callgrind counts); print what was run, as JSON."""
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.instructions")
+    parser.add_argument("variant", choices=VARIANTS)
+    parser.add_argument("scenario")
+    parser.add_argument("count", type=int)
+    parser.add_argument("--warmup", type=int, default=WARMUP)
+    parser.add_argument("--layout", type=int, default=0)
+    args = parser.parse_args(argv)
+    _shift(args.layout)
+    if args.scenario not in [s.name for s in _scenarios()]:
+        parser.error(f"unknown scenario {args.scenario!r}")
+    if args.variant in (WSGI_BARE, WSGI_COATCHECK):
+        seen = _wsgi_run(args.variant, args.scenario, args.count, args.warmup)
+    else:
+        seen = asyncio.run(_asgi_run(args.variant, args.scenario, args.count, args.warmup))
+    import coatcheck
+
+    seen["coatcheck"] = str(Path(coatcheck.__file__).resolve().parent.parent)
+    print(json.dumps(seen))
+    return 0
+
+
+# --- the parent: copies of the trees, the runs, the report -------------------------------------
+
+
+@dataclass(frozen=True)
+class Tree:
+    """One coatcheck source tree measured: a label for the report, where its ``src`` is."""
+
+    label: str
+    src: Path
+
+
+@dataclass
+class InstructionsResult:
+    """Instructions per request, by tree label, variant and scenario."""
+
+    requests: int
+    warmup: int
+    layouts: int
+    trees: list[Tree]
+    per_layout: dict[str, dict[str, dict[str, list[float]]]] = field(default_factory=dict)
+    """Instructions per request in each layout, by tree label, variant and scenario."""
+    valgrind: str = ""
+    measured_at: str = ""
+
+    def count(self, tree: str, variant: str, scenario: str) -> float:
+        """The mean over layouts."""
+        counts = self.per_layout[tree][variant][scenario]
+        return sum(counts) / len(counts)
+
+    def spread(self) -> float:
+        """The widest range of one count over the layouts, as a share of its mean."""
+        return max(
+            (max(counts) - min(counts)) / (sum(counts) / len(counts))
+            for variants in self.per_layout.values()
+            for scenarios in variants.values()
+            for counts in scenarios.values()
+        )
+
+    def added(self, tree: str, variant: str, scenario: str) -> float:
+        floor = FLOOR_OF.get(variant)
+        if floor is None:
+            return 0.0
+        return self.count(tree, variant, scenario) - self.count(tree, floor, scenario)
+
+    @property
+    def compared(self) -> bool:
+        return len(self.trees) > 1
+
+    def targets(self) -> list[Target]:
+        """With a baseline: each coatcheck count no higher than the baseline's (within noise)."""
+        if not self.compared:
+            return []
+        current, baseline = self.trees[0].label, self.trees[1].label
+        found = []
+        for variant in FLOOR_OF:
+            for scenario in _scenarios():
+                ours = self.count(current, variant, scenario.name)
+                before = self.count(baseline, variant, scenario.name)
+                found.append(
+                    Target(
+                        f"{variant}, {scenario.name}: instructions per request no higher than"
+                        f" {baseline} (within {TOLERANCE:.1%})",
+                        f"{ours:,.0f} vs {before:,.0f} ({ours / before - 1:+.2%})",
+                        _no_higher(ours, before),
+                    )
+                )
+        return found
+
+    def markdown(self, command: str) -> str:
+        names = [s.name for s in _scenarios()]
+        roles = ("the working tree", "the baseline")[: len(self.trees)]
+        trees = ", ".join(
+            f"`{tree.label}` ({role})" for tree, role in zip(self.trees, roles, strict=True)
+        )
+        variants = "\n".join(f"- `{v}`: {DESCRIPTIONS[v]}" for v in VARIANTS)
+        text = f"""\
+This section's own run:
+
+- date: {self.measured_at}
+- CPU: {_cpu_model()}
+- cores: {os.cpu_count()}
+- Python: {platform.python_implementation()} {platform.python_version()}
+- kernel: {platform.system()} {platform.release()}
+- counter: {self.valgrind}
+- starlette: {_package_version("starlette")}
+- coatcheck trees: {trees}
+
+Instructions executed per request, counted by `valgrind --tool=callgrind` (every instruction of
+the process, interpreter included), in-process as in section 2: each app is called directly
+with a fresh scope (or WSGI environ) and its response discarded. A child Python makes the app,
+creates the session with `GET /setup`, runs every scenario {self.warmup} times, collects garbage and
+freezes what is left (`gc.freeze()`, so that no full collection of the start-up heap lands in
+one run's count), then runs N = {self.requests} requests of one scenario, or none. The two runs
+differ only in those requests (same command, same environment, `PYTHONHASHSEED=0`), so
+(total(N) - total(0)) / N is one request, start-up and set-up cancelling out. Each tree's `src`
+is copied and byte-compiled first and put first on `PYTHONPATH`.
+
+Counts do not drift with the machine's speed, and two copies of one tree agree to a few
+instructions per request (random session IDs, clock values). They do move with the memory
+layout (where objects land, which type-cache slots collide) when anything earlier in the process
+changes, such as another tree's code: so each count is the mean of {self.layouts} layouts, the child
+first allocating a different number of throwaway classes and objects. One app's count differed
+between layouts by up to {self.spread():.2%} in this run; the bare apps, the same code in every
+tree, show how closely two trees' counts agree. A change of less than about {TOLERANCE:.1%}
+either way is within this noise (repeated runs move it by a few tenths of a percent), so "no
+higher" allows {TOLERANCE:.1%}; a change beyond that is work added to every request.
+
+{variants}
+
+Reproduce: `{command}`
+"""
+        for tree in self.trees:
+            headers = ["app"]
+            for name in names:
+                headers += [f"{name}", "added"]
+            rows = []
+            for variant in VARIANTS:
+                row: list[object] = [variant]
+                for name in names:
+                    added = self.added(tree.label, variant, name)
+                    row += [
+                        f"{self.count(tree.label, variant, name):,.0f}",
+                        "" if variant not in FLOOR_OF else f"{added:+,.0f}",
+                    ]
+                rows.append(row)
+            text += f"""
+Instructions per request, `{tree.label}` ("added": less the bare app of the same protocol):
+
+{table(headers, rows)}
+"""
+        if self.compared:
+            current, baseline = self.trees[0].label, self.trees[1].label
+            rows = []
+            for variant in VARIANTS:
+                for name in names:
+                    ours = self.count(current, variant, name)
+                    before = self.count(baseline, variant, name)
+                    holds = "" if variant not in FLOOR_OF else verdict(_no_higher(ours, before))
+                    rows.append(
+                        [
+                            variant,
+                            name,
+                            f"{before:,.0f}",
+                            f"{ours:,.0f}",
+                            f"{ours - before:+,.0f}",
+                            f"{ours / before - 1:+.2%}",
+                            holds,
+                        ]
+                    )
+            headers = ["app", "scenario", "before", "now", "change", "change %", "no higher"]
+            text += f"""
+`{current}` against `{baseline}`, request by request ("no higher": within {TOLERANCE:.1%}):
+
+{table(headers, rows, left=2)}
+"""
+        return text
+
+
+def _no_higher(ours: float, before: float) -> bool:
+    return ours <= before * (1 + TOLERANCE)
+
+
+def _valgrind_version() -> str:
+    done = subprocess.run(["valgrind", "--version"], capture_output=True, text=True, check=True)
+    return done.stdout.strip()
+
+
+def _copy_tree(src: Path, into: Path) -> Path:
+    """A byte-compiled copy of the directory ``src``."""
+    shutil.copytree(src, into, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    if not compileall.compile_dir(into, quiet=1):
+        raise SystemExit(f"{src} does not compile")
+    return into
+
+
+def archive(ref: str, into: Path) -> Path:
+    """The ``src`` of git revision ``ref``, written under ``into`` (the work tree is untouched)."""
+    into.mkdir(parents=True)
+    tar = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", "--format=tar", ref, "src"],
+        capture_output=True,
+        check=True,
+    )
+    subprocess.run(["tar", "-x", "-C", str(into)], input=tar.stdout, check=True)
+    return into / "src"
+
+
+def describe(ref: str) -> str:
+    done = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "--short", ref],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return done.stdout.strip()
+
+
+def working_label() -> str:
+    """The working tree's label: its commit, and whether ``src`` has uncommitted changes."""
+    head = describe("HEAD")
+    status = subprocess.run(
+        ["git", "-C", str(ROOT), "status", "--porcelain", "--", "src"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return f"{head} + uncommitted src" if status.stdout.strip() else head
+
+
+@dataclass(frozen=True)
+class _Run:
+    tree: Tree
+    variant: str
+    scenario: str
+    count: int
+    layout: int
+
+
+def _environment(src: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(PYTHONHASHSEED="0", PYTHONPATH=str(src), PYTHONDONTWRITEBYTECODE="1")
+    return env
+
+
+def _arguments(run: _Run, warmup: int) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "benchmarks.instructions",
+        run.variant,
+        run.scenario,
+        str(run.count),
+        f"--warmup={warmup}",
+        f"--layout={run.layout}",
+    ]
+
+
+def _check(run: _Run, stdout: str) -> None:
+    """The child ran the tree it was given, and coatcheck found the session it was sent."""
+    seen = json.loads(stdout.strip().splitlines()[-1])
+    if Path(seen["coatcheck"]) != run.tree.src.resolve():
+        raise RuntimeError(f"{run} imported coatcheck from {seen['coatcheck']}")
+    if run.variant in FLOOR_OF and (not seen["cookie"] or seen["read"] == "no session"):
+        raise RuntimeError(f"{run}: no session cookie, or the session was not found: {seen}")
+
+
+def _rehearse(run: _Run, bench: Path) -> None:
+    """The child once without valgrind, a few requests: it works and imports the right tree."""
+    rehearsal = _Run(run.tree, run.variant, run.scenario, 3, run.layout)
+    done = subprocess.run(
+        _arguments(rehearsal, 3),
+        cwd=bench,
+        env=_environment(run.tree.src),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode:
+        raise RuntimeError(f"{rehearsal} failed:\n{done.stderr[-3000:]}")
+    _check(rehearsal, done.stdout)
+
+
+def _total(run: _Run, warmup: int, bench: Path, out: Path) -> int:
+    """Every instruction the child executed, as callgrind counted them (written to ``out``)."""
+    command = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}"]
+    done = subprocess.run(
+        command + _arguments(run, warmup),
+        cwd=bench,
+        env=_environment(run.tree.src),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode:
+        raise RuntimeError(f"{run} failed under valgrind:\n{done.stderr[-3000:]}")
+    _check(run, done.stdout)
+    totals: dict[str, int] = {}
+    for line in out.read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("summary", "totals"):
+            totals[key] = int(value.split()[0])
+    out.unlink()
+    return totals.get("totals", totals["summary"])
+
+
+def _imported_from() -> dict[str, float]:
+    """When the directories the children import from (other than the copies) last changed."""
+    import site
+
+    places = list(map(Path, site.getsitepackages()))
+    paths = [path for place in places if place.is_dir() for path in [place, *place.glob("*.py")]]
+    return {str(path): path.stat().st_mtime for path in paths}
+
+
+def measure(
+    baseline: Tree | None = None,
+    requests: int = REQUESTS,
+    warmup: int = WARMUP,
+    layouts: int = LAYOUTS,
+    current: Tree | None = None,
+    jobs: int | None = None,
+    progress: Callable[[str], None] = print,
+) -> InstructionsResult:
+    """Count instructions per request in the current tree (and ``baseline``, when given).
+
+    ``current`` defaults to this checkout's ``src``; ``baseline.src`` is any other ``src``.
+    """
+    if shutil.which("valgrind") is None:
+        raise SystemExit("valgrind is not installed (apt-get install valgrind)")
+    if current is None:
+        current = Tree(working_label(), ROOT / "src")
+    given = [current] if baseline is None else [current, baseline]
+    for tree in given:
+        if not (tree.src / "coatcheck" / "__init__.py").is_file():
+            raise SystemExit(f"{tree.src} holds no coatcheck package (give the src directory)")
+    scenarios = _scenarios()
+    first = scenarios[0].name
+    with tempfile.TemporaryDirectory(prefix="coatcheck-instructions-") as temporary:
+        scratch = Path(temporary)
+        trees = [
+            Tree(tree.label, _copy_tree(tree.src, scratch / f"tree{number}" / "src"))
+            for number, tree in enumerate(given)
+        ]
+        # The children run a copy of this package too: edits to it during the runs reach none.
+        bench = scratch / "bench"
+        _copy_tree(ROOT / "benchmarks", bench / "benchmarks")
+        # The trees' runs of one kind side by side, each app's run of no requests next to its
+        # others: what the machine does meanwhile (an install) reaches both trees alike.
+        runs = [
+            _Run(tree, variant, scenario.name, count, layout)
+            for layout in range(layouts)
+            for variant in VARIANTS
+            for scenario in scenarios
+            for count in (requests, 0)
+            if count or scenario.name == first  # one run of no requests per tree, app, layout
+            for tree in trees
+        ]
+        for run in runs:
+            if run.count == 0 and run.layout == 0:
+                _rehearse(run, bench)
+        workers = jobs or os.cpu_count() or 1
+        progress(f"  {len(runs)} runs under callgrind, {workers} at a time")
+        before = _imported_from()
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            counted = pool.map(
+                lambda numbered: _total(numbered[1], warmup, bench, scratch / f"{numbered[0]}.out"),
+                enumerate(runs),
+            )
+            totals = dict(zip(runs, counted, strict=True))
+        if _imported_from() != before:
+            progress(
+                "  WARNING: site-packages or benchmarks/ changed during the runs (an install?);"
+                " counts made before and after differ: run again"
+            )
+    result = InstructionsResult(
+        requests=requests,
+        warmup=warmup,
+        layouts=layouts,
+        trees=given,
+        valgrind=_valgrind_version(),
+        measured_at=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+    )
+    for copy, tree in zip(trees, given, strict=True):
+        result.per_layout[tree.label] = {
+            variant: {
+                scenario.name: [
+                    (
+                        totals[_Run(copy, variant, scenario.name, requests, layout)]
+                        - totals[_Run(copy, variant, first, 0, layout)]
+                    )
+                    / requests
+                    for layout in range(layouts)
+                ]
+                for scenario in scenarios
+            }
+            for variant in VARIANTS
+        }
+    return result
+
+
+if __name__ == "__main__":
+    raise SystemExit(child(sys.argv[1:]))
