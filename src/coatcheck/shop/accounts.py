@@ -11,6 +11,7 @@ from typing import NamedTuple
 
 from .. import codec
 from ..config import SessionConfig
+from ..encryption import KeyRing, unseal
 from ..ids import fingerprint, store_key
 from ..stores import AsyncStore, Record
 
@@ -30,13 +31,18 @@ class SessionSummary(NamedTuple):
 
 
 def summarize(
-    record: Record, config: SessionConfig, current_key: str | None, now: float
+    record: Record,
+    config: SessionConfig,
+    current_key: str | None,
+    now: float,
+    ring: KeyRing | None = None,
 ) -> SessionSummary | None:
     """One record as shown to its user; None when it has expired or does not decode."""
     if not record.expires_at > now:  # NaN too
         return None
     try:  # a record whose user column disagrees with its envelope is not the user's
-        data, created_at, auth_at, _, _, _ = codec.decode_envelope(record.data, record.user_id)
+        opened = unseal(ring, record.data, record.key)  # sealed with encryption_keys
+        data, created_at, auth_at, _, _, _ = codec.decode_envelope(opened, record.user_id)
     except codec.DecodeError:
         return None
     expires_at = min(record.expires_at, auth_at + config.absolute_timeout)
@@ -67,7 +73,8 @@ async def active_sessions(
     """
     now = time.time()
     records = await store.list_by_user(user_id)
-    found = (summarize(record, config, current, now) for record in records)
+    ring = KeyRing(config.encryption_keys) if config.encryption_keys else None
+    found = (summarize(record, config, current, now, ring) for record in records)
     summaries = [summary for summary in found if summary is not None]
     return sorted(summaries, key=lambda summary: summary.last_active, reverse=True)
 
