@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 from . import csrf
 from .clients import Client, ClientSource, found_client
 from .config import SessionConfig
-from .cookies import NO_STORE, private_headers
+from .cookies import NO_STORE, find_cookie, private_headers
 from .engine import Plan, SessionEngine, run, run_async
 from .exchange import Browser, Exchange, Refusal
 from .limits import LimitExceeded
@@ -95,7 +95,9 @@ class SessionMiddleware:
         self.exchange = Exchange(self.engine, unavailable_status)
         self.transport = self.exchange.transport
         self._id_header = self.transport.request_header.encode("latin-1")
-        self._joins = self.transport.cookie_name is not None  # cookies may be split in HTTP/2
+        self._parse_id = self.transport.parse
+        self._by_header = self.transport.cookie_name is None
+        self._cookie_name = self.transport.cookie_name or ""
         self._id_response_header = self.transport.response_header.encode("latin-1")
         self._proxies = self.engine.config.trusted_proxies
         # A subclass adding headers of its own is asked on every response, not only on those
@@ -242,13 +244,13 @@ class SessionMiddleware:
         wanted = self._id_header
         for name, value in scope["headers"]:
             if name == wanted:
-                if not self._joins:
-                    return self.transport.read(value.decode("latin-1"))
+                if self._by_header:
+                    return self._parse_id(value.decode("latin-1"))
                 # HTTP/2 may split cookies over several headers
                 header = value if header is None else header + b"; " + value
         if header is None:
             return None
-        return self.transport.read(header.decode("latin-1"))
+        return find_cookie(header.decode("latin-1"), self._cookie_name)
 
     async def _refuse(self, scope: Scope, send: Send, exc: StoreError | LimitExceeded) -> None:
         """Answer instead of the app: 503 when the store failed, 429 (or 403) over a limit."""

@@ -20,6 +20,8 @@ own, so CSRF checks do not apply to it (:func:`coatcheck.csrf.applies`).
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import TYPE_CHECKING, NamedTuple
 
 from .cookies import CookieWriter, find_cookie
@@ -59,6 +61,11 @@ def writer(config: SessionConfig) -> Writer:
     return HeaderWriter(config) if config.transport == "header" else CookieWriter(config)
 
 
+def _header_value(value: str) -> str | None:
+    """The ID a session header carries (None when it is empty)."""
+    return value.strip() or None
+
+
 class IdTransport(NamedTuple):
     """Where a request carries the ID and where the response gives it back (header names in
     lower case), for one configuration."""
@@ -67,20 +74,19 @@ class IdTransport(NamedTuple):
     response_header: str
     cookie_name: str | None
     """The cookie's name when the ID travels in a cookie; None for the header transport."""
+    parse: Callable[[str], str | None]
+    """The ID in the request header's value (bound once: it runs on every request)."""
 
     @classmethod
     def of(cls, config: SessionConfig) -> IdTransport:
         if config.transport == "header":
-            return cls(config.session_header, config.session_header, None)
-        return cls("cookie", "set-cookie", config.cookie_key)
+            return cls(config.session_header, config.session_header, None, _header_value)
+        name = config.cookie_key
+        return cls("cookie", "set-cookie", name, functools.partial(find_cookie, name=name))
 
     def read(self, value: str | None) -> str | None:
         """The ID that the request header's ``value`` carries, or None when it carries none."""
-        if value is None:
-            return None
-        if self.cookie_name is not None:
-            return find_cookie(value, self.cookie_name)
-        return value.strip() or None
+        return None if value is None else self.parse(value)
 
     @property
     def environ_key(self) -> str:

@@ -66,11 +66,13 @@ class SessionMiddleware:
         self.exchange = Exchange(self.engine, unavailable_status)
         self.transport = self.exchange.transport
         self._id_key = self.transport.environ_key
+        self._parse_id = self.transport.parse
         self._id_response_header = _title(self.transport.response_header)
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         engine, store = self.engine, self.store
-        cookie_value = self.transport.read(environ.get(self._id_key))
+        header = environ.get(self._id_key)
+        cookie_value = self._parse_id(header) if header else None
         wanted = engine.fresh_needs_client if cookie_value is None else engine.load_needs_client
         client = client_source(environ, engine) if wanted else None
         if cookie_value is None:
@@ -101,7 +103,9 @@ class SessionMiddleware:
             return start_response(status, headers, exc_info)
 
         method = environ.get("REQUEST_METHOD", "")
-        if self.exchange.checks(method, environ.get("PATH_INFO", "")):
+        if method in csrf.UNSAFE_METHODS and self.exchange.checks(
+            method, environ.get("PATH_INFO", "")
+        ):
             csrf_refused = self._csrf_refusal(environ, session)
             if csrf_refused is not None:
                 start_with_session(csrf_refused.status_line, list(csrf_refused.headers))
