@@ -163,7 +163,7 @@ class SessionMiddleware:
     async def __call__(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         engine = self.engine
         cookie_value = self._session_id(request)
-        wanted = engine.fresh_needs_client if cookie_value is None else engine.load_needs_client
+        wanted = self.exchange.wants_client(cookie_value)
         client = self._client_source(request) if wanted else None
         if cookie_value is None:
             session = engine.fresh(client)

@@ -16,11 +16,13 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Any, Protocol
 
+from werkzeug.datastructures import Headers
 from werkzeug.http import dump_cookie
 
 from ..config import SessionConfig, option_names
 from ..cookies import CookieWriter
 from ..engine import SessionEngine
+from ..exchange import Browser
 from ..stores import AsyncStore, SQLiteStore, Store, from_url
 
 DEFAULT_TOUCH_INTERVAL = 60.0
@@ -127,3 +129,35 @@ def engines(
             engine.cookies = AppCookieWriter(engine.config, app, interface)
         found[persistent] = engine
     return found
+
+
+class WerkzeugRequest(Protocol):
+    """What :func:`browser_of` reads of a Flask or Quart request (or WebSocket)."""
+
+    @property
+    def method(self) -> str: ...
+    @property
+    def path(self) -> str: ...
+    @property
+    def scheme(self) -> str: ...
+    @property
+    def remote_addr(self) -> str | None: ...
+    @property
+    def headers(self) -> Headers: ...
+
+
+def browser_of(request: WerkzeugRequest, submitted: str | None, websocket: bool = False) -> Browser:
+    """What the CSRF check reads of a Flask or Quart request, with the token it carries."""
+    headers = request.headers
+    return Browser(
+        request.method,
+        request.path,
+        request.scheme,
+        request.remote_addr,
+        headers.get("Sec-Fetch-Site"),
+        headers.get("Origin"),
+        headers.get("Host"),
+        headers.get("X-Forwarded-Proto"),
+        submitted,
+        websocket,
+    )

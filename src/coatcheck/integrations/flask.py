@@ -77,7 +77,6 @@ from ..exchange import (
     LIMITED_BODY,
     STORE_DOWN,
     UNAVAILABLE_BODY,
-    Browser,
     Exchange,
     Refusal,
 )
@@ -85,7 +84,7 @@ from ..limits import LimitExceeded
 from ..session import Session as CoatcheckSession
 from ..stores import Store, StoreError
 from ..wsgi import client_source
-from .app_config import OPTION_KEYS, configured_store, engines, session_config
+from .app_config import OPTION_KEYS, browser_of, configured_store, engines, session_config
 
 __all__ = [
     "OPTION_KEYS",
@@ -367,7 +366,7 @@ class CoatcheckSessionInterface(SessionInterface):
         default_permanent = bool(app.config.get("SESSION_PERMANENT", True))
         value = self._session_id(app, request)
         engine = self.engines[True]  # both engines want the same of a client
-        wanted = engine.fresh_needs_client if value is None else engine.load_needs_client
+        wanted = self.exchange.wants_client(value)
         # Found only if binding or a limit asks (REMOTE_ADDR as the server saw it, and the raw
         # X-Forwarded-For judged against COATCHECK_TRUSTED_PROXIES, with or without ProxyFix).
         client = client_source(request.environ, engine) if wanted else None
@@ -466,18 +465,7 @@ def _check_csrf() -> None:
     if exchange.wants_form(submitted, content_type):
         assert content_type is not None
         submitted = csrf.form_token(content_type, _form_body(request), field)
-    browser = Browser(
-        request.method,
-        request.path,
-        request.scheme,
-        request.remote_addr,
-        headers.get("Sec-Fetch-Site"),
-        headers.get("Origin"),
-        headers.get("Host"),
-        headers.get("X-Forwarded-Proto"),
-        submitted,
-    )
-    refusal = exchange.csrf_refusal(session.coatcheck, browser)
+    refusal = exchange.csrf_refusal(session.coatcheck, browser_of(request, submitted))
     if refusal is not None:
         raise CsrfRefused(refusal.cause, refusal)
 

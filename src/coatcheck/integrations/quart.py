@@ -49,11 +49,11 @@ from ..clients import found_client
 from ..config import SessionConfig
 from ..cookies import find_cookie
 from ..engine import run_async
-from ..exchange import Browser, Exchange
+from ..exchange import Exchange
 from ..limits import LimitExceeded
 from ..session import Session as CoatcheckSession
 from ..stores import AsyncStore, Store, StoreError, as_async
-from .app_config import configured_store, engines, session_config
+from .app_config import browser_of, configured_store, engines, session_config
 from .flask import CsrfRefused, FlaskSession, refusal_exception
 
 __all__ = ["CoatcheckSessionInterface", "Session", "csrf_token", "current_session"]
@@ -162,18 +162,7 @@ async def _guard() -> None:
     if not websocket and content_type and exchange.wants_form(submitted, content_type):
         body = await _form_body(quart.request)
         submitted = csrf.form_token(content_type, body, interface.config.csrf_field)
-    browser = Browser(
-        request.method,
-        request.path,
-        request.scheme,
-        request.remote_addr,
-        headers.get("Sec-Fetch-Site"),
-        headers.get("Origin"),
-        headers.get("Host"),
-        headers.get("X-Forwarded-Proto"),
-        submitted,
-        websocket,
-    )
+    browser = browser_of(request, submitted, websocket)
     refusal = exchange.csrf_refusal(session.coatcheck, browser)
     if refusal is not None:
         raise CsrfRefused(refusal.cause, refusal)
