@@ -1,8 +1,11 @@
-"""Shared test set-up: assertion rewriting for the conformance suite, and both JSON backends."""
+"""Shared test set-up: assertion rewriting for the conformance suite, both JSON backends, and
+limit tests on the real clock kept inside one counting window."""
+
+import time
 
 import pytest
 
-from coatcheck import codec
+from coatcheck import SessionConfig, codec
 
 pytest.register_assert_rewrite("coatcheck.testing")
 
@@ -19,3 +22,17 @@ def json_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
         monkeypatch.setattr(codec, "dumps", codec.stdlib_dumps)
         monkeypatch.setattr(codec, "loads", codec.stdlib_loads)
     return str(request.param)
+
+
+@pytest.fixture
+def fresh_limit_window() -> None:
+    """Start a test that counts against a limit on the real clock well inside a counting window.
+
+    Windows are aligned to the clock (``limit_window``, 60 seconds by default), so one ending
+    mid-test would reset the count and let through what the test expects refused. If the current
+    window ends within ten seconds, wait for the next one to begin.
+    """
+    window = SessionConfig().limit_window
+    left = window - time.time() % window
+    if left < 10:
+        time.sleep(left + 0.1)

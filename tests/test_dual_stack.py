@@ -90,6 +90,7 @@ def test_the_server_sees_its_ipv4_clients_as_mapped_addresses() -> None:
         assert second.get("/whoami").json()["peer"] == f"::ffff:{SECOND}"
 
 
+@pytest.mark.usefixtures("fresh_limit_window")
 def test_one_ipv4_client_using_up_its_new_sessions_leaves_the_next_alone() -> None:
     with (
         server(max_creations_per_client=3) as url,

@@ -247,6 +247,7 @@ def test_503_when_the_store_is_down() -> None:
             assert "set-cookie" not in response.headers
 
 
+@pytest.mark.usefixtures("fresh_limit_window")
 def test_429_over_the_creation_limit(db: Path) -> None:
     with serving(f"sqlite:///{db}", COATCHECK_MAX_CREATIONS_PER_CLIENT=2) as client:
         for _ in range(2):

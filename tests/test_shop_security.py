@@ -450,6 +450,7 @@ def test_a_dead_store_fails_closed_and_service_resumes_when_it_is_back(tmp_path:
 # -- creation floods -----------------------------------------------------------------------
 
 
+@pytest.mark.usefixtures("fresh_limit_window")
 def test_a_creation_flood_gets_429_while_a_logged_in_user_is_unaffected(tmp_path: Path) -> None:
     store = f"sqlite:///{tmp_path / 'flood.db'}"
     with (
