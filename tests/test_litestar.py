@@ -1,7 +1,8 @@
 """coatcheck in Litestar: `request.session` and Litestar's own session calls, as clients see them.
 
 Litestar's own session tests (``tests/unit/test_middleware/test_session/`` in its repository,
-at the installed version's tag) run against coatcheck in test_litestar_upstream.py. The
+copied for the installed version under ``tests/.upstream_files/``) run against coatcheck in
+test_litestar_upstream.py. The
 behaviours its ``test_middleware.py`` checks for ``ServerSideSessionConfig`` are also specified
 here, against ``CoatcheckSessionConfig``:
 

@@ -1,8 +1,12 @@
 """Litestar's own server-side session tests, run against coatcheck's ``CoatcheckSessionConfig``.
 
-Litestar's sdist ships no ``tests/``, so the files come from the source archive of the installed
-version's tag (``v<version>``) in Litestar's repository, downloaded once per version into the
-cache the sdists of the other upstream tests use (``tests/upstream.py``, ``repository_file``).
+Litestar's sdist ships no ``tests/``, so the files are vendored, unchanged, in
+``tests/.upstream_files/litestar-<version>/`` (at their paths in Litestar's repository; its
+README.txt says from which commit, how they were checked against the release, Litestar's MIT
+license, and how to re-vendor them). They are read from there, with no network. The folder of
+the installed version must be there, else the module fails and says to re-vendor: tests written
+for another version are not run against this one. ``tests/.upstream_files/`` starts with a dot
+so that pytest and mypy skip it (its ``ruff.toml`` keeps ruff out): the files run only from here.
 Each file is run as its own module; the tests run unchanged, on these adaptations:
 
 - the fixtures the files take from Litestar's ``tests/conftest.py``, ``session_backend_config``
@@ -13,8 +17,8 @@ Each file is run as its own module; the tests run unchanged, on these adaptation
 - ``test_integration.py``: its module-level ``SessionAuth`` is built on that config instead of
   ``ServerSideSessionConfig()`` (one string replaced);
 - ``test_session_auth.py``: ``from tests.models import User, UserFactory`` (``tests`` is
-  coatcheck's package here) takes the two from Litestar's own ``tests/models.py``, loaded from
-  the same archive.
+  coatcheck's package here) takes the two from Litestar's own ``tests/models.py``, vendored
+  with them.
 
 What runs, and what is left out and why:
 
@@ -76,8 +80,9 @@ of this selection.
 from __future__ import annotations
 
 import sys
-import tarfile
 import types
+from importlib.metadata import version
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -85,15 +90,23 @@ import pytest
 from coatcheck.integrations.litestar import CoatcheckSessionConfig
 from coatcheck.stores import MemoryStore
 
-from .upstream import repository_archive, repository_file
-
-REPOSITORY = "litestar-org/litestar"
 SESSION_TESTS = "tests/unit/test_middleware/test_session/"
+VENDORED_FILES = Path(__file__).parent / ".upstream_files"
+VENDORED = VENDORED_FILES / f"litestar-{version('litestar')}"
 
 pytestmark = pytest.mark.filterwarnings(
     # Upstream's handlers take ``data`` without a body marker, which Litestar now deprecates.
     "ignore:.*Reserved kwarg 'data' declared without a body marker"
 )
+
+if not VENDORED.is_dir():
+    _vendored = ", ".join(sorted(p.name for p in VENDORED_FILES.glob("litestar-*"))) or "none"
+    pytest.fail(
+        f"Litestar {version('litestar')} is installed, but its session tests are not vendored "
+        f"in {VENDORED} (vendored: {_vendored}). Re-vendor them for this version: see "
+        f"{VENDORED_FILES}/litestar-*/README.txt, 'Re-vendoring'.",
+        pytrace=False,
+    )
 
 
 def coatcheck_config() -> CoatcheckSessionConfig:
@@ -101,32 +114,21 @@ def coatcheck_config() -> CoatcheckSessionConfig:
     return CoatcheckSessionConfig(store=MemoryStore(), secure=False)
 
 
-def _source(member: str) -> str:
-    return repository_file("litestar", REPOSITORY, member)
-
-
 def _load(member: str, swaps: dict[str, str], names: dict[str, Any]) -> types.ModuleType:
     """Run an upstream file's text, its ``swaps`` applied, as a module holding ``names``."""
-    source = _source(member)
+    path = VENDORED / member
+    source = path.read_text(encoding="utf-8")
     for original, replacement in swaps.items():
         if original not in source:
             raise AssertionError(f"Litestar's {member} no longer has {original!r}: review this")
         source = source.replace(original, replacement)
     module = types.ModuleType("litestar_upstream." + member.removesuffix(".py").replace("/", "."))
-    module.__file__ = f"litestar/{member}"
+    module.__file__ = str(path)
     module.__dict__.update(names)
     sys.modules[module.__name__] = module  # for type hints resolved through the class's module
     exec(compile(source, module.__file__, "exec"), module.__dict__)
     return module
 
-
-try:
-    repository_archive("litestar", REPOSITORY)
-except RuntimeError as unavailable:  # no network to the repository, and no archive put by hand
-    pytest.skip(
-        f"Litestar's own session tests are not on this machine: {unavailable}",
-        allow_module_level=True,
-    )
 
 MODELS = _load("tests/models.py", {}, {})
 
@@ -242,14 +244,10 @@ def session_backend_config_memory() -> CoatcheckSessionConfig:
 
 
 def test_every_file_of_the_session_tests_is_run_or_excluded() -> None:
-    """A file added upstream would otherwise go unnoticed."""
-    with tarfile.open(repository_archive("litestar", REPOSITORY)) as tar:
-        present = {
-            rest
-            for info in tar.getmembers()
-            for _, _, rest in [info.name.partition("/")]
-            if rest.startswith(SESSION_TESTS) and rest.endswith(".py")
-        }
+    """A file added upstream would otherwise go unnoticed (the whole directory is vendored)."""
+    present = {
+        path.relative_to(VENDORED).as_posix() for path in (VENDORED / SESSION_TESTS).glob("*.py")
+    }
     assert present == {m for m in FILES if m.startswith(SESSION_TESTS)} | set(EXCLUDED_FILES)
 
 

@@ -4,19 +4,16 @@ The integration tests run a framework's own session tests against coatcheck. The
 fetched with ``pip download`` (the index pip is configured with), once per version, into a cache
 outside the checkout (``$COATCHECK_UPSTREAM_CACHE``, else ``~/.cache/coatcheck/upstream``).
 
-A project whose sdist ships no tests (Litestar) is read instead from the source archive of the
-installed version's tag in its repository (:func:`repository_file`), downloaded once per version
-into the same cache. Without a network, put that archive where the error message says.
+Litestar's sdist ships no tests: its files are vendored in ``tests/.upstream_files/`` instead
+(test_litestar_upstream.py).
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import tarfile
-import urllib.request
 from importlib.metadata import version
 from pathlib import Path
 
@@ -44,36 +41,6 @@ def sdist(distribution: str) -> Path:
 def upstream_file(distribution: str, member: str) -> str:
     """The text of ``member`` (a path inside the sdist, without its top folder), as shipped."""
     return _member(sdist(distribution), member)
-
-
-def repository_archive(distribution: str, repository: str, tag: str = "v{version}") -> Path:
-    """The source archive of the installed version's tag in ``repository`` (GitHub's
-    ``owner/name``), downloaded once: for projects whose sdist leaves the tests out."""
-    installed = version(distribution)
-    name = tag.format(version=installed)
-    archive = CACHE / f"{distribution.lower()}-{installed}-repository" / f"{name}.tar.gz"
-    if not archive.is_file():
-        url = f"https://github.com/{repository}/archive/refs/tags/{name}.tar.gz"
-        archive.parent.mkdir(parents=True, exist_ok=True)
-        partial = archive.with_name(archive.name + ".part")
-        try:
-            with urllib.request.urlopen(url, timeout=20) as response, partial.open("wb") as out:
-                shutil.copyfileobj(response, out)
-        except OSError as error:
-            partial.unlink(missing_ok=True)
-            raise RuntimeError(
-                f"could not download {url} ({error}); without a network, put that archive "
-                f"at {archive}"
-            ) from error
-        partial.replace(archive)
-    return archive
-
-
-def repository_file(
-    distribution: str, repository: str, member: str, tag: str = "v{version}"
-) -> str:
-    """The text of ``member`` (a path in the repository) at the installed version's tag."""
-    return _member(repository_archive(distribution, repository, tag), member)
 
 
 def _member(archive: Path, member: str) -> str:
