@@ -10,14 +10,22 @@ from datetime import datetime
 
 import pytest
 
-from coatcheck.codec import SessionTooLarge
-from coatcheck.session import Session
+from coatcheck.codec import JSONValue, SessionTooLarge
+from coatcheck.session import Session, Stored
 
 pytestmark = pytest.mark.usefixtures("json_backend")
 
 
 def fresh(max_size: int = 64 * 1024) -> Session:
     return Session.fresh(now=1000.0, max_size=max_size)
+
+
+def stored(**data: JSONValue) -> Session:
+    """A session as loaded from a store, holding ``data``."""
+    record = Stored("id", "key", 1, b"{}", 3000.0, 5000.0)
+    return Session.load(
+        dict(data), record, 1000.0, 1000.0, 1000.0, None, None, None, 1000.0, 1 << 16, None
+    )
 
 
 def test_it_is_a_dict_that_json_can_dump() -> None:
@@ -60,20 +68,7 @@ def test_every_way_of_removing_marks_it_modified() -> None:
         lambda s: s.clear(),
     ]
     for remove in removals:
-        session = Session.stored(
-            {"a": 1},
-            session_id="x",
-            key="k",
-            version=1,
-            raw=b"",
-            created_at=1.0,
-            auth_at=1.0,
-            expires_at=2.0,
-            last_active=1.0,
-            user_id=None,
-            now=1.5,
-            max_size=100,
-        )
+        session = stored(a=1)
         assert not session.modified
         remove(session)
         assert session.modified
@@ -170,13 +165,6 @@ def test_a_session_is_accessed_once_handed_out_or_changed() -> None:
     written["a"] = 1
     assert (untouched.accessed, handed_out.accessed, written.accessed) == (False, True, True)
     assert not handed_out.modified
-
-
-def stored(**data: object) -> Session:
-    """A session as loaded from a store, holding ``data``."""
-    return Session.stored(
-        dict(data), "id", "key", 1, b"{}", 1000.0, 1000.0, 3000.0, 1000.0, None, 1000.0, 1 << 16
-    )
 
 
 def test_a_stored_session_the_request_emptied_ends() -> None:

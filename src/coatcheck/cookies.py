@@ -110,7 +110,7 @@ def private_headers(
     ``Cache-Control`` of the app's replaced); None when the headers need no change.
     ``no_store`` is the header, as bytes (ASGI) or as str (WSGI).
     """
-    live, handed_out = session._key is not None, set_cookie is not None
+    live, handed_out = session.stored is not None, set_cookie is not None
     if not needs_no_store(live, handed_out, app_chose=False):  # not even without one
         return None
     name = no_store[0]

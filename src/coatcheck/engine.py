@@ -36,7 +36,7 @@ from .limits import (
     counter_record,
     window,
 )
-from .session import Session
+from .session import NOTHING_ASKED, Ending, Rotation, Session, Stored
 from .stores.base import AsyncStore, NotSupported, Record, Store, StoreError, anyio_module
 from .transport import writer
 
@@ -77,6 +77,13 @@ def _forwarding(raw: bytes, now: float) -> str | None:
         return None
     target, until = found
     return target if now < until else ""
+
+
+Revived = tuple[
+    dict[str, Any], bytes, float, float, float, float, "str | None", "str | None", "str | None"
+]
+"""A stored session's parts: data, envelope, expiry, deadline, creation, login, CSRF token,
+binding, user."""
 
 
 class WriteConflict(StoreError):
@@ -127,11 +134,11 @@ class SessionEngine:
 
     def fresh(self, client: ClientSource = None) -> Session:
         """A new, empty session, for a request that brought no cookie (no store call)."""
-        session = Session.fresh(now=self.config.clock(), max_size=self.config.max_size)
-        session._client = client
-        if self.binds:
-            session._binding = self._binding_of(client_of(client))
-        return session
+        bound = self._binding_of(client_of(client)) if self.binds else None
+        config = self.config
+        return Session.fresh(
+            now=config.clock(), max_size=config.max_size, client=client, binding=bound
+        )
 
     def _binding_of(self, client: Client | None) -> str:
         config = self.config
@@ -155,9 +162,10 @@ class SessionEngine:
         client = client_of(source)
         if limit is not None and client is not None and client.address:
             yield from self._bump(f"reject:{self._network(client)}", limit, "invalid session IDs")
-        session = Session.fresh(now=now, max_size=self.config.max_size, reject_cookie=True)
-        session._binding, session._client = current, client
-        return session
+        max_size = self.config.max_size
+        return Session.fresh(
+            now=now, max_size=max_size, stale_id=True, client=client, binding=current
+        )
 
     @staticmethod
     def _network(client: Client) -> str:
@@ -189,15 +197,10 @@ class SessionEngine:
     @staticmethod
     def _has_work(session: Session) -> bool:
         """Whether a session that is not stored-and-kept needs a commit at all."""
-        return bool(
-            session._key is not None
-            or session._doomed_key is not None
-            or session._everywhere
-            or session._others_out
-            or session._reject_cookie
-            or session._user_id is not None
-            or session._csrf is not None
-            or session
+        return (
+            session.stored is not None
+            or session.asked is not NOTHING_ASKED
+            or session.worth_storing
         )
 
     def load(self, cookie_value: str | None, client: ClientSource = None) -> Plan[Session]:
@@ -225,34 +228,55 @@ class SessionEngine:
         candidate = now + config.idle_timeout
         loaded = yield ("load_touching", (key, now, candidate, config.touch_interval))
         record, touched = loaded
-        session = self._revive(record, cookie_value, now)
-        forwarded = type(session) is Forward
+        revived = self._revive(record, now)
+        forwarded = type(revived) is Forward
         if forwarded:  # regenerated moments ago: follow to the new record (once)
-            assert isinstance(session, Forward)
-            record, touched = (yield ("load", (session.target,))), False
-            session = self._revive(record, cookie_value, now)
-            if type(session) is Forward:
-                session = "unknown"
-        if type(session) is str:  # why it could not be revived
-            expired = session in ("idle", "absolute")
+            assert isinstance(revived, Forward)
+            record, touched = (yield ("load", (revived.target,))), False
+            revived = self._revive(record, now)
+            if type(revived) is Forward:
+                revived = "unknown"
+        if type(revived) is str:  # why it could not be revived
+            expired = revived in ("idle", "absolute")
             kind: EventKind = "expired" if expired else "rejected"
             # A record that is not what it claims names no user: its user column is untrusted.
-            self.emit(kind, key, record.user_id if record and expired else None, session)
+            self.emit(kind, key, record.user_id if record and expired else None, revived)
             return (yield from self._rejected(now, current, client))
-        assert isinstance(session, Session)
-        if current is not None and session._binding != current:
-            if session._binding is None:  # stored before binding was on: bind it now
-                session._binding, session._reenvelope = current, True
+        assert record is not None
+        assert not isinstance(revived, (str, Forward))
+        data, raw, expires_at, deadline, created_at, auth_at, token, bound, user_id = revived
+        flagged = rebound = False
+        if current is not None and bound != current:
+            if bound is None:  # stored before binding was on: bind it now
+                bound, rebound = current, True
             elif config.binding_action == "reject":
-                self.emit("rejected", key, session._user_id, "binding")
+                self.emit("rejected", key, user_id, "binding")
                 return (yield from self._rejected(now, current, client))
             else:
-                self.emit("flagged", key, session._user_id, "binding")
-                session._flagged = True
+                self.emit("flagged", key, user_id, "binding")
+                flagged = True
         if touched:
-            session._touched, session._last_active = True, now
-        session._client, session._forwarded = client, forwarded
-        return session
+            last_active = now
+        else:  # the last touch set expires_at to min(then + idle, deadline): recover "then"
+            last_active = max(created_at, min(expires_at - config.idle_timeout, now))
+        stored = Stored(
+            cookie_value, record.key, record.version, raw, expires_at, deadline, forwarded, touched
+        )
+        return Session.load(  # positionally: this runs on every request
+            data,
+            stored,
+            created_at,
+            auth_at,
+            last_active,
+            user_id,
+            token,
+            bound,
+            now,
+            config.max_size,
+            client,
+            flagged,
+            rebound,
+        )
 
     def _forward_target(self, record: Record, now: float) -> str | None:
         """Where a forwarding record points while its grace window lasts; None for a session
@@ -263,10 +287,9 @@ class SessionEngine:
             return None
         return _forwarding(raw, now)
 
-    def _revive(
-        self, record: Record | None, session_id: str, now: float
-    ) -> Session | Forward | str:
-        """The stored session, where it moved, or why there is none (a reason, as in events)."""
+    def _revive(self, record: Record | None, now: float) -> Revived | Forward | str:
+        """The stored session's parts, where it moved, or why there is none (a reason, as in
+        events)."""
         if record is None:
             return "unknown"
         if not record.data:  # a store that could not read the record's fields says so
@@ -285,30 +308,12 @@ class SessionEngine:
             logger.warning("discarding stored session %s: %s", fingerprint(record.key), exc)
             return "tampered" if isinstance(exc, codec.Tampered) else "undecodable"
         data, created_at, auth_at, token, binding, user_id = envelope
-        config = self.config
-        deadline = auth_at + config.absolute_timeout
+        deadline = auth_at + self.config.absolute_timeout
         if deadline <= now:
             return "absolute"
         # The expiry column is the store's; the deadline comes from the envelope.
         expires_at = min(expires_at, deadline)
-        # The last touch set expires_at to min(then + idle, deadline); recover "then".
-        last_active = max(created_at, min(expires_at - config.idle_timeout, now))
-        return Session.stored(  # positionally: this runs on every request
-            data,
-            session_id,
-            record.key,
-            record.version,
-            raw,
-            created_at,
-            auth_at,
-            expires_at,
-            last_active,
-            user_id,
-            now,
-            config.max_size,
-            token,
-            binding,
-        )
+        return data, raw, expires_at, deadline, created_at, auth_at, token, binding, user_id
 
     # -- commit ------------------------------------------------------------------------------
 
@@ -320,141 +325,131 @@ class SessionEngine:
         A request forwarded from a regenerated ID sets no cookie: the rotating response gives
         the client its new one.
         """
-        if (
-            session._key is None
-            or session._rotate
-            or session._doomed_key is not None
-            or session._everywhere
-            or session._others_out
-        ):
+        stored = session.stored
+        if stored is None or session.asked is not NOTHING_ASKED:
             return self._rebind(session) if self._has_work(session) else None
         config = self.config
         now = config.clock()
-        deadline = session._auth_at + config.absolute_timeout
-        expires_at = min(now + config.idle_timeout, deadline)
+        expires_at = min(now + config.idle_timeout, stored.deadline)
         if expires_at <= now:  # the absolute deadline passed during the request
-            return self._destroy(session)
+            return self._destroy(session, stored)
         body = codec.serialize(session)  # the cap applies to what is written, not what was
-        kept = session._expires_at
-        assert kept is not None
+        kept = stored.expires_at
         due = expires_at - kept >= max(config.touch_interval, 1e-9)
-        if session._forced or not session._holds(body):
+        if not session.unchanged_as(body):
             # A write slides the expiry as a read does, at most once per touch_interval: most
             # saves leave the stored expiry where it was (unless a store rounded it past the
             # one computed now).
             keep = not due and kept <= expires_at
             body = codec.check_size(body, config.max_size)
-            return self._save(session, body, kept if keep else expires_at, now)
+            return self._save(session, stored, body, kept if keep else expires_at, now)
         if not due:
-            if session._touched and config.persistent:  # the load touched: slide the cookie
-                return _done(self._issue(session, now))
+            if stored.touched and config.persistent:  # the load touched: slide the cookie
+                return _done(self._issue(stored, now))
             return None
-        return self._touch(session, expires_at, now)
+        return self._touch(session, stored, expires_at, now)
 
     def _rebind(self, session: Session) -> Plan[str | None]:
         """Create, rotate or destroy: the session's ID changes or goes."""
         now = self.config.clock()
-        doomed, user = session._doomed_key, session._doomed_user
-        if doomed is not None:
-            yield ("delete", (doomed,))
-            session._doomed_key = None
-            self.emit("logged_out", doomed, user)
-        if session._everywhere and user is not None:
+        asked = session.asked
+        ended, user = asked.ended, asked.ended_user
+        if ended is not None:
+            yield ("delete", (ended,))
+            self.emit("logged_out", ended, user)
+        if asked.ending == Ending.EVERYWHERE and user is not None:
             count = yield ("delete_by_user", (user,))
-            session._everywhere = False
             self.emit("revoked", None, user, "logout everywhere", count)
-        session._doomed_user = None
-        if session._others_out and session._user_id is not None:
-            count = yield ("delete_by_user", (session._user_id,))
-            self.emit("revoked", None, session._user_id, "password changed", count)
-        session._others_out = False
-        if session._key is None:
-            if session or session._user_id is not None or session._csrf is not None:
-                return (yield from self._create(session, now))
-            return self.cookies.expire() if session._reject_cookie else None
-        return (yield from self._create(session, now, replaces=session._key))
+        elif asked.ending == Ending.OTHERS and session.user_id is not None:
+            count = yield ("delete_by_user", (session.user_id,))
+            self.emit("revoked", None, session.user_id, "password changed", count)
+        rotation = asked.rotation
+        session.asked = (
+            NOTHING_ASKED
+            if rotation == Rotation.NONE
+            else asked._replace(ending=Ending.NONE, ended=None, ended_user=None)
+        )
+        replaces = session.stored
+        if replaces is None:
+            if session.worth_storing:
+                return (yield from self._create(session, now, rotation))
+            return self.cookies.expire() if asked.ending >= Ending.LOGOUT else None
+        return (yield from self._create(session, now, rotation, replaces))
 
-    def _issue(self, session: Session, now: float) -> str | None:
-        """The session's cookie, with Max-Age to its expiry (none for a forwarded request)."""
-        assert session._id is not None
-        assert session._expires_at is not None
-        if session._forwarded:
+    def _issue(self, stored: Stored, now: float) -> str | None:
+        """The cookie naming ``stored``, with Max-Age to its expiry (none for a forwarded
+        request)."""
+        if stored.forwarded:
             return None
-        return self.cookies.issue(session._id, math.ceil(session._expires_at - now))
+        return self.cookies.issue(stored.id, math.ceil(stored.expires_at - now))
 
     def current_cookie(self, session: Session) -> str | None:
         """The cookie naming ``session`` as it stands (its ID, Max-Age to its expiry), for a
         framework that re-sends the cookie on responses that change no ID (Flask's
         ``SESSION_REFRESH_EACH_REQUEST``); None for a session not stored, or for a request
         forwarded from a regenerated ID, whose client must keep the newer cookie it holds."""
-        if session._id is None or session._expires_at is None:
-            return None
-        return self._issue(session, self.config.clock())
+        stored = session.stored
+        return None if stored is None else self._issue(stored, self.config.clock())
 
-    def _reissue(self, session: Session, previous: float, now: float) -> str | None:
+    def _reissue(self, stored: Stored, previous: float, now: float) -> str | None:
         """Re-send the cookie when its Max-Age moved by a touch interval or more."""
-        assert session._expires_at is not None
         config = self.config
-        if config.persistent and session._expires_at - previous >= config.touch_interval:
-            return self._issue(session, now)
+        if config.persistent and stored.expires_at - previous >= config.touch_interval:
+            return self._issue(stored, now)
         return None
 
     def _create(
-        self, session: Session, now: float, replaces: str | None = None
+        self,
+        session: Session,
+        now: float,
+        rotation: Rotation,
+        replaces: Stored | None = None,
     ) -> Plan[str | None]:
         """Store the session under a fresh ID; with ``replaces``, the old record goes too."""
         config = self.config
-        deadline = session._auth_at + config.absolute_timeout
+        deadline = session.authenticated_at + config.absolute_timeout
         expires_at = min(now + config.idle_timeout, deadline)
         if expires_at <= now:
             if replaces is not None:
-                yield ("delete", (replaces,))
+                yield ("delete", (replaces.key,))
             return self._gone(session)
         body = codec.serialize(session)
-        if not session._holds(body):  # data stored before a lower max_size may move as it is
+        if not session.holds(body):  # data stored before a lower max_size may move as it is
             codec.check_size(body, config.max_size)
-        blob = codec.envelope(
-            body,
-            session._created_at,
-            session._auth_at,
-            session._csrf,
-            session._binding,
-            session._user_id,
-        )
+        blob = session.envelope(body)
+        user = session.user_id
         if replaces is None:
-            yield from self._count_creation(client_of(session._client))
-        if session._login and config.max_sessions_per_user is not None:
-            assert session._user_id is not None
-            yield from self._make_room(session._user_id, replaces, config.max_sessions_per_user)
-        graced = replaces is not None and session._grace and config.rotation_grace > 0
-        old_version, old_expiry = session._version, session._expires_at
+            yield from self._count_creation(client_of(session.client))
+        login = rotation == Rotation.LOGIN
+        if login and config.max_sessions_per_user is not None:
+            assert user is not None
+            old_key = replaces.key if replaces is not None else None
+            yield from self._make_room(user, old_key, config.max_sessions_per_user)
+        graced = (
+            replaces is not None and rotation == Rotation.REGENERATE and config.rotation_grace > 0
+        )
         for _ in range(MAX_CREATE_ATTEMPTS):
             session_id = new_id()
             key = store_key(session_id, self.config.hash_secret)
-            record = Record(
-                key, seal(self._ring, blob, key), expires_at, 1, session._user_id, deadline
-            )
+            record = Record(key, seal(self._ring, blob, key), expires_at, 1, user, deadline)
             call: StoreCall
             if replaces is None or graced:
                 call = ("create", (record,))
             else:
-                call = ("rotate", (replaces, record))
+                call = ("rotate", (replaces.key, record))
             if (yield call):
                 if graced:
                     assert replaces is not None
-                    assert old_expiry is not None
-                    until = min(now + config.rotation_grace, old_expiry)
-                    yield from self._forward(replaces, key, old_version, until)
-                session._adopt(session_id, key, 1, blob, expires_at, session._user_id)
-                session._last_active = now
+                    until = min(now + config.rotation_grace, replaces.expires_at)
+                    yield from self._forward(replaces.key, key, replaces.version, until)
                 # A rotation reached through a forwarded (old) ID hands out the new cookie:
                 # the new ID is this response's own, and no other client holds it.
-                session._forwarded = False
-                self.emit("created" if replaces is None else "regenerated", key, session._user_id)
-                if session._login:
-                    self.emit("logged_in", key, session._user_id)
-                    session._login = False
-                return self._issue(session, now)
+                stored = Stored(session_id, key, 1, blob, expires_at, deadline)
+                session.adopt(stored, now)
+                self.emit("created" if replaces is None else "regenerated", key, user)
+                if login:
+                    self.emit("logged_in", key, user)
+                return self._issue(stored, now)
         raise StoreError(f"create reported {MAX_CREATE_ATTEMPTS} collisions of fresh random IDs")
 
     def _forward(self, old_key: str, new_key: str, version: int, until: float) -> Plan[None]:
@@ -489,94 +484,86 @@ class SessionEngine:
             yield ("delete", (record.key,))
             self.emit("revoked", record.key, user_id, "sessions per user")
 
-    def _destroy(self, session: Session) -> Plan[str | None]:
-        assert session._key is not None
-        yield ("delete", (session._key,))
-        self.emit("expired", session._key, session._user_id, "absolute")
+    def _destroy(self, session: Session, stored: Stored) -> Plan[str | None]:
+        yield ("delete", (stored.key,))
+        self.emit("expired", stored.key, session.user_id, "absolute")
         return self._gone(session)
 
-    def _touch(self, session: Session, expires_at: float, now: float) -> Plan[str | None]:
-        assert session._expires_at is not None
-        previous = session._expires_at
-        yield ("touch", (session._key, expires_at))
-        session._expires_at, session._last_active = expires_at, now
-        return self._reissue(session, previous, now)
+    def _touch(
+        self, session: Session, stored: Stored, expires_at: float, now: float
+    ) -> Plan[str | None]:
+        yield ("touch", (stored.key, expires_at))
+        session.touched(expires_at, now)
+        assert session.stored is not None
+        return self._reissue(session.stored, stored.expires_at, now)
 
     def _save(
-        self, session: Session, body: bytes, expires_at: float, now: float
+        self, session: Session, stored: Stored, body: bytes, expires_at: float, now: float
     ) -> Plan[str | None]:
-        assert session._key is not None
-        assert session._expires_at is not None
-        key, version, previous = session._key, session._version, session._expires_at
-        stored = (previous, session._user_id)  # the expiry and user the store holds
-        touched_by_load = session._touched
-        deadline = session._auth_at + self.config.absolute_timeout
-        blob = session._rewrap(body)
+        key, version, previous, deadline = (
+            stored.key,
+            stored.version,
+            stored.expires_at,
+            stored.deadline,
+        )
+        forwarded, user = stored.forwarded, session.user_id
+        held = (previous, user)  # the expiry and user the store holds
+        blob = session.rewrapped(body)
         for attempt in range(MAX_SAVE_ATTEMPTS):
             if attempt:  # writers colliding on one session take turns instead of spinning
                 yield backoff(attempt)
             sealed = seal(self._ring, blob, key)
-            record = Record(key, sealed, expires_at, version + 1, session._user_id, deadline)
-            kept = (expires_at, record.user_id) == stored
+            record = Record(key, sealed, expires_at, version + 1, user, deadline)
+            kept = (expires_at, user) == held
             if (yield ("save_keeping_expiry" if kept else "save", (record, version))):
-                session._adopt(
-                    session._id or "", key, version + 1, blob, expires_at, session._user_id
-                )
-                session._last_active = now
-                if touched_by_load and self.config.persistent:
-                    return self._issue(session, now)  # the load moved the expiry: slide
-                return self._reissue(session, previous, now)
+                saved = Stored(stored.id, key, version + 1, blob, expires_at, deadline, forwarded)
+                session.adopt(saved, now)
+                if stored.touched and self.config.persistent:
+                    return self._issue(saved, now)  # the load moved the expiry: slide
+                return self._reissue(saved, previous, now)
             current: Record | None = yield ("load", (key,))
             target = self._forward_target(current, now) if current is not None else None
             if target == "":  # regenerated, and even its grace window is over: gone
                 current = None
             elif target and current is not None and current.expires_at > now:
                 # Regenerated by another request meanwhile: follow it, and set no cookie.
-                key, session._forwarded = target, True
+                key, forwarded = target, True
                 current = yield ("load", (key,))
-            merged = self._replay(session, current, now)
-            if current is not None:  # never move back an expiry the other writer slid
-                expires_at = max(expires_at, current.expires_at)
-                stored = (current.expires_at, current.user_id)
-            if merged is None:  # deleted or expired meanwhile: never resurrect it
-                self.emit("expired", key, session._user_id, "ended during the request")
+            if current is None or current.expires_at <= now:
+                # Deleted or expired meanwhile: never resurrect it.
+                self.emit("expired", key, user, "ended during the request")
                 return self._gone(session)
-            version, data = merged
-            blob = session._rewrap(codec.encode_data(data, self.config.max_size))
+            raw, merged = self._replay(session, current)
+            # Never move back an expiry the other writer slid.
+            expires_at = max(expires_at, current.expires_at)
+            held, version = (current.expires_at, current.user_id), current.version
+            baseline = Stored(stored.id, key, version, raw, current.expires_at, deadline, forwarded)
+            session.rebase(baseline, merged)
+            blob = session.rewrapped(codec.encode_data(merged, self.config.max_size))
         raise WriteConflict(f"gave up saving a session after {MAX_SAVE_ATTEMPTS} conflicts")
 
-    def _replay(
-        self, session: Session, current: Record | None, now: float
-    ) -> tuple[int, dict[str, Any]] | None:
-        """Apply this request's changes to the record another request just wrote.
+    def _replay(self, session: Session, current: Record) -> tuple[bytes, dict[str, Any]]:
+        """Apply this request's changes to the record another request just wrote: its unsealed
+        bytes, and the merged data.
 
         Changes are the keys whose values differ from what this request loaded; keys it did
         not touch keep the other writer's values. After ``clear()`` this request's view wins.
         """
-        if current is None or current.expires_at <= now:
-            return None
         raw = current.data
         try:
             raw = unseal(self._ring, current.data, current.key)
             theirs, _, _ = codec.decode(raw)
         except codec.DecodeError:
             theirs = {}
-        if session._cleared:
+        stored = session.stored
+        if session.cleared or stored is None:
             ours_before: dict[str, Any] = {}
         else:
-            assert session._raw is not None
-            ours_before, _, _ = codec.decode(session._raw)
-        merged = replay(ours_before, session, theirs, session._cleared)
-        dict.clear(session)
-        dict.update(session, merged)
-        session._rebase(raw)  # the baseline for a further retry
-        session._size = None
-        session._cleared = False
-        return current.version, merged
+            ours_before, _, _ = codec.decode(stored.raw)
+        return raw, replay(ours_before, session, theirs, session.cleared)
 
     def _gone(self, session: Session) -> str:
-        dict.clear(session)
-        session._reset(session._now)
+        session.lost()
         return self.cookies.expire()
 
 

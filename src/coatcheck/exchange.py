@@ -189,7 +189,8 @@ class Exchange:
             )
         if problem is None:
             return None
-        self.engine.emit("rejected", session._key, session.user_id, f"csrf: {problem}")
+        key = session.stored.key if session.stored is not None else None
+        self.engine.emit("rejected", key, session.user_id, f"csrf: {problem}")
         return CSRF_REFUSAL._replace(cause=problem)
 
     # -- 5, 6: the commit and the response's headers -------------------------------------------

@@ -2,12 +2,18 @@
 
 A Session is what the application sees. It records what the request asked for (changes,
 regenerate, login, logout); it does no I/O. :mod:`coatcheck.engine` loads it and commits it.
+
+Besides its data and its own facts (user, creation, CSRF token, client binding), a session's
+state is two small values, which the engine reads and replaces: :class:`Stored`, the record the
+store holds for it (None until it is stored), and :class:`Asked`, what this request asked of its
+lifecycle (a :class:`Rotation` and an :class:`Ending`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from enum import IntEnum
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from . import codec, csrf
 from .codec import JSONValue, SessionTooLarge
@@ -17,6 +23,70 @@ if TYPE_CHECKING:
 
 _MISSING: Any = object()
 _UNKNOWN = -2
+
+
+class Stored(NamedTuple):
+    """The record a session is stored as, as the request's load or its last write left it."""
+
+    id: str
+    """The session ID the client holds."""
+    key: str
+    """The store key: the ID, hashed."""
+    version: int
+    """The record's version, for compare-and-set."""
+    raw: bytes
+    """The envelope as stored (unsealed): this request's changes are measured against it."""
+    expires_at: float
+    """The idle deadline, never past the absolute one."""
+    deadline: float
+    """The absolute deadline: its login (or creation) plus ``absolute_timeout``."""
+    forwarded: bool = False
+    """Reached through a regenerated ID in its grace window: the client holds an older ID
+    and must keep the newer cookie the rotating response gave it, so none is sent."""
+    touched: bool = False
+    """The load moved ``expires_at`` forward (a touch was due): the cookie's Max-Age slides."""
+
+
+class Rotation(IntEnum):
+    """Whether the session gets a new ID at commit, and why (a stronger one overrides)."""
+
+    NONE = 0
+    REGENERATE = 1
+    """:meth:`Session.regenerate`: requests in flight with the old ID follow for a grace window."""
+    PRIVILEGES = 2
+    """:meth:`Session.privileges_changed`: the old ID dies at once."""
+    LOGIN = 3
+    """:meth:`Session.login`: as PRIVILEGES, and it counts as a login (events, per-user cap)."""
+
+
+class Ending(IntEnum):
+    """Which sessions the request ends (a wider one overrides)."""
+
+    NONE = 0
+    OTHERS = 1
+    """:meth:`Session.password_changed`: the user's other sessions end; this one goes on."""
+    LOGOUT = 2
+    """The ID the client holds ends (:meth:`Session.logout`, or a cookie that named nothing):
+    its record, if any, is deleted and the cookie expired, unless a new session is written."""
+    EVERYWHERE = 3
+    """``logout(everywhere=True)``: LOGOUT, and every other session of the user."""
+
+
+class Asked(NamedTuple):
+    """What a request asked of its session's lifecycle."""
+
+    rotation: Rotation = Rotation.NONE
+    ending: Ending = Ending.NONE
+    ended: str | None = None
+    """The store key of the record a logout ends (None when it was never stored)."""
+    ended_user: str | None = None
+    """That record's user, whose other sessions EVERYWHERE ends."""
+
+
+NOTHING_ASKED = Asked()
+"""The request asked nothing: the commit only saves changed data or touches."""
+STALE_ID = Asked(ending=Ending.LOGOUT)
+"""The request's ID named no session: its cookie is expired, unless a new session is written."""
 
 
 class Session(dict[str, JSONValue]):
@@ -40,173 +110,206 @@ class Session(dict[str, JSONValue]):
     TypeError: session['when'] = object value cannot be stored: ...
     """
 
-    __slots__ = (
-        "_accessed",
-        "_auth_at",
-        "_binding",
-        "_cleared",
-        "_client",
-        "_created_at",
-        "_csrf",
-        "_doomed_key",
-        "_doomed_user",
-        "_everywhere",
-        "_expires_at",
-        "_flagged",
-        "_forced",
-        "_forwarded",
-        "_grace",
-        "_id",
-        "_key",
-        "_last_active",
-        "_login",
-        "_max_size",
-        "_modified",
-        "_now",
-        "_offset",
-        "_others_out",
-        "_raw",
-        "_reenvelope",
-        "_reject_cookie",
-        "_rotate",
-        "_size",
-        "_touched",
+    __slots__ = (  # noqa: RUF023 (grouped by what they are)
+        # the two values the engine reads and replaces
+        "stored",
+        "asked",
+        # the session's own facts, sealed in its envelope
         "_user_id",
-        "_version",
+        "_created_at",
+        "_auth_at",
+        "_last_active",
+        "_csrf",
+        "_binding",
+        # the request it serves
+        "_now",
+        "_max_size",
+        "_client",
+        "_flagged",
+        "_accessed",
+        # this request's changes to the data, and what is known of its size
+        "_modified",
+        "_forced",
+        "_cleared",
+        "_reenvelope",
+        "_offset",
+        "_size",
     )
 
-    _id: str | None
-    _key: str | None
-    _version: int
-    _raw: bytes | None
-    _offset: int
+    stored: Stored | None
+    """The record the store holds for this session; None until it is first written."""
+    asked: Asked
+    """What this request asked of the lifecycle (:data:`NOTHING_ASKED` when nothing)."""
+    _user_id: str | None
     _created_at: float
     _auth_at: float
-    _expires_at: float | None
     _last_active: float
-    _user_id: str | None
+    _csrf: str | None
+    _binding: str | None
     _now: float
     _max_size: int
-    _size: int | None
+    _client: ClientSource
+    _flagged: bool
+    _accessed: bool
     _modified: bool
     _forced: bool
     _cleared: bool
-    _rotate: bool
-    _doomed_key: str | None
-    _doomed_user: str | None
-    _everywhere: bool
-    _login: bool
-    _reject_cookie: bool
-    _csrf: str | None
-    _binding: str | None
     _reenvelope: bool
-    _flagged: bool
-    _client: ClientSource
-    _forwarded: bool
-    _grace: bool
-    _others_out: bool
-    _touched: bool
-    _accessed: bool
+    _offset: int
+    _size: int | None
 
     @classmethod
-    def fresh(cls, *, now: float, max_size: int, reject_cookie: bool = False) -> Session:
-        """A new, empty session that exists nowhere until it is written to."""
+    def fresh(
+        cls,
+        *,
+        now: float,
+        max_size: int,
+        stale_id: bool = False,
+        client: ClientSource = None,
+        binding: str | None = None,
+    ) -> Session:
+        """A new, empty session that exists nowhere until it is written to.
+
+        ``stale_id``: the request's ID named no session, so its cookie is to be expired.
+        ``client`` is the request's (for per-client limits), ``binding`` what it binds to.
+        """
         session = cls()
         session._reset(now)
-        session._max_size = max_size
-        session._reject_cookie = reject_cookie
-        session._doomed_key = session._doomed_user = None
-        session._everywhere = session._accessed = session._others_out = False
-        session._client = None
+        session._max_size, session._client, session._binding = max_size, client, binding
+        session._accessed = False
+        session.asked = STALE_ID if stale_id else NOTHING_ASKED
         return session
 
     @classmethod
-    def stored(
+    def load(
         cls,
         data: dict[str, JSONValue],
-        session_id: str,
-        key: str,
-        version: int,
-        raw: bytes,
+        stored: Stored,
         created_at: float,
         auth_at: float,
-        expires_at: float,
         last_active: float,
         user_id: str | None,
+        csrf_token: str | None,
+        binding: str | None,
         now: float,
         max_size: int,
-        csrf: str | None = None,
-        binding: str | None = None,
+        client: ClientSource,
+        flagged: bool = False,
+        rebound: bool = False,
     ) -> Session:
-        """A session loaded from a store."""
+        """A session loaded from a store, as ``stored``; ``rebound``: its ``binding`` is new
+        (it was stored before binding was on) and goes into its envelope at the next write."""
         session = cls(data)  # every slot is set once, here: this runs on every request
-        session._id, session._key, session._version = session_id, key, version
-        session._raw, session._offset, session._size = raw, _UNKNOWN, _UNKNOWN
-        session._created_at, session._auth_at, session._now = created_at, auth_at, now
-        session._expires_at, session._last_active = expires_at, last_active
-        session._user_id, session._max_size = user_id, max_size
-        session._csrf, session._binding = csrf, binding
-        session._doomed_key = session._doomed_user = session._client = None
-        session._modified = session._forced = session._cleared = session._rotate = False
-        session._touched = session._login = session._everywhere = session._accessed = False
-        session._reject_cookie = session._reenvelope = session._flagged = False
-        session._forwarded = session._grace = session._others_out = False
+        session.stored, session.asked = stored, NOTHING_ASKED
+        session._created_at, session._auth_at, session._last_active = (
+            created_at,
+            auth_at,
+            last_active,
+        )
+        session._user_id, session._csrf, session._binding = user_id, csrf_token, binding
+        session._now, session._max_size, session._client = now, max_size, client
+        session._flagged, session._reenvelope = flagged, rebound
+        session._offset = session._size = _UNKNOWN
+        session._modified = session._forced = session._cleared = session._accessed = False
         return session
 
     def _reset(self, now: float) -> None:
-        self._id = self._key = self._raw = self._expires_at = self._user_id = None
-        self._version, self._offset, self._size = 0, -1, 2  # "{}"
+        self.stored, self._user_id, self._csrf, self._binding = None, None, None, None
+        self._offset, self._size = -1, 2  # "{}"
         self._created_at = self._auth_at = self._last_active = self._now = now
-        self._modified = self._forced = self._cleared = self._rotate = self._touched = False
-        self._login = self._reenvelope = self._flagged = self._forwarded = self._grace = False
-        self._csrf = self._binding = None
+        self._modified = self._forced = self._cleared = self._reenvelope = self._flagged = False
 
-    def _adopt(
-        self,
-        session_id: str,
-        key: str,
-        version: int,
-        raw: bytes,
-        expires_at: float,
-        user_id: str | None,
-    ) -> None:
-        """Record that this session is now stored as described (after a load or a write)."""
-        self._id, self._key, self._version = session_id, key, version
-        self._rebase(raw)
-        self._expires_at, self._user_id = expires_at, user_id
-        self._forced = self._cleared = self._rotate = self._touched = self._reenvelope = False
+    # -- for the engine: what it stores, and what it learns from the store -----------------------
 
-    def _rebase(self, raw: bytes) -> None:
-        """Take ``raw`` as the stored bytes this request's changes are measured against."""
-        self._raw, self._offset = raw, _UNKNOWN
+    @property
+    def client(self) -> ClientSource:
+        """The request's client (or what resolves it), as the middleware gave it."""
+        return self._client
 
-    def _data_offset(self) -> int:
-        if self._offset == _UNKNOWN:
-            self._offset = codec.data_offset(self._raw) if self._raw is not None else -1
-        return self._offset
+    @property
+    def binding(self) -> str | None:
+        """The keyed digest of the client this session is bound to (``bind_to``), or None."""
+        return self._binding
 
-    def _holds(self, body: bytes) -> bool:
+    @property
+    def worth_storing(self) -> bool:
+        """Whether an unstored session holds anything to store: data, a user or a CSRF token."""
+        return bool(self) or self._user_id is not None or self._csrf is not None
+
+    @property
+    def cleared(self) -> bool:
+        """Whether :meth:`clear` emptied the data this request (then its view wins a replay)."""
+        return self._cleared
+
+    def unchanged_as(self, body: bytes) -> bool:
+        """Whether the store holds exactly ``body`` as the data, and nothing forces a write."""
+        return not self._forced and self._holds(body)
+
+    def holds(self, body: bytes) -> bool:
         """Whether the stored bytes hold exactly ``body`` as their data."""
-        raw = self._raw
-        if raw is None or not raw.endswith(body + b"}"):
-            return False
-        return self._data_offset() == len(raw) - len(body) - 1
+        return self._holds(body)
 
-    def _rewrap(self, body: bytes) -> bytes:
-        """The stored envelope with ``body`` as its data (timestamps reused as stored)."""
-        offset = self._data_offset()
-        if self._raw is not None and offset > 0 and not self._reenvelope:
-            return self._raw[:offset] + body + b"}"
+    def envelope(self, body: bytes) -> bytes:
+        """The bytes to store: ``body`` as the data, in an envelope of this session's facts."""
         return codec.envelope(
             body, self._created_at, self._auth_at, self._csrf, self._binding, self._user_id
         )
+
+    def rewrapped(self, body: bytes) -> bytes:
+        """The stored envelope with ``body`` as its data (its facts reused as stored, unless
+        this request changed one)."""
+        offset = self._data_offset()
+        stored = self.stored
+        if stored is not None and offset > 0 and not self._reenvelope:
+            return stored.raw[:offset] + body + b"}"
+        return self.envelope(body)
+
+    def adopt(self, stored: Stored, now: float) -> None:
+        """Record that the store now holds this session as ``stored``, written at ``now``; what
+        the request asked is done."""
+        self.stored, self.asked, self._last_active = stored, NOTHING_ASKED, now
+        self._offset = _UNKNOWN
+        self._forced = self._cleared = self._reenvelope = False
+
+    def touched(self, expires_at: float, now: float) -> None:
+        """Record that the store moved the session's expiry to ``expires_at`` at ``now``."""
+        assert self.stored is not None
+        self.stored = self.stored._replace(expires_at=expires_at)
+        self._last_active = now
+
+    def rebase(self, stored: Stored, data: dict[str, JSONValue]) -> None:
+        """Take another writer's record (``stored``) as the baseline, with ``data`` (its data,
+        this request's changes replayed onto it) as the session's: a save retries from there."""
+        dict.clear(self)
+        dict.update(self, data)
+        self.stored = stored
+        self._offset, self._size, self._cleared = _UNKNOWN, None, False
+
+    def lost(self) -> None:
+        """The store no longer holds the session (it expired, or was ended during the request):
+        it becomes fresh and empty."""
+        dict.clear(self)
+        self._reset(self._now)
+        self.asked = NOTHING_ASKED
+
+    def _data_offset(self) -> int:
+        if self._offset == _UNKNOWN:
+            stored = self.stored
+            self._offset = codec.data_offset(stored.raw) if stored is not None else -1
+        return self._offset
+
+    def _holds(self, body: bytes) -> bool:
+        stored = self.stored
+        if stored is None or not stored.raw.endswith(body + b"}"):
+            return False
+        return self._data_offset() == len(stored.raw) - len(body) - 1
 
     # -- lifecycle -------------------------------------------------------------------------
 
     @property
     def is_new(self) -> bool:
         """True until the session exists in the store (it is created on the first write)."""
-        return self._key is None
+        return self.stored is None
 
     @property
     def modified(self) -> bool:
@@ -214,7 +317,8 @@ class Session(dict[str, JSONValue]):
 
         Set it to True to force a write (nested changes are detected without it).
         """
-        return self._modified or self._rotate or self._doomed_key is not None
+        asked = self.asked
+        return self._modified or asked.rotation != 0 or asked.ended is not None
 
     @modified.setter
     def modified(self, value: bool) -> None:
@@ -256,31 +360,36 @@ class Session(dict[str, JSONValue]):
     @property
     def expires_at(self) -> float | None:
         """When the stored session expires if nothing else happens; None before it is stored."""
-        return self._expires_at
+        stored = self.stored
+        return stored.expires_at if stored is not None else None
 
     def regenerate(self) -> None:
         """Give the session a new ID at commit; the data stays, the old record is deleted.
 
         Neither the absolute timeout nor the creation time move. Call it on any privilege change.
         """
-        if self._key is not None:
-            self._rotate = True
-            self._grace = not self._login  # requests in flight follow a plain rotation
+        if self.stored is not None:
+            self._rotate(Rotation.REGENERATE)
+
+    def _rotate(self, rotation: Rotation) -> None:
+        asked = self.asked
+        if rotation > asked.rotation:
+            self.asked = asked._replace(rotation=rotation)
 
     def login(self, user_id: str) -> None:
         """Bind the session to ``user_id``: regenerate, and restart the absolute timeout."""
         if not isinstance(user_id, str) or not user_id:
             raise TypeError(f"user_id must be a non-empty str, not {user_id!r}")
-        self._login = True
         self.privileges_changed()
+        self._rotate(Rotation.LOGIN)  # a new session logged in is counted as a login too
         self._user_id = user_id
         self._auth_at = self._now
 
     def privileges_changed(self) -> None:
         """Call on any change of role or permission: a new ID with no grace window for the old
         one, and a new CSRF token (an elevation must not carry over a token seen before it)."""
-        self.regenerate()
-        self._grace = False
+        if self.stored is not None:
+            self._rotate(Rotation.PRIVILEGES)
         self._modified = True
         if self._csrf is not None:
             self._csrf = csrf.new_token()
@@ -292,14 +401,15 @@ class Session(dict[str, JSONValue]):
         if self._user_id is None:
             raise RuntimeError("password_changed() needs a logged-in session (see login())")
         self.privileges_changed()
-        self._others_out = True
+        if self.asked.ending < Ending.OTHERS:
+            self.asked = self.asked._replace(ending=Ending.OTHERS)
 
     def end_if_emptied(self, ignoring: Iterable[str] = ()) -> bool:
         """End a stored session that this request emptied: no data left (but the keys in
         ``ignoring``), no user, and no CSRF token (pages carry it); as Starlette's and Flask's
         own sessions drop an emptied session. Returns whether it did."""
         emptied = (
-            self._key is not None
+            self.stored is not None
             and self.modified
             and self._user_id is None
             and self._csrf is None
@@ -336,27 +446,27 @@ class Session(dict[str, JSONValue]):
         """Destroy the session on the server and expire the cookie.
 
         With ``everywhere=True``, every other session of the same user ends too (through the
-        store's per-user index). Anything written to the session afterwards starts a new,
-        anonymous session.
+        store's per-user index), as it does after :meth:`password_changed`. Anything written to
+        the session afterwards starts a new, anonymous session.
         """
-        doomed = self._key if self._key is not None else self._doomed_key
-        user = self._user_id if self._user_id is not None else self._doomed_user
+        asked, stored = self.asked, self.stored
+        ended = stored.key if stored is not None else asked.ended
+        user = self._user_id if self._user_id is not None else asked.ended_user
+        wide = everywhere or asked.ending in (Ending.OTHERS, Ending.EVERYWHERE)
         bound = self._binding  # the client stays the same one
         dict.clear(self)
         self._reset(self._now)
         self._binding = bound
-        self._doomed_key, self._doomed_user = doomed, user
-        self._everywhere = self._everywhere or (everywhere and user is not None)
-        self._reject_cookie = True
+        ending = Ending.EVERYWHERE if wide and user is not None else Ending.LOGOUT
+        self.asked = Asked(Rotation.NONE, ending, ended, user)
 
     # -- the dict, with every mutation checked and recorded ---------------------------------
 
     def _data_size(self) -> int:
         """An upper bound of the data's serialized size (exact when first computed)."""
         if self._size == _UNKNOWN:  # as loaded: read it off the stored bytes
-            offset = self._data_offset()
-            raw = self._raw
-            self._size = len(raw) - offset - 1 if raw is not None and offset > 0 else None
+            offset, stored = self._data_offset(), self.stored
+            self._size = len(stored.raw) - offset - 1 if stored is not None and offset > 0 else None
         if self._size is None:
             self._size = len(codec.dumps(self))
         return self._size
