@@ -107,6 +107,35 @@ def test_a_password_change_ends_the_users_other_sessions_and_keeps_this_one() ->
     assert [(e.user_id, e.reason) for e in revoked] == [("ann", "password changed")]
 
 
+def test_a_logout_after_a_password_change_still_ends_the_users_other_sessions() -> None:
+    world = World()
+    laptop, phone, other_user = world.login("ann"), world.login("ann"), world.login("ben")
+
+    def change_password_then_log_out(session: Session) -> None:
+        session.password_changed()
+        session.logout()
+
+    _, cookie = world.request(laptop, change_password_then_log_out)
+    assert cookie is None  # expired: Max-Age=0 with an empty value
+    assert world.request(laptop)[0].is_new
+    assert world.request(phone)[0].is_new
+    assert world.request(other_user)[0].user_id == "ben"
+
+
+def test_a_regenerate_after_a_privilege_change_gives_the_old_id_no_grace_window() -> None:
+    world = World()
+    _, old = world.request(None, lambda s: s.update(cart=[1]))
+
+    def elevate_then_regenerate(session: Session) -> None:
+        session.privileges_changed()
+        session.regenerate()
+
+    _, new = world.request(old, elevate_then_regenerate)
+    assert new is not None
+    assert world.request(old)[0].is_new
+    assert world.request(new)[0]["cart"] == [1]
+
+
 def test_a_password_change_needs_a_logged_in_session() -> None:
     session = Session.fresh(now=0.0, max_size=1024)
     with pytest.raises(RuntimeError, match="logged-in"):

@@ -11,7 +11,7 @@ from datetime import datetime
 import pytest
 
 from coatcheck.codec import JSONValue, SessionTooLarge
-from coatcheck.session import Session, Stored
+from coatcheck.session import NOTHING_ASKED, Asked, Ending, Rotation, Session, Stored
 
 pytestmark = pytest.mark.usefixtures("json_backend")
 
@@ -20,11 +20,11 @@ def fresh(max_size: int = 64 * 1024) -> Session:
     return Session.fresh(now=1000.0, max_size=max_size)
 
 
-def stored(**data: JSONValue) -> Session:
-    """A session as loaded from a store, holding ``data``."""
+def stored(user: str | None = None, **data: JSONValue) -> Session:
+    """A session as loaded from a store (under the key ``"key"``), holding ``data``."""
     record = Stored("id", "key", 1, b"{}", 3000.0, 5000.0)
     return Session.load(
-        dict(data), record, 1000.0, 1000.0, 1000.0, None, None, None, 1000.0, 1 << 16, None
+        dict(data), record, 1000.0, 1000.0, 1000.0, user, None, None, 1000.0, 1 << 16, None
     )
 
 
@@ -188,3 +188,53 @@ def test_an_emptied_session_holding_a_user_a_token_or_other_keys_stays() -> None
     del with_token["cart"]
     assert not with_token.end_if_emptied()
     assert not fresh().end_if_emptied()  # never stored: nothing to end
+
+
+# -- what a request asks: one Rotation and one Ending, the stronger kept ---------------------
+
+
+def test_a_request_that_asks_nothing_leaves_the_one_empty_value() -> None:
+    session = stored(cart=["tea"])
+    session["cart"] = ["tea", "jam"]
+    assert session.asked is NOTHING_ASKED  # the commit's common case: an identity check
+
+
+def test_regenerating_a_session_never_stored_asks_nothing() -> None:
+    session = fresh()
+    session.regenerate()
+    session.privileges_changed()
+    assert session.asked.rotation is Rotation.NONE  # a new session gets a new ID anyway
+
+
+def test_a_stronger_rotation_is_not_weakened_by_a_later_regenerate() -> None:
+    session = stored()
+    session.privileges_changed()
+    session.regenerate()  # would give the old ID a grace window
+    assert session.asked.rotation is Rotation.PRIVILEGES
+    session.login("ada")
+    session.regenerate()
+    assert session.asked.rotation is Rotation.LOGIN
+
+
+def test_a_login_on_a_new_session_counts_as_a_login() -> None:
+    session = fresh()
+    session.login("ada")
+    assert session.asked.rotation is Rotation.LOGIN
+    assert session.modified
+
+
+def test_logout_ends_the_stored_record_and_remembers_its_user() -> None:
+    session = stored(user="ada", cart=["tea"])
+    session.logout()
+    assert session.asked == Asked(Rotation.NONE, Ending.LOGOUT, "key", "ada")
+    assert (session.is_new, session.user_id, dict(session)) == (True, None, {})
+    session.logout(everywhere=True)  # a second logout widens it, and still ends that record
+    assert session.asked == Asked(Rotation.NONE, Ending.EVERYWHERE, "key", "ada")
+
+
+def test_logout_after_a_password_change_ends_every_session_of_the_user() -> None:
+    session = stored(user="ada")
+    session.password_changed()
+    assert session.asked == Asked(Rotation.PRIVILEGES, Ending.OTHERS)
+    session.logout()  # the others were to end: they still do
+    assert session.asked == Asked(Rotation.NONE, Ending.EVERYWHERE, "key", "ada")
