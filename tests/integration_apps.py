@@ -27,6 +27,7 @@ Adding a framework is a serve function here and a class in the suite.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator
@@ -527,8 +528,8 @@ def django_post(request: HttpRequest, route: str) -> HttpResponse:
         session["_auth_user_id"] = params["user"]
     elif route == "logout":  # what django.contrib.auth.logout does to it
         session.flush()
-    elif route == "regenerate":
-        session.cycle_key()
+    elif route == "regenerate":  # coatcheck's plain regenerate (cycle_key is login's)
+        session.regenerate()
     return JsonResponse(django_view(request))
 
 
@@ -551,7 +552,6 @@ def serve_django(setup: Setup) -> Iterator[Served]:
     ``SessionMiddleware`` and Django's ``CsrfViewMiddleware`` with ``CSRF_USE_SESSIONS`` (as
     docs/integrations/django.md recommends). Settings are process-wide: the override lasts as
     long as the server, so two Django setups are never served at once."""
-    assert setup.transport == "cookie", "the Django integration has no transport setting"
     configure_django()
     from django.core.handlers.wsgi import WSGIHandler
     from django.test.utils import override_settings
@@ -560,6 +560,11 @@ def serve_django(setup: Setup) -> Iterator[Served]:
         ALLOWED_HOSTS=["127.0.0.1"],
         ROOT_URLCONF=__name__,
         COATCHECK_STORE_URL=setup.store_url,
+        COATCHECK_SESSION={
+            key: value
+            for key, value in options_of(setup).items()
+            if key not in ("secure",)  # Django's SESSION_COOKIE_SECURE, False by default
+        },
         CSRF_USE_SESSIONS=True,
         MIDDLEWARE=[
             "coatcheck.integrations.django.SessionMiddleware",
@@ -567,4 +572,7 @@ def serve_django(setup: Setup) -> Iterator[Served]:
         ],
     )
     with settings, serve_wsgi(WSGIHandler()) as url:
-        yield Served(url, cookie_name="sessionid", csrf_header="X-CSRFToken", coatcheck_csrf=False)
+        limits = served_with_all_limits(url, setup)
+        yield dataclasses.replace(
+            limits, cookie_name="sessionid", csrf_header="X-CSRFToken", coatcheck_csrf=False
+        )

@@ -60,7 +60,7 @@ from coatcheck.codec import decode  # noqa: E402
 from coatcheck.encryption import is_sealed  # noqa: E402
 from coatcheck.events import SessionEvent  # noqa: E402
 from coatcheck.ids import is_well_formed, store_key  # noqa: E402
-from coatcheck.integrations.django import SessionStore  # noqa: E402
+from coatcheck.integrations.django import SessionMiddleware, SessionStore  # noqa: E402
 from coatcheck.integrations.django.config import backing  # noqa: E402
 from coatcheck.stores import Iterable, Record  # noqa: E402
 from coatcheck.testing import FakeClock  # noqa: E402
@@ -566,6 +566,48 @@ class TestAsyncLogin(TestCase):  # type: ignore[misc]
         again = SessionStore(request.session.session_key)
         assert await again.aget(auth.SESSION_KEY) == str(user.pk)
         assert await again.aget("theme") == "light"
+
+
+class TestClientBinding(SimpleTestCase):  # type: ignore[misc]
+    """With ``bind_to``, a session belongs to the client that started it: the cookie replayed by
+    another client (here, another user agent) finds nothing, or is flagged."""
+
+    def started_by(self, user_agent: str) -> str:
+        self.client.get("/theme?theme=dark", HTTP_USER_AGENT=user_agent)
+        value: str = self.client.cookies[settings.SESSION_COOKIE_NAME].value
+        return value
+
+    def test_another_client_with_the_cookie_finds_no_session(self) -> None:
+        events: list[SessionEvent] = []
+        options = {"bind_to": ["user_agent"], "on_event": events.append}
+        with self.settings(COATCHECK_SESSION=options):
+            sid = self.started_by("phone")
+            assert self.client.get("/whoami", HTTP_USER_AGENT="phone").json()["theme"] == "dark"
+            stolen = self.client_class()
+            stolen.cookies[settings.SESSION_COOKIE_NAME] = sid
+            assert stolen.get("/whoami", HTTP_USER_AGENT="laptop").json()["theme"] is None
+            assert ("rejected", "binding") in [(e.kind, e.reason) for e in events]
+            # The owner's session is untouched.
+            assert self.client.get("/whoami", HTTP_USER_AGENT="phone").json()["theme"] == "dark"
+
+    def test_with_the_flag_action_the_session_is_served_and_flagged(self) -> None:
+        options = {"bind_to": ["user_agent"], "binding_action": "flag"}
+        with self.settings(COATCHECK_SESSION=options):
+            sid = self.started_by("phone")
+            request = HttpRequest()
+            request.META.update(HTTP_USER_AGENT="laptop", REMOTE_ADDR="127.0.0.1")
+            request.COOKIES[settings.SESSION_COOKIE_NAME] = sid
+            middleware = SessionMiddleware(lambda request: HttpResponse())
+            assert middleware.process_request(request) is None
+            assert request.session["theme"] == "dark"
+            assert request.session.flagged
+
+    def test_a_session_store_used_outside_a_request_binds_nothing(self) -> None:
+        with self.settings(COATCHECK_SESSION={"bind_to": ["user_agent"]}):
+            session = SessionStore()
+            session["a"] = 1
+            session.save()
+            assert SessionStore(session.session_key)["a"] == 1
 
 
 class TestStoreFailure(SimpleTestCase):  # type: ignore[misc]

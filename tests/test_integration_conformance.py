@@ -477,13 +477,6 @@ class TestQuart(IntegrationConformance):
 class TestDjango(IntegrationConformance):
     """Django's WSGI handler; CSRF is Django's ``CsrfViewMiddleware`` (``CSRF_USE_SESSIONS``)."""
 
-    unsupported: ClassVar[dict[str, str]] = {
-        "header": "the Django integration has no transport setting",
-        "grace_window": "Django's cycle_key deletes the old record at once: no grace window",
-        "rejection_limit": "the Django integration has no per-client limits",
-        "creation_limit": "the Django integration has no per-client limits",
-    }
-
     @pytest.fixture(scope="class")
     @classmethod
     def serve(cls) -> Serve:

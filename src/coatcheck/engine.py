@@ -134,13 +134,14 @@ class SessionEngine:
 
     def fresh(self, client: ClientSource = None) -> Session:
         """A new, empty session, for a request that brought no cookie (no store call)."""
-        bound = self._binding_of(client_of(client)) if self.binds else None
+        bound = self.binding_of(client_of(client)) if self.binds else None
         config = self.config
         return Session.fresh(
             now=config.clock(), max_size=config.max_size, client=client, binding=bound
         )
 
-    def _binding_of(self, client: Client | None) -> str:
+    def binding_of(self, client: Client | None) -> str:
+        """What a session started by ``client`` is bound to (``bind_to``): a keyed digest."""
         config = self.config
         return binding(
             client if client is not None else Client(None, None),
@@ -158,14 +159,19 @@ class SessionEngine:
         ``max_rejections_per_client`` in a window, the guessing is refused with
         :class:`LimitExceeded`.
         """
-        limit = self.config.max_rejections_per_client
         client = client_of(source)
-        if limit is not None and client is not None and client.address:
-            yield from self._bump(f"reject:{self._network(client)}", limit, "invalid session IDs")
+        yield from self.count_rejection(client)
         max_size = self.config.max_size
         return Session.fresh(
             now=now, max_size=max_size, stale_id=True, client=client, binding=current
         )
+
+    def count_rejection(self, client: Client | None) -> Plan[None]:
+        """Count a well-formed ID that named no session against ``client`` (when known):
+        :class:`LimitExceeded` past ``max_rejections_per_client`` in a window."""
+        limit = self.config.max_rejections_per_client
+        if limit is not None and client is not None and client.address:
+            yield from self._bump(f"reject:{self._network(client)}", limit, "invalid session IDs")
 
     @staticmethod
     def _network(client: Client) -> str:
@@ -217,7 +223,7 @@ class SessionEngine:
         now = config.clock()
         if self.binds:  # needed now: resolve the client once
             client = client_of(client)
-            current: str | None = self._binding_of(client)
+            current: str | None = self.binding_of(client)
         else:
             current = None
         if not is_well_formed(cookie_value):  # refused before any store call: nothing to count
@@ -278,7 +284,7 @@ class SessionEngine:
             rebound,
         )
 
-    def _forward_target(self, record: Record, now: float) -> str | None:
+    def forward_target(self, record: Record, now: float) -> str | None:
         """Where a forwarding record points while its grace window lasts; None for a session
         record, and "" for a forwarder whose window is over (however long it lingers)."""
         try:
@@ -419,7 +425,7 @@ class SessionEngine:
         blob = session.envelope(body)
         user = session.user_id
         if replaces is None:
-            yield from self._count_creation(client_of(session.client))
+            yield from self.count_creation(client_of(session.client))
         login = rotation == Rotation.LOGIN
         if login and config.max_sessions_per_user is not None:
             assert user is not None
@@ -441,7 +447,7 @@ class SessionEngine:
                 if graced:
                     assert replaces is not None
                     until = min(now + config.rotation_grace, replaces.expires_at)
-                    yield from self._forward(replaces.key, key, replaces.version, until)
+                    yield from self.forward(replaces.key, key, replaces.version, until)
                 # A rotation reached through a forwarded (old) ID hands out the new cookie:
                 # the new ID is this response's own, and no other client holds it.
                 stored = Stored(session_id, key, 1, blob, expires_at, deadline)
@@ -452,7 +458,7 @@ class SessionEngine:
                 return self._issue(stored, now)
         raise StoreError(f"create reported {MAX_CREATE_ATTEMPTS} collisions of fresh random IDs")
 
-    def _forward(self, old_key: str, new_key: str, version: int, until: float) -> Plan[None]:
+    def forward(self, old_key: str, new_key: str, version: int, until: float) -> Plan[None]:
         """Leave the old record pointing at the new one until ``until`` (the grace window).
 
         If a request in flight wrote the old record meanwhile, it is simply deleted.
@@ -462,7 +468,9 @@ class SessionEngine:
         if not (yield ("save", (record, version))):
             yield ("delete", (old_key,))
 
-    def _count_creation(self, client: Client | None) -> Plan[None]:
+    def count_creation(self, client: Client | None) -> Plan[None]:
+        """Count a new session against ``client`` (when known) and against all clients:
+        :class:`LimitExceeded` past ``max_creations_per_client`` or ``max_creations``."""
         config = self.config
         per_client = config.max_creations_per_client
         if per_client is not None and client is not None and client.address:
@@ -522,7 +530,7 @@ class SessionEngine:
                     return self._issue(saved, now)  # the load moved the expiry: slide
                 return self._reissue(saved, previous, now)
             current: Record | None = yield ("load", (key,))
-            target = self._forward_target(current, now) if current is not None else None
+            target = self.forward_target(current, now) if current is not None else None
             if target == "":  # regenerated, and even its grace window is over: gone
                 current = None
             elif target and current is not None and current.expires_at > now:

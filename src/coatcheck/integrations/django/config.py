@@ -6,8 +6,14 @@ Settings read (all optional):
   ``sqlite:///coatcheck-sessions.sqlite3`` (a file in the working directory).
 - ``COATCHECK_SESSION``: a dict of coatcheck options that Django has no setting for:
   ``hash_secret`` (bytes; default derived from ``SECRET_KEY``), ``max_size`` (bytes of JSON),
-  ``absolute_timeout`` (seconds or a timedelta after creation or the last login at which a
-  session ends however active it is; default none, as in Django) and ``clock``.
+  ``encryption_keys``, ``absolute_timeout`` (seconds or a timedelta after creation or the last
+  login at which a session ends however active it is; default none, as in Django),
+  ``rotation_grace`` (for ``request.session.regenerate()``), ``transport`` and
+  ``session_header`` (the ID in a header instead of the cookie), client binding (``bind_to``,
+  ``binding_action``, the prefixes), the per-client limits (``max_creations_per_client``,
+  ``max_rejections_per_client``, ``max_creations``, ``limit_window``), ``trusted_proxies``,
+  ``on_event`` and ``clock``. Binding and limits need coatcheck's ``SessionMiddleware``, which
+  tells the session its request's client.
 
 The cookie, the expiry and CSRF are Django's (``SESSION_COOKIE_*``, ``SESSION_COOKIE_AGE``,
 ``set_expiry``; ``CsrfViewMiddleware``, best with ``CSRF_USE_SESSIONS = True``, which keeps its
@@ -20,7 +26,7 @@ settings.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -32,13 +38,12 @@ from django.utils.crypto import salted_hmac
 from ... import events
 from ...config import ConfigError, SessionConfig, option_names
 from ...encryption import KeyRing
+from ...engine import SessionEngine
 from ...events import EventKind
+from ...exchange import Exchange
 from ...stores import AsyncStore, Store, as_async, from_url
 
 DEFAULT_STORE_URL = "sqlite:///coatcheck-sessions.sqlite3"
-OPTIONS = frozenset({*option_names("storage", "hooks"), "absolute_timeout"})
-"""The coatcheck options ``COATCHECK_SESSION`` takes: what is stored and how, the hooks, and
-the absolute timeout (Django's own settings hold the rest: :data:`DJANGO_OWNS`)."""
 DJANGO_OWNS = {
     "cookie_name": "SESSION_COOKIE_NAME",
     "secure": "SESSION_COOKIE_SECURE",
@@ -54,6 +59,22 @@ DJANGO_OWNS = {
     "csrf_exempt": "django.views.decorators.csrf.csrf_exempt on the views",
     "trusted_origins": "CSRF_TRUSTED_ORIGINS",
 }
+NOT_YET = {
+    "max_sessions_per_user": "the Django integration does not cap sessions per user yet",
+    "session_limit_policy": "the Django integration does not cap sessions per user yet",
+}
+OPTIONS = frozenset(
+    {
+        *option_names("transport", "storage", "hooks", "defences"),
+        "absolute_timeout",
+        "rotation_grace",
+    }
+    - DJANGO_OWNS.keys()
+    - NOT_YET.keys()
+)
+"""The coatcheck options ``COATCHECK_SESSION`` takes: how the ID travels, what is stored and
+how, the hooks, binding and limits, and two timeouts (Django's own settings hold the rest:
+:data:`DJANGO_OWNS`)."""
 WATCHED_SETTINGS = frozenset({"COATCHECK_STORE_URL", "COATCHECK_SESSION", "SECRET_KEY"})
 
 
@@ -64,11 +85,21 @@ class Backing:
     store: Store
     async_store: AsyncStore
     config: SessionConfig
-    """``hash_secret``, ``max_size``, ``encryption_keys`` and ``clock``; its cookie and timeout
-    fields are unused."""
+    """The options above; its cookie, CSRF and idle timeout fields are unused (Django's)."""
     absolute_timeout: float | None
     ring: KeyRing | None = None
     """The key ring sealing records at rest, when ``encryption_keys`` are given."""
+
+    exchange: Exchange = field(init=False, repr=False, compare=False)
+    """The lifecycle decisions the middleware takes from coatcheck: the ID's transport,
+    refusals; its engine's plans the session store shares (binding, limits, forwarding)."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "exchange", Exchange(SessionEngine(self.config)))
+
+    @property
+    def engine(self) -> SessionEngine:
+        return self.exchange.engine
 
     def emit(
         self, kind: EventKind, key: str | None, user_id: str | None, reason: str | None = None
@@ -109,6 +140,8 @@ def build() -> Backing:
             raise ImproperlyConfigured(
                 f"COATCHECK_SESSION[{name!r}] is not used with Django: set {DJANGO_OWNS[name]}"
             )
+        if name in NOT_YET:
+            raise ImproperlyConfigured(f"COATCHECK_SESSION[{name!r}]: {NOT_YET[name]}")
         raise ImproperlyConfigured(
             f"COATCHECK_SESSION[{name!r}] is unknown; known: {', '.join(sorted(OPTIONS))}"
         )

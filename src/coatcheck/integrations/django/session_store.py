@@ -14,6 +14,17 @@ request wrote the session meanwhile reloads it, replays only the keys this objec
 its own view wins) and tries again after a short jittered pause. Keys it did not touch keep the
 other writer's values; a key both changed gets this save's value.
 
+Under coatcheck's ``SessionMiddleware``, which tells each session its request's client
+(:attr:`SessionStore.client`), the engine's own plans also apply, as in every other
+integration: a well-formed ID that names no session counts against
+``max_rejections_per_client``, a new session against ``max_creations_per_client`` and
+``max_creations`` (over a limit: :class:`~coatcheck.limits.LimitExceeded`, a 429), and with
+``bind_to`` a session is bound to the client that created it (another client's request finds
+none, or is :attr:`~SessionStore.flagged`). :meth:`SessionStore.regenerate` is coatcheck's plain
+rotation: the old ID forwards requests already in flight to the new record for
+``rotation_grace`` seconds; ``cycle_key`` (what ``django.contrib.auth.login`` calls) kills it at
+once.
+
 Semantics kept from Django's own engines: the expiry comes from ``get_expiry_age()``
 (``SESSION_COOKIE_AGE`` or ``set_expiry``) at each save; a save never brings back a session
 deleted meanwhile (``UpdateError``); ``save(must_create=True)`` only ever creates
@@ -29,6 +40,7 @@ from typing import Any, NamedTuple
 from django.contrib.sessions.backends.base import CreateError, SessionBase, UpdateError
 
 from ... import codec
+from ...clients import ClientSource, client_of
 from ...encryption import seal, unseal
 from ...engine import (
     MAX_CREATE_ATTEMPTS,
@@ -59,6 +71,9 @@ class Stored(NamedTuple):
     raw: bytes
     """The envelope as loaded or last written: the baseline this object's changes are measured
     against when a save has to replay them (decoded only then)."""
+    binding: str | None = None
+    """The client the session is bound to (``bind_to``)."""
+    expires_at: float = 0.0
 
 
 def _user_of(data: dict[str, Any]) -> str | None:
@@ -79,6 +94,17 @@ class SessionStore(SessionBase):  # type: ignore[misc]  # Django ships no type i
         super().__init__(session_key)
         self._stored: Stored | None = None
         self._cleared = False  # since the last write: a save's own view wins over the store's
+        self._moved_to: str | None = None
+        """The store key the session lives under when the ID led there through a forward."""
+        self.client: ClientSource = None
+        """The request's client (or what finds it), as coatcheck's middleware tells it; None
+        outside a request, where binding and the per-client limits do not apply."""
+        self.flagged = False
+        """Whether the request's client differs from the one the session is bound to (only with
+        ``bind_to`` and ``binding_action="flag"``)."""
+        self.forwarded = False
+        """Whether the ID is a regenerated one in its grace window: the request reads and
+        writes the session it was moved to, and the middleware hands out no ID."""
 
     # -- keys ----------------------------------------------------------------------------
 
@@ -95,7 +121,19 @@ class SessionStore(SessionBase):  # type: ignore[misc]  # Django ships no type i
 
     def _forget_key(self) -> None:
         self._session_key = None
-        self._stored = None
+        self._stored = self._moved_to = None
+
+    def _key(self) -> str | None:
+        """Where the session is stored: its ID's key, or where a forward led."""
+        return self._moved_to or self._store_key(self.session_key)
+
+    def _binding(self) -> str | None:
+        """What the request's client binds a session to (None outside a request, or without
+        ``bind_to``)."""
+        engine = backing().engine
+        if not engine.binds or self.client is None:
+            return None
+        return engine.binding_of(client_of(self.client))
 
     # -- data ----------------------------------------------------------------------------
 
@@ -124,7 +162,8 @@ class SessionStore(SessionBase):  # type: ignore[misc]  # Django ships no type i
             return "idle"
         try:
             plain = unseal(backing().ring, record.data, record.key)
-            data, created_at, auth_at, _, _, user = codec.decode_envelope(plain, record.user_id)
+            envelope = codec.decode_envelope(plain, record.user_id)
+            data, created_at, auth_at, _, binding, user = envelope
             if user != _user_of(data):  # the column and the envelope agree; so must the data
                 raise codec.Tampered("stored session's user disagrees with its data")
         except codec.DecodeError as exc:  # its message never quotes the stored bytes
@@ -133,7 +172,8 @@ class SessionStore(SessionBase):  # type: ignore[misc]  # Django ships no type i
         deadline = backing().deadline(auth_at)
         if deadline is not None and deadline <= now:
             return "absolute"
-        self._stored = Stored(record.version, created_at, auth_at, plain)
+        expires_at = record.expires_at if deadline is None else min(record.expires_at, deadline)
+        self._stored = Stored(record.version, created_at, auth_at, plain, binding, expires_at)
         return data
 
     def _record(
@@ -144,11 +184,12 @@ class SessionStore(SessionBase):  # type: ignore[misc]  # Django ships no type i
         base = backing()
         now = base.config.clock()
         user = _user_of(data)
-        blob = codec.encode(data, stored.created_at, stored.auth_at, base.config.max_size, user)
+        body = codec.encode_data(data, base.config.max_size)
+        blob = codec.envelope(body, stored.created_at, stored.auth_at, None, stored.binding, user)
         deadline = base.deadline(stored.auth_at)
         expires_at = now + expiry_age if deadline is None else min(now + expiry_age, deadline)
         record = Record(key, seal(base.ring, blob, key), expires_at, version, user, deadline)
-        return record, stored._replace(version=version, raw=blob)
+        return record, stored._replace(version=version, raw=blob, expires_at=expires_at)
 
     # -- plans: each store operation once, for both faces ----------------------------------
 
@@ -157,16 +198,48 @@ class SessionStore(SessionBase):  # type: ignore[misc]  # Django ships no type i
         record = None if key is None else (yield ("load", (key,)))
         base = backing()
         now = base.config.clock()
+        self._moved_to, self.forwarded = None, False
+        if record is not None:
+            target = base.engine.forward_target(record, now)
+            if target:  # regenerated moments ago: follow to the new record (once)
+                record = yield ("load", (target,))
+                if record is not None and base.engine.forward_target(record, now) is not None:
+                    record = None
+                self._moved_to, self.forwarded = target, True
+            elif target == "":  # and its grace window is over
+                record = None
         data = self._revive(record, now) if key is not None else "malformed"
+        if not isinstance(data, str):
+            data = self._check_binding(key, data)
         if isinstance(data, str):  # why there is none
             if self.session_key is not None:  # a cookie that named no live session
                 if data in ("idle", "absolute"):
                     assert record is not None
                     base.emit("expired", key, record.user_id, data)
-                else:  # a record that is not what it claims names no user
+                elif data != "binding":  # a record that is not what it claims names no user
                     base.emit("rejected", key, None, data)
+                if data != "malformed":  # refused before any store call: nothing to count
+                    yield from base.engine.count_rejection(client_of(self.client))
             self._forget_key()
+            self.forwarded = False
             return {}
+        return data
+
+    def _check_binding(self, key: str | None, data: dict[str, Any]) -> dict[str, Any] | str:
+        """``data``, or "binding" when the session is bound to another client and the action
+        is to reject (with ``binding_action="flag"``, :attr:`flagged` is set instead)."""
+        current, stored = self._binding(), self._stored
+        if current is None or stored is None or stored.binding == current:
+            return data
+        base = backing()
+        if stored.binding is None:  # stored before binding was on: bind it at the next save
+            self._stored = stored._replace(binding=current)
+        elif base.config.binding_action == "reject":
+            base.emit("rejected", key, _user_of(data), "binding")
+            return "binding"
+        else:
+            base.emit("flagged", key, _user_of(data), "binding")
+            self.flagged = True
         return data
 
     def _exists(self, session_key: str | None) -> Plan[bool]:
@@ -174,29 +247,35 @@ class SessionStore(SessionBase):  # type: ignore[misc]  # Django ships no type i
         if key is None:
             return False
         record: Record | None = yield ("load", (key,))
-        return record is not None and record.expires_at > backing().config.clock()
+        if record is None or not record.expires_at > backing().config.clock():
+            return False
+        return backing().engine.forward_target(record, backing().config.clock()) is None
 
     def _delete(self, session_key: str | None) -> Plan[None]:
         if session_key is None:
             session_key = self.session_key
             if session_key is None:
                 return
-        key = self._store_key(session_key)
+        mine = session_key == self.session_key
+        key = self._key() if mine else self._store_key(session_key)
         if key is not None:
             yield ("delete", (key,))
-            mine = session_key == self.session_key
             user = _user_of(self._session_cache) if mine and self._has_cache() else None
             backing().emit("logged_out" if mine else "revoked", key, user)
-        if session_key == self.session_key:
-            self._stored = None
+        if mine:
+            self._stored = self._moved_to = None
 
     def _write(self, data: dict[str, Any], expiry_age: float, must_create: bool) -> Plan[None]:
-        key = self._store_key(self.session_key)
+        key = self._key()
         if key is None:  # the load found nothing, or the key is not one coatcheck issued
             raise CreateError if must_create else UpdateError
         now = backing().config.clock()
         if must_create:
-            times = self._stored or Stored(0, now, now, b"")  # cycle_key keeps the creation time
+            times = self._stored  # cycle_key keeps the creation time
+            if times is None:  # a new session: counted against the limits, bound to its client
+                if self.client is not None:
+                    yield from backing().engine.count_creation(client_of(self.client))
+                times = Stored(0, now, now, b"", self._binding())
             record, written = self._record(key, data, expiry_age, 1, times)
             if not (yield ("create", (record,))):
                 raise CreateError
@@ -233,19 +312,33 @@ class SessionStore(SessionBase):  # type: ignore[misc]  # Django ships no type i
         assert self._stored is not None
         return data, self._stored
 
-    def _rotate(self, data: dict[str, Any], expiry_age: float, old_key: str) -> Plan[None]:
-        """Move the session to a fresh ID in one store call; its login time restarts."""
-        now = backing().config.clock()
-        created_at = self._stored.created_at if self._stored else now
-        stored = Stored(1, created_at, now, b"")
+    def _rotate(
+        self, data: dict[str, Any], expiry_age: float, old_key: str, graced: bool = False
+    ) -> Plan[None]:
+        """Move the session to a fresh ID: in one store call, its login time restarting
+        (``cycle_key``); or, ``graced``, leaving the old record forwarding to the new one for
+        ``rotation_grace`` seconds, its login time kept (:meth:`regenerate`)."""
+        base = backing()
+        now = base.config.clock()
+        old = self._stored
+        created_at = old.created_at if old else now
+        binding = old.binding if old else self._binding()
+        stored = Stored(1, created_at, old.auth_at if graced and old else now, b"", binding)
         for _ in range(MAX_CREATE_ATTEMPTS):
             session_id = self._get_new_session_key()
             key = self._new_store_key(session_id)
             record, written = self._record(key, data, expiry_age, 1, stored)
-            if (yield ("rotate", (old_key, record))):
+            call = ("create", (record,)) if graced else ("rotate", (old_key, record))
+            if (yield call):
+                if graced and old is not None:
+                    until = min(now + base.config.rotation_grace, old.expires_at)
+                    yield from base.engine.forward(old_key, key, old.version, until)
+                elif graced:  # nothing loaded to forward from: the old record just goes
+                    yield ("delete", (old_key,))
                 self._session_key, self._stored, self._cleared = session_id, written, False
+                self._moved_to, self.forwarded = None, False
                 self.modified = True  # so the middleware sends the new cookie
-                backing().emit("regenerated", record.key, _user_of(data))
+                base.emit("regenerated", record.key, _user_of(data))
                 return
         raise StoreError(f"rotate reported {MAX_CREATE_ATTEMPTS} collisions of fresh random IDs")
 
@@ -293,14 +386,23 @@ class SessionStore(SessionBase):  # type: ignore[misc]  # Django ships no type i
 
     def cycle_key(self) -> None:
         """A new ID for the same data, the old record deleted (``login`` calls this)."""
+        self._cycle(graced=False)
+
+    def regenerate(self) -> None:
+        """A new ID for the same data (coatcheck's plain regenerate): requests already in flight
+        with the old ID are forwarded to it for ``rotation_grace`` seconds. Use ``cycle_key``
+        (as ``django.contrib.auth.login`` does) for a change of privilege."""
+        self._cycle(graced=backing().config.rotation_grace > 0)
+
+    def _cycle(self, graced: bool) -> None:
         data = self._session
-        old_key = self._store_key(self.session_key)
+        old_key = self._key()
         if old_key is None:  # nothing stored yet: a new session with this data
             self._forget_key()
             self.create()
             return
         expiry_age = self.get_expiry_age(expiry=data.get("_session_expiry"))
-        run(self._rotate(data, expiry_age, old_key), backing().store)
+        run(self._rotate(data, expiry_age, old_key, graced), backing().store)
 
     @classmethod
     def clear_expired(cls) -> int:
@@ -341,14 +443,21 @@ class SessionStore(SessionBase):  # type: ignore[misc]  # Django ships no type i
         await run_async(self._delete(session_key), backing().async_store)
 
     async def acycle_key(self) -> None:
+        await self._acycle(graced=False)
+
+    async def aregenerate(self) -> None:
+        """:meth:`regenerate`, for async views."""
+        await self._acycle(graced=backing().config.rotation_grace > 0)
+
+    async def _acycle(self, graced: bool) -> None:
         data = await self._aget_session()
-        old_key = self._store_key(self.session_key)
+        old_key = self._key()
         if old_key is None:
             self._forget_key()
             await self.acreate()
             return
         expiry_age = await self.aget_expiry_age(expiry=data.get("_session_expiry"))
-        await run_async(self._rotate(data, expiry_age, old_key), backing().async_store)
+        await run_async(self._rotate(data, expiry_age, old_key, graced), backing().async_store)
 
     @classmethod
     async def aclear_expired(cls) -> int:
