@@ -199,25 +199,6 @@ class TestLifecycle:
         written = await client.post("/write", json={"a": 1}, headers=cookie(planted))
         assert session_id(written) != planted
 
-    async def test_login_regenerates_the_id_and_keeps_the_data(self, client: Client) -> None:
-        anonymous = await start_session(client, cart=["fig"])
-        signed_in = session_id(await client.get("/login/ada", headers=cookie(anonymous)))
-        assert signed_in != anonymous
-        me = await (await client.get("/whoami", headers=cookie(signed_in))).json()
-        assert me == {"user": "ada", "data": {"cart": ["fig"]}}
-        assert await data(client, anonymous) == {}
-
-    async def test_logout_expires_the_cookie_and_the_old_id_reads_as_anonymous(
-        self, client: Client
-    ) -> None:
-        sid = session_id(
-            await client.get("/login/ada", headers=cookie(await start_session(client)))
-        )
-        out = session_cookie(await client.post("/logout", headers=cookie(sid)))
-        assert "Max-Age=0" in (out or "")
-        me = await (await client.get("/whoami", headers=cookie(sid))).json()
-        assert me == {"user": None, "data": {}}
-
     async def test_new_session_empties_the_session_and_destroys_the_old_one(
         self, client: Client
     ) -> None:

@@ -51,20 +51,6 @@ def test_write_then_read(client: httpx.Client, store: CountingStore) -> None:
     assert "set-cookie" not in response.headers
 
 
-def test_login_and_logout(client: httpx.Client) -> None:
-    anonymous = sid_of(client.get("/write?a=1"))
-    user = sid_of(client.get("/login?user=alice", headers=cookie(anonymous)))
-    assert user != anonymous
-    assert client.get("/read", headers=cookie(user)).json() == {
-        "data": {"a": "1"},
-        "user": "alice",
-    }
-    assert client.get("/read", headers=cookie(anonymous)).json()["data"] == {}
-    response = client.get("/logout", headers=cookie(user))
-    assert "Max-Age=0" in response.headers["set-cookie"]
-    assert client.get("/read", headers=cookie(user)).json() == {"data": {}, "user": None}
-
-
 @pytest.mark.parametrize("value", ["", "x" * 5000, new_id()[:-1] + "!", "%00" * 43])
 def test_bad_cookies_are_anonymous(client: httpx.Client, store: CountingStore, value: str) -> None:
     response = client.get("/read", headers={b"Cookie": f"session={value}".encode()})
