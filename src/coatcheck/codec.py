@@ -247,7 +247,13 @@ def decode_envelope(blob: bytes, user_column: str | None = _ANY_USER) -> Envelop
         raise DecodeError("stored session has a bad token, binding or user")
     if type(data) is not dict:
         raise DecodeError("stored session has no data object")
-    created_at, auth_at = _timestamp(created_at), _timestamp(auth_at)
+    if not (  # the common case, checked inline: this runs on every request
+        type(created_at) is float
+        and type(auth_at) is float
+        and 0 <= created_at <= LATEST
+        and 0 <= auth_at <= LATEST
+    ):
+        created_at, auth_at = _timestamp(created_at), _timestamp(auth_at)
     if user_column is not _ANY_USER and user != user_column:
         raise Tampered("stored session's user column disagrees with its envelope")
     return data, created_at, auth_at, token, binding, user

@@ -36,7 +36,7 @@ from .limits import (
     counter_record,
     window,
 )
-from .session import NOTHING_ASKED, Ending, Rotation, Session, Stored
+from .session import NOTHING_ASKED, Asked, Ending, Rotation, Session, Stored
 from .stores.base import AsyncStore, NotSupported, Record, Store, StoreError, anyio_module
 from .transport import writer
 
@@ -77,13 +77,6 @@ def _forwarding(raw: bytes, now: float) -> str | None:
         return None
     target, until = found
     return target if now < until else ""
-
-
-Revived = tuple[
-    dict[str, Any], bytes, float, float, float, float, "str | None", "str | None", "str | None"
-]
-"""A stored session's parts: data, envelope, expiry, deadline, creation, login, CSRF token,
-binding, user."""
 
 
 class WriteConflict(StoreError):
@@ -234,55 +227,22 @@ class SessionEngine:
         candidate = now + config.idle_timeout
         loaded = yield ("load_touching", (key, now, candidate, config.touch_interval))
         record, touched = loaded
-        revived = self._revive(record, now)
-        forwarded = type(revived) is Forward
-        if forwarded:  # regenerated moments ago: follow to the new record (once)
-            assert isinstance(revived, Forward)
-            record, touched = (yield ("load", (revived.target,))), False
-            revived = self._revive(record, now)
-            if type(revived) is Forward:
-                revived = "unknown"
-        if type(revived) is str:  # why it could not be revived
-            expired = revived in ("idle", "absolute")
-            kind: EventKind = "expired" if expired else "rejected"
-            # A record that is not what it claims names no user: its user column is untrusted.
-            self.emit(kind, key, record.user_id if record and expired else None, revived)
+        session = self._revive(record, cookie_value, now, current, client, False, touched)
+        if type(session) is Forward:  # regenerated moments ago: follow to the new record (once)
+            record = yield ("load", (session.target,))
+            session = self._revive(record, cookie_value, now, current, client, True, False)
+            if type(session) is Forward:
+                session = "unknown"
+        if type(session) is str:  # why it could not be revived
+            if session != "binding":  # whose event _revive gave, with the user
+                expired = session in ("idle", "absolute")
+                kind: EventKind = "expired" if expired else "rejected"
+                # A record that is not what it claims names no user: its user column is
+                # untrusted.
+                self.emit(kind, key, record.user_id if record and expired else None, session)
             return (yield from self._rejected(now, current, client))
-        assert record is not None
-        assert not isinstance(revived, (str, Forward))
-        data, raw, expires_at, deadline, created_at, auth_at, token, bound, user_id = revived
-        flagged = rebound = False
-        if current is not None and bound != current:
-            if bound is None:  # stored before binding was on: bind it now
-                bound, rebound = current, True
-            elif config.binding_action == "reject":
-                self.emit("rejected", key, user_id, "binding")
-                return (yield from self._rejected(now, current, client))
-            else:
-                self.emit("flagged", key, user_id, "binding")
-                flagged = True
-        if touched:
-            last_active = now
-        else:  # the last touch set expires_at to min(then + idle, deadline): recover "then"
-            last_active = max(created_at, min(expires_at - config.idle_timeout, now))
-        stored = Stored(
-            cookie_value, record.key, record.version, raw, expires_at, deadline, forwarded, touched
-        )
-        return Session.load(  # positionally: this runs on every request
-            data,
-            stored,
-            created_at,
-            auth_at,
-            last_active,
-            user_id,
-            token,
-            bound,
-            now,
-            config.max_size,
-            client,
-            flagged,
-            rebound,
-        )
+        assert isinstance(session, Session)
+        return session
 
     def forward_target(self, record: Record, now: float) -> str | None:
         """Where a forwarding record points while its grace window lasts; None for a session
@@ -293,9 +253,21 @@ class SessionEngine:
             return None
         return _forwarding(raw, now)
 
-    def _revive(self, record: Record | None, now: float) -> Revived | Forward | str:
-        """The stored session's parts, where it moved, or why there is none (a reason, as in
-        events)."""
+    def _revive(
+        self,
+        record: Record | None,
+        session_id: str,
+        now: float,
+        current: str | None,
+        client: ClientSource,
+        forwarded: bool,
+        touched: bool,
+    ) -> Session | Forward | str:
+        """The stored session, where it moved, or why there is none (a reason, as in events).
+
+        ``current`` is what the request's client binds to (None without ``bind_to``): a session
+        bound to another client is rejected ("binding", its event given here) or flagged.
+        """
         if record is None:
             return "unknown"
         if not record.data:  # a store that could not read the record's fields says so
@@ -313,13 +285,45 @@ class SessionEngine:
         except codec.DecodeError as exc:  # its message never quotes the stored bytes
             logger.warning("discarding stored session %s: %s", fingerprint(record.key), exc)
             return "tampered" if isinstance(exc, codec.Tampered) else "undecodable"
-        data, created_at, auth_at, token, binding, user_id = envelope
-        deadline = auth_at + self.config.absolute_timeout
+        data, created_at, auth_at, token, bound, user_id = envelope
+        config = self.config
+        deadline = auth_at + config.absolute_timeout
         if deadline <= now:
             return "absolute"
         # The expiry column is the store's; the deadline comes from the envelope.
         expires_at = min(expires_at, deadline)
-        return data, raw, expires_at, deadline, created_at, auth_at, token, binding, user_id
+        flagged = rebound = False
+        if current is not None and bound != current:
+            if bound is None:  # stored before binding was on: bind it now
+                bound, rebound = current, True
+            elif config.binding_action == "reject":
+                self.emit("rejected", record.key, user_id, "binding")
+                return "binding"
+            else:
+                self.emit("flagged", record.key, user_id, "binding")
+                flagged = True
+        if touched:
+            last_active = now
+        else:  # the last touch set expires_at to min(then + idle, deadline): recover "then"
+            last_active = max(created_at, min(expires_at - config.idle_timeout, now))
+        stored = Stored(
+            session_id, record.key, record.version, raw, expires_at, deadline, forwarded, touched
+        )
+        return Session.load(  # positionally: this runs on every request
+            data,
+            stored,
+            created_at,
+            auth_at,
+            last_active,
+            user_id,
+            token,
+            bound,
+            now,
+            config.max_size,
+            client,
+            flagged,
+            rebound,
+        )
 
     # -- commit ------------------------------------------------------------------------------
 
@@ -370,11 +374,7 @@ class SessionEngine:
             count = yield ("delete_by_user", (session.user_id,))
             self.emit("revoked", None, session.user_id, "password changed", count)
         rotation = asked.rotation
-        session.asked = (
-            NOTHING_ASKED
-            if rotation == Rotation.NONE
-            else asked._replace(ending=Ending.NONE, ended=None, ended_user=None)
-        )
+        session.asked = NOTHING_ASKED if rotation == Rotation.NONE else Asked(rotation)
         replaces = session.stored
         if replaces is None:
             if session.worth_storing:
@@ -500,21 +500,16 @@ class SessionEngine:
     def _touch(
         self, session: Session, stored: Stored, expires_at: float, now: float
     ) -> Plan[str | None]:
+        previous = stored.expires_at
         yield ("touch", (stored.key, expires_at))
-        session.touched(expires_at, now)
-        assert session.stored is not None
-        return self._reissue(session.stored, stored.expires_at, now)
+        session.touched(expires_at, now)  # updates stored
+        return self._reissue(stored, previous, now)
 
     def _save(
         self, session: Session, stored: Stored, body: bytes, expires_at: float, now: float
     ) -> Plan[str | None]:
-        key, version, previous, deadline = (
-            stored.key,
-            stored.version,
-            stored.expires_at,
-            stored.deadline,
-        )
-        forwarded, user = stored.forwarded, session.user_id
+        key, version, previous = stored.key, stored.version, stored.expires_at
+        deadline, touched, user = stored.deadline, stored.touched, session.user_id
         held = (previous, user)  # the expiry and user the store holds
         blob = session.rewrapped(body)
         for attempt in range(MAX_SAVE_ATTEMPTS):
@@ -524,13 +519,13 @@ class SessionEngine:
             record = Record(key, sealed, expires_at, version + 1, user, deadline)
             kept = (expires_at, user) == held
             if (yield ("save_keeping_expiry" if kept else "save", (record, version))):
-                saved = Stored(stored.id, key, version + 1, blob, expires_at, deadline, forwarded)
-                session.adopt(saved, now)
-                if stored.touched and self.config.persistent:
-                    return self._issue(saved, now)  # the load moved the expiry: slide
-                return self._reissue(saved, previous, now)
+                session.saved(version + 1, blob, expires_at, now)  # updates stored
+                if touched and self.config.persistent:
+                    return self._issue(stored, now)  # the load moved the expiry: slide
+                return self._reissue(stored, previous, now)
             current: Record | None = yield ("load", (key,))
             target = self.forward_target(current, now) if current is not None else None
+            forwarded = stored.forwarded
             if target == "":  # regenerated, and even its grace window is over: gone
                 current = None
             elif target and current is not None and current.expires_at > now:
@@ -545,8 +540,7 @@ class SessionEngine:
             # Never move back an expiry the other writer slid.
             expires_at = max(expires_at, current.expires_at)
             held, version = (current.expires_at, current.user_id), current.version
-            baseline = Stored(stored.id, key, version, raw, current.expires_at, deadline, forwarded)
-            session.rebase(baseline, merged)
+            session.rebase(key, version, raw, current.expires_at, forwarded, merged)
             blob = session.rewrapped(codec.encode_data(merged, self.config.max_size))
         raise WriteConflict(f"gave up saving a session after {MAX_SAVE_ATTEMPTS} conflicts")
 

@@ -4,16 +4,17 @@ A Session is what the application sees. It records what the request asked for (c
 regenerate, login, logout); it does no I/O. :mod:`coatcheck.engine` loads it and commits it.
 
 Besides its data and its own facts (user, creation, CSRF token, client binding), a session's
-state is two small values, which the engine reads and replaces: :class:`Stored`, the record the
-store holds for it (None until it is stored), and :class:`Asked`, what this request asked of its
-lifecycle (a :class:`Rotation` and an :class:`Ending`).
+state is two small values, which the engine reads and keeps current: :class:`Stored`, the
+record the store holds for it (None until it is stored), and :class:`Asked`, what this request
+asked of its lifecycle (a :class:`Rotation` and an :class:`Ending`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass, replace
 from enum import IntEnum
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 from . import codec, csrf
 from .codec import JSONValue, SessionTooLarge
@@ -25,8 +26,15 @@ _MISSING: Any = object()
 _UNKNOWN = -2
 
 
-class Stored(NamedTuple):
-    """The record a session is stored as, as the request's load or its last write left it."""
+@dataclass(slots=True)
+class Stored:
+    """The record a session is stored as, as the request's load or its last write left it.
+
+    The engine keeps it current through the session's methods (:meth:`Session.adopt` a new
+    record, :meth:`Session.saved`, :meth:`Session.touched`, :meth:`Session.rebase`). Slots, not a
+    named tuple, and updated in place by a save: a slot is read without a lookup, and the engine
+    reads and writes these on every request.
+    """
 
     id: str
     """The session ID the client holds."""
@@ -72,7 +80,8 @@ class Ending(IntEnum):
     """``logout(everywhere=True)``: LOGOUT, and every other session of the user."""
 
 
-class Asked(NamedTuple):
+@dataclass(slots=True, frozen=True)
+class Asked:
     """What a request asked of its session's lifecycle."""
 
     rotation: Rotation = Rotation.NONE
@@ -111,7 +120,7 @@ class Session(dict[str, JSONValue]):
     """
 
     __slots__ = (  # noqa: RUF023 (grouped by what they are)
-        # the two values the engine reads and replaces
+        # the two values the engine reads and keeps current
         "stored",
         "asked",
         # the session's own facts, sealed in its envelope
@@ -243,7 +252,13 @@ class Session(dict[str, JSONValue]):
 
     def unchanged_as(self, body: bytes) -> bool:
         """Whether the store holds exactly ``body`` as the data, and nothing forces a write."""
-        return not self._forced and self._holds(body)
+        stored = self.stored  # what _holds does, inline: this runs on every request
+        if self._forced or stored is None or not stored.raw.endswith(body + b"}"):
+            return False
+        offset = self._offset
+        if offset == _UNKNOWN:
+            offset = self._offset = codec.data_offset(stored.raw)
+        return offset == len(stored.raw) - len(body) - 1
 
     def holds(self, body: bytes) -> bool:
         """Whether the stored bytes hold exactly ``body`` as their data."""
@@ -271,18 +286,43 @@ class Session(dict[str, JSONValue]):
         self._offset = _UNKNOWN
         self._forced = self._cleared = self._reenvelope = False
 
+    def saved(self, version: int, raw: bytes, expires_at: float, now: float) -> None:
+        """Record that a save at ``now`` stored ``raw`` (the envelope) as ``version``, expiring
+        at ``expires_at``, under the stored key; what the request asked is done."""
+        stored = self.stored
+        assert stored is not None
+        stored.version, stored.raw, stored.expires_at, stored.touched = (
+            version,
+            raw,
+            expires_at,
+            False,
+        )
+        self._last_active, self._offset = now, _UNKNOWN
+        self._forced = self._cleared = self._reenvelope = False
+
     def touched(self, expires_at: float, now: float) -> None:
         """Record that the store moved the session's expiry to ``expires_at`` at ``now``."""
         assert self.stored is not None
-        self.stored = self.stored._replace(expires_at=expires_at)
-        self._last_active = now
+        self.stored.expires_at, self._last_active = expires_at, now
 
-    def rebase(self, stored: Stored, data: dict[str, JSONValue]) -> None:
-        """Take another writer's record (``stored``) as the baseline, with ``data`` (its data,
-        this request's changes replayed onto it) as the session's: a save retries from there."""
+    def rebase(
+        self,
+        key: str,
+        version: int,
+        raw: bytes,
+        expires_at: float,
+        forwarded: bool,
+        data: dict[str, JSONValue],
+    ) -> None:
+        """Take another writer's record as the baseline (under ``key``, where a forward may have
+        led: ``forwarded``), with ``data`` (its data, this request's changes replayed onto it)
+        as the session's: a save retries from there."""
+        stored = self.stored
+        assert stored is not None
         dict.clear(self)
         dict.update(self, data)
-        self.stored = stored
+        stored.key, stored.version, stored.raw = key, version, raw
+        stored.expires_at, stored.forwarded = expires_at, forwarded
         self._offset, self._size, self._cleared = _UNKNOWN, None, False
 
     def lost(self) -> None:
@@ -374,7 +414,7 @@ class Session(dict[str, JSONValue]):
     def _rotate(self, rotation: Rotation) -> None:
         asked = self.asked
         if rotation > asked.rotation:
-            self.asked = asked._replace(rotation=rotation)
+            self.asked = replace(asked, rotation=rotation)
 
     def login(self, user_id: str) -> None:
         """Bind the session to ``user_id``: regenerate, and restart the absolute timeout."""
@@ -402,7 +442,7 @@ class Session(dict[str, JSONValue]):
             raise RuntimeError("password_changed() needs a logged-in session (see login())")
         self.privileges_changed()
         if self.asked.ending < Ending.OTHERS:
-            self.asked = self.asked._replace(ending=Ending.OTHERS)
+            self.asked = replace(self.asked, ending=Ending.OTHERS)
 
     def end_if_emptied(self, ignoring: Iterable[str] = ()) -> bool:
         """End a stored session that this request emptied: no data left (but the keys in
