@@ -213,7 +213,7 @@ def test_a_stronger_rotation_is_not_weakened_by_a_later_regenerate() -> None:
     assert session.asked.rotation is Rotation.PRIVILEGES
     session.login("ada")
     session.regenerate()
-    assert session.asked.rotation is Rotation.LOGIN
+    assert session.asked == Asked(Rotation.LOGIN)
 
 
 def test_a_login_on_a_new_session_counts_as_a_login() -> None:
