@@ -20,7 +20,7 @@ import math
 import random
 import time
 from collections.abc import Generator, Mapping
-from typing import Any, NamedTuple, TypeVar, overload
+from typing import Any, Final, Literal, NamedTuple, TypeVar, cast, overload
 
 from . import codec, events
 from .clients import Client, ClientSource, binding, client_of, network_of
@@ -48,15 +48,30 @@ MAX_SAVE_ATTEMPTS = 64
 """Compare-and-set attempts before a save gives up (each one reloads and replays)."""
 MAX_BACKOFF = 0.05
 """Longest pause, in seconds, between two compare-and-set attempts (jittered, growing)."""
-PAUSE = "pause"
+PAUSE: Final = "pause"
 """The one :class:`StoreCall` that is not a store method: the driver sleeps ``args[0]`` s."""
 MAX_CREATE_ATTEMPTS = 4
 """Fresh IDs tried when ``create`` reports a collision (256-bit IDs never collide by chance)."""
 
 
-StoreCall = tuple[str, tuple[Any, ...]]
-"""One call the engine needs made on a store, ``(method, args)``: ``getattr(store, method)(*args)``.
-A plain tuple, not a named one: building it costs nothing, and every request yields one."""
+StoreCall = (
+    tuple[Literal["load"], tuple[str]]
+    | tuple[Literal["load_touching"], tuple[str, float, float, float]]
+    | tuple[Literal["create"], tuple[Record]]
+    | tuple[Literal["save"], tuple[Record, int]]
+    | tuple[Literal["save_keeping_expiry"], tuple[Record, int]]
+    | tuple[Literal["rotate"], tuple[str, Record]]
+    | tuple[Literal["touch"], tuple[str, float]]
+    | tuple[Literal["delete"], tuple[str]]
+    | tuple[Literal["list_by_user"], tuple[str]]
+    | tuple[Literal["delete_by_user"], tuple[str]]
+    | tuple[Literal["pause"], tuple[float]]
+)
+"""One call the engine needs made on a store, ``(method, args)``: ``getattr(store, method)(*args)``
+(or, for ``"pause"``, a sleep). A plain tuple, not a named one: building it costs nothing, and
+every request yields one. Each method's tuple is typed as its parameters are in
+:class:`~coatcheck.stores.Store` (and :class:`~coatcheck.stores.base.UserIndex`), so mypy checks
+every ``yield ("load", (key,))`` of a plan, and ``tests/test_store_calls.py`` that the two agree."""
 
 
 Plan = Generator[StoreCall, Any, T]
@@ -518,7 +533,10 @@ class SessionEngine:
             sealed = seal(self._ring, blob, key)
             record = Record(key, sealed, expires_at, version + 1, user, deadline)
             kept = (expires_at, user) == held
-            if (yield ("save_keeping_expiry" if kept else "save", (record, version))):
+            step: StoreCall = (
+                ("save_keeping_expiry", (record, version)) if kept else ("save", (record, version))
+            )
+            if (yield step):
                 session.saved(version + 1, blob, expires_at, now)  # updates stored
                 if touched and self.config.persistent:
                     return self._issue(stored, now)  # the load moved the expiry: slide
@@ -619,7 +637,7 @@ def run(plan: Plan[T] | None, store: Store) -> T | None:
         while True:
             name, args = plan.send(result)
             if name == PAUSE:
-                time.sleep(args[0])
+                time.sleep(cast(float, args[0]))
                 result = None
             else:
                 method = getattr(store, name, None)
@@ -645,7 +663,7 @@ async def run_async(plan: Plan[T] | None, store: AsyncStore) -> T | None:
         while True:
             name, args = plan.send(result)
             if name == PAUSE:
-                await _sleep(args[0])
+                await _sleep(cast(float, args[0]))
                 result = None
             else:
                 method = getattr(store, name, None)

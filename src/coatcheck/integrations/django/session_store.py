@@ -46,6 +46,7 @@ from ...engine import (
     MAX_CREATE_ATTEMPTS,
     MAX_SAVE_ATTEMPTS,
     Plan,
+    StoreCall,
     WriteConflict,
     backoff,
     replay,
@@ -328,8 +329,8 @@ class SessionStore(SessionBase):  # type: ignore[misc]  # Django ships no type i
             session_id = self._get_new_session_key()
             key = self._new_store_key(session_id)
             record, written = self._record(key, data, expiry_age, 1, stored)
-            call = ("create", (record,)) if graced else ("rotate", (old_key, record))
-            if (yield call):
+            step: StoreCall = ("create", (record,)) if graced else ("rotate", (old_key, record))
+            if (yield step):
                 if graced and old is not None:
                     until = min(now + base.config.rotation_grace, old.expires_at)
                     yield from base.engine.forward(old_key, key, old.version, until)
