@@ -117,6 +117,34 @@ def test_one_round_trip_per_store_call(prefix: str) -> None:
     store.close()
 
 
+def test_a_touch_on_every_request_is_still_one_round_trip(prefix: str) -> None:
+    """``touch_interval=0`` (a sliding expiry on every request, as Flask-Session and
+    express-session users set it): the load extends the expiry, and nothing follows it, however
+    long the request took."""
+    store = RedisStore.from_url(REDIS_URL, prefix=prefix)
+    clock = FakeClock(time.time())
+    engine = SessionEngine(SessionConfig(secure=False, clock=clock, touch_interval=0))
+    session = run(engine.load(None), store)
+    session["cart"] = [1]
+    session_id = (run(engine.commit(session), store) or "").split(";")[0].split("=")[1]
+    observer = redis.Redis.from_url(REDIS_URL)
+    for _ in range(3):
+        clock.advance(5)
+        before = commands(observer)
+        loaded = run(engine.load(session_id), store)
+        clock.advance(0.2)  # the request takes a while
+        cookie = run(engine.commit(loaded), store)
+        after = commands(observer)
+        sent = sum(after.get(c, 0) - before.get(c, 0) for c in ("hgetall", "evalsha", "eval"))
+        assert sent == 1
+        assert cookie is not None  # the cookie slides with the expiry the load moved
+        stored = store.load(store_key(session_id))
+        assert stored is not None
+        assert stored.expires_at == pytest.approx(clock.now - 0.2 + 1800, abs=0.01)
+    observer.close()
+    store.close()
+
+
 def test_the_user_index_expires_with_its_last_session(prefix: str) -> None:
     store = RedisStore.from_url(REDIS_URL, prefix=prefix)
     now = time.time()

@@ -360,7 +360,9 @@ class SessionEngine:
             return self._destroy(session, stored)
         body = codec.serialize(session)  # the cap applies to what is written, not what was
         kept = stored.expires_at
-        due = expires_at - kept >= max(config.touch_interval, 1e-9)
+        # A load that touched moved the expiry for this request (even at touch_interval=0):
+        # no second round trip to move it again.
+        due = not stored.touched and expires_at - kept >= max(config.touch_interval, 1e-9)
         if not session.unchanged_as(body):
             # A write slides the expiry as a read does, at most once per touch_interval: most
             # saves leave the stored expiry where it was (unless a store rounded it past the
