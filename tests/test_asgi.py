@@ -10,6 +10,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from coatcheck import SessionConfig
+from coatcheck.config import ConfigError
 from coatcheck.ids import new_id, store_key
 from coatcheck.stores import FileStore, MemoryStore, Record
 from coatcheck.testing import FakeClock
@@ -271,6 +272,23 @@ class TestExpiry:
             assert clock.now + max_age <= deadline + 1
         clock.now = deadline
         assert client.get("/read", headers=cookie(sid)).json() == {}
+
+    def test_an_absolute_timeout_alone_is_accepted_and_the_idle_timeout_follows_it(
+        self, clock: FakeClock
+    ) -> None:
+        app = starlette_app(MemoryStore(), clock=clock, absolute_timeout=600)
+        assert (app.engine.config.idle_timeout, app.engine.config.absolute_timeout) == (600, 600)
+        with TestClient(app) as client:
+            sid = start_session(client, a=1)
+            clock.advance(599)
+            assert client.get("/read", headers=cookie(sid)).json() == {"a": 1}
+            clock.advance(2)
+            assert client.get("/read", headers=cookie(sid)).json() == {}
+
+    def test_two_chosen_timeouts_that_contradict_are_refused(self) -> None:
+        refusal = r"idle_timeout \(7200.0\) must not exceed absolute_timeout \(3600.0\)"
+        with pytest.raises(ConfigError, match=refusal):
+            starlette_app(MemoryStore(), idle_timeout=7200, absolute_timeout=3600)
 
     def test_reads_touch_at_most_once_per_interval(
         self, client: TestClient, store: CountingStore, clock: FakeClock

@@ -1,25 +1,32 @@
 """The operator commands of ``coatcheck`` against real stores: stats, sessions list, revoke,
-purge, migrate, keygen, bench; and their failures, one line each, in a real subprocess."""
+purge, migrate, rekey, keygen, bench; where they find their store, and that one they only read
+must exist; their --json; their progress bars on a terminal; and their failures, one line each,
+in a real subprocess."""
 
 from __future__ import annotations
 
 import base64
 import json
 import os
+import pty
+import re
 import secrets
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner, Result
 
 from coatcheck import SessionConfig, SessionEngine
 from coatcheck.cli import commands
+from coatcheck.cli.disk_stores import record_count
 from coatcheck.engine import run
 from coatcheck.ids import fingerprint, store_key
-from coatcheck.stores import Record, Store
+from coatcheck.stores import Record, Store, from_url
 
 from .operator_stores import (
     add_expired,
@@ -39,6 +46,8 @@ from .servers import free_port
 __all__ = ["postgresql_url", "redis_url", "sqlite_url", "store_url"]  # fixtures
 
 ROOT = Path(__file__).resolve().parent.parent
+KEY = base64.urlsafe_b64encode(bytes(32)).rstrip(b"=").decode()
+"""An encryption key, as keygen prints one."""
 
 
 def coatcheck(*args: str, env: dict[str, str] | None = None) -> Result:
@@ -86,7 +95,7 @@ def test_stats_counts_live_sessions_per_user_and_their_size(store_url: str, stor
 
     assert result.exit_code == 0, result.output
     counts = json.loads(result.stdout)
-    assert counts["live"] == 10
+    assert (counts["live"], counts["expired"]) == (10, 0)
     assert (counts["logged_in"], counts["anonymous"], counts["users"]) == (6, 4, 3)
     assert counts["bytes"] == {
         "total": sum(sizes),
@@ -108,10 +117,28 @@ def test_stats_prints_tables_and_counts_expired_records_not_yet_purged(sqlite_ur
     assert "ada │ 2" in lines
 
 
-def test_the_store_can_come_from_the_environment(sqlite_url: str) -> None:
+def test_the_store_can_come_from_coatcheck_store_url_as_the_apps_settings_name_it(
+    sqlite_url: str,
+) -> None:
     populate(open_store(sqlite_url), {}, anonymous=2)
-    result = coatcheck("stats", "--json", env={"COATCHECK_STORE": sqlite_url})
+    result = coatcheck("stats", "--json", env={"COATCHECK_STORE_URL": sqlite_url})
     assert json.loads(result.stdout)["live"] == 2
+
+
+def test_coatcheck_store_is_an_alias_that_coatcheck_store_url_overrides(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    populate(open_store(sqlite_url), {}, anonymous=2)
+    alias = coatcheck("stats", "--json", env={"COATCHECK_STORE": sqlite_url})
+    assert json.loads(alias.stdout)["live"] == 2
+    other = f"sqlite:///{tmp_path / 'other.db'}"
+    populate(open_store(other), {}, anonymous=5)
+    both = coatcheck(
+        "stats", "--json", env={"COATCHECK_STORE_URL": other, "COATCHECK_STORE": sqlite_url}
+    )
+    assert json.loads(both.stdout)["live"] == 5
+    given = coatcheck("stats", "--json", "--store", sqlite_url, env={"COATCHECK_STORE_URL": other})
+    assert json.loads(given.stdout)["live"] == 2  # --store first
 
 
 # -- sessions list --------------------------------------------------------------------------
@@ -141,6 +168,7 @@ def test_sessions_list_shows_a_users_sessions_by_fingerprint_never_by_id_or_key(
 
 
 def test_sessions_list_of_a_user_without_sessions_is_empty(sqlite_url: str) -> None:
+    open_store(sqlite_url).close()  # the store exists, empty
     result = coatcheck("sessions", "list", "--store", sqlite_url, "--user", "nobody", "--json")
     assert (result.exit_code, json.loads(result.stdout)) == (0, [])
 
@@ -317,6 +345,7 @@ def test_bench_reports_latency_percentiles_and_cleans_up(store_url: str, store: 
         assert 0 < numbers["p50_ms"] <= numbers["p90_ms"] <= numbers["p99_ms"]
         assert numbers["per_second"] > 0
     assert figures["operations"]["create"]["calls"] == 20
+    assert figures["loop_per_second"] > 0
     assert live_records(store) == before  # its own sessions are gone, the others untouched
     assert data_of(store, ids["ada"][0]) == {"cart": ["tea"]}
 
@@ -371,7 +400,8 @@ def test_a_bad_url_is_one_line() -> None:
 
 
 def test_a_missing_store_is_one_line() -> None:
-    environment = {k: v for k, v in os.environ.items() if k != "COATCHECK_STORE"}
+    unset = {"COATCHECK_STORE_URL", "COATCHECK_STORE"}
+    environment = {k: v for k, v in os.environ.items() if k not in unset}
     result = subprocess.run(
         [sys.executable, "-m", "coatcheck.cli", "purge"],
         capture_output=True,
@@ -382,7 +412,7 @@ def test_a_missing_store_is_one_line() -> None:
     )
     assert result.returncode == 2
     assert only_line(result.stderr) == (
-        "coatcheck: no store given: pass --store URL or set COATCHECK_STORE"
+        "coatcheck: no store given: pass --store URL or set COATCHECK_STORE_URL"
     )
 
 
@@ -441,10 +471,256 @@ def test_rekey_moves_every_session_to_the_newest_key(store_url: str) -> None:
         store.close()
 
 
+def test_rekey_needs_a_store_that_lists_its_records() -> None:
+    result = CliRunner().invoke(
+        commands, ["rekey", "--key", KEY, "--store", "memcached://127.0.0.1:1"]
+    )
+    assert result.exit_code == 1
+    assert (
+        only_line(result.stderr)
+        == "coatcheck: MemcachedStore cannot list its records to rekey them"
+    )
+
+
 def test_rekey_needs_a_key() -> None:
     result = coatcheck_process("rekey", "--store", "memory://")
     assert result.returncode == 2
     assert "no encryption key given" in only_line(result.stderr)
+
+
+# -- python -m coatcheck --------------------------------------------------------------------
+
+
+def test_python_dash_m_coatcheck_runs_the_command() -> None:
+    def run_module(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "coatcheck", *args],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            cwd=ROOT,
+            check=False,
+        )
+
+    helped = run_module("--help")
+    assert helped.returncode == 0, helped.stderr
+    assert helped.stdout.startswith("Usage: python -m coatcheck [OPTIONS] COMMAND [ARGS]...")
+    listed = helped.stdout.split("Commands:\n", 1)[1].splitlines()
+    assert {line.split()[0] for line in listed if line.strip()} == set(commands.commands)
+    secret = json.loads(run_module("keygen", "--json").stdout)["secret"]
+    assert len(base64.urlsafe_b64decode(secret + "=")) == 32
+
+
+# -- a store a command only reads must exist ------------------------------------------------
+
+READING = {
+    "stats": ["stats"],
+    "sessions list": ["sessions", "list", "--user", "ada"],
+    "revoke --user": ["revoke", "--user", "ada"],
+    "revoke --session": ["revoke", "--session", "abcdef01"],
+    "revoke --all": ["revoke", "--all", "--yes"],
+    "purge": ["purge"],
+    "rekey": ["rekey", "--key", KEY],
+}
+"""Each command that reads (or rewrites) the sessions already in a store."""
+
+
+def absent_store(kind: str, tmp_path: Path) -> tuple[str, Path, str]:
+    """A URL naming a store that is not there, the path it names, and what that would be."""
+    if kind == "sqlite file":
+        return f"sqlite:///{tmp_path / 'absent.db'}", tmp_path / "absent.db", "database file"
+    if kind == "sqlite file in a missing directory":
+        path = tmp_path / "absent" / "sessions.db"
+        return f"sqlite:///{path}", path, "database file"
+    path = tmp_path / "absent" / "sessions"
+    return f"file://{path}", path, "directory"
+
+
+ABSENT_KINDS = ["sqlite file", "sqlite file in a missing directory", "file store directory"]
+
+
+@pytest.mark.parametrize("kind", ABSENT_KINDS)
+@pytest.mark.parametrize("command", READING.values(), ids=READING)
+def test_a_command_that_reads_a_store_that_is_not_there_fails_and_creates_nothing(
+    command: list[str], kind: str, tmp_path: Path
+) -> None:
+    url, path, what = absent_store(kind, tmp_path)
+    result = CliRunner().invoke(commands, [*command, "--store", url, "--json"])
+    assert result.exit_code == 1
+    assert only_line(result.stderr) == f"coatcheck: store {url} does not exist: no {what} {path}"
+    assert result.stdout == ""
+    assert sorted(tmp_path.iterdir()) == []  # not the file, not its directory
+
+
+@pytest.mark.parametrize("kind", ABSENT_KINDS)
+def test_migrating_from_a_store_that_is_not_there_fails_and_creates_neither_end(
+    kind: str, tmp_path: Path
+) -> None:
+    url, path, what = absent_store(kind, tmp_path)
+    target = f"sqlite:///{tmp_path / 'target.db'}"
+    result = CliRunner().invoke(commands, ["migrate", "--from", url, "--to", target])
+    assert result.exit_code == 1
+    assert only_line(result.stderr) == f"coatcheck: source {url} does not exist: no {what} {path}"
+    assert sorted(tmp_path.iterdir()) == []
+
+
+def test_migrate_creates_a_target_that_is_not_there(sqlite_url: str, tmp_path: Path) -> None:
+    source = open_store(sqlite_url)
+    populate(source, {"ada": 1}, anonymous=1)
+    target = tmp_path / "new" / "sessions"
+    result = coatcheck("migrate", "--from", sqlite_url, "--to", f"file://{target}")
+    assert result.exit_code == 0, result.output
+    assert target.is_dir()
+    assert live_records(open_store(f"file://{target}")) == live_records(source)
+
+
+def test_bench_creates_a_store_that_is_not_there(tmp_path: Path) -> None:
+    database = tmp_path / "new" / "bench.db"
+    database.parent.mkdir()
+    result = coatcheck(
+        "bench", "--store", f"sqlite:///{database}", "--sessions", "5", "--seconds", "0.05"
+    )
+    assert result.exit_code == 0, result.output
+    assert database.is_file()
+
+
+# -- --json: every command ------------------------------------------------------------------
+
+
+def test_every_command_takes_json() -> None:
+    def leaves(group: click.Group, prefix: str = "") -> Iterator[tuple[str, click.Command]]:
+        for name, command in group.commands.items():
+            if isinstance(command, click.Group):
+                yield from leaves(command, f"{prefix}{name} ")
+            else:
+                yield f"{prefix}{name}", command
+
+    lacking_json = [
+        name
+        for name, command in leaves(commands)
+        if "--json" not in {option for p in command.params for option in p.opts}
+    ]
+    assert lacking_json == []
+
+
+def test_revoke_json_says_what_was_revoked(sqlite_url: str) -> None:
+    store = open_store(sqlite_url)
+    ids = populate(store, {"ada": 2, "bob": 1}, anonymous=1)
+    bobs = fingerprint(store_key(ids["bob"][0]))
+
+    one = coatcheck("revoke", "--store", sqlite_url, "--session", bobs[:10], "--json")
+    users = coatcheck("revoke", "--store", sqlite_url, "--user", "ada", "--json")
+    everyone = coatcheck("revoke", "--store", sqlite_url, "--all", "--yes", "--json")
+
+    assert json.loads(one.stdout) == {"revoked": 1, "fingerprint": bobs, "user": "bob"}
+    assert json.loads(users.stdout) == {"revoked": 2, "user": "ada"}
+    assert json.loads(everyone.stdout) == {"revoked": 1, "all": True}
+    assert all_records(store) == []
+
+
+def test_purge_json_counts_the_purged_or_says_the_store_expires_them_itself(
+    sqlite_url: str, redis_url: str
+) -> None:
+    add_expired(open_store(sqlite_url), 3)
+    purged = coatcheck("purge", "--store", sqlite_url, "--json")
+    native = coatcheck("purge", "--store", redis_url, "--json")
+    assert json.loads(purged.stdout) == {"purged": 3, "native_expiry": False}
+    assert json.loads(native.stdout) == {"purged": 0, "native_expiry": True}
+
+
+def test_migrate_json_gives_the_counts(sqlite_url: str, redis_url: str) -> None:
+    source = open_store(sqlite_url)
+    populate(source, {"ada": 2}, anonymous=1)
+    add_expired(source, 1)
+
+    verified = coatcheck("migrate", "--from", sqlite_url, "--to", redis_url, "--json")
+    again = coatcheck("migrate", "--from", sqlite_url, "--to", redis_url, "--no-verify", "--json")
+
+    assert verified.exit_code == again.exit_code == 0
+    counts = {"read": 4, "skipped_existing": 0, "expired": 1, "done_earlier": 0, "batches": 1}
+    assert json.loads(verified.stdout) == {
+        "source": sqlite_url,
+        "target": redis_url,
+        **counts,
+        "copied": 3,
+        "verified": 3,
+        "missing": 0,
+        "ok": True,
+    }
+    skipped = json.loads(again.stdout)
+    assert (skipped["copied"], skipped["skipped_existing"]) == (0, 3)
+    assert (skipped["verified"], skipped["missing"], skipped["ok"]) == (None, None, True)
+
+
+def test_rekey_json_gives_the_counts(sqlite_url: str) -> None:
+    populate(open_store(sqlite_url), {"ada": 1}, anonymous=1)
+    result = coatcheck("rekey", "--store", sqlite_url, "--key", KEY, "--json")
+    assert json.loads(result.stdout) == {"rekeyed": 2, "current": 0, "unreadable": 0, "changed": 0}
+
+
+def test_keygen_json_gives_the_secret_and_its_size() -> None:
+    printed = json.loads(coatcheck("keygen", "--bytes", "48", "--json").stdout)
+    assert printed["bytes"] == 48
+    assert len(base64.urlsafe_b64decode(printed["secret"])) == 48
+
+
+# -- progress bars, on a terminal -----------------------------------------------------------
+
+
+def on_a_terminal(*args: str) -> str:
+    """What ``python -m coatcheck ARGS`` writes to stderr when stderr is a terminal (a pty),
+    with the terminal's control sequences taken out."""
+    controller, terminal = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "coatcheck", *args],
+        stdout=subprocess.DEVNULL,
+        stderr=terminal,
+        env={**os.environ, "TERM": "xterm"},
+        cwd=ROOT,
+    )
+    os.close(terminal)
+    written = b""
+    while True:
+        try:
+            chunk = os.read(controller, 65536)
+        except OSError:  # the process closed its end
+            break
+        if not chunk:
+            break
+        written += chunk
+    os.close(controller)
+    assert process.wait(timeout=30) == 0
+    return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", written.decode())
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "file"])
+def test_a_progress_bar_shows_the_total_and_the_time_left_for_a_store_on_disk(
+    kind: str, tmp_path: Path
+) -> None:
+    url = f"sqlite:///{tmp_path / 'sessions.db'}" if kind == "sqlite" else f"file://{tmp_path}"
+    store = open_store(url)
+    populate(store, {"ada": 2}, anonymous=3)
+    add_expired(store, 1)
+    shown = on_a_terminal("stats", "--store", url, "--json")
+    frames = [line.strip() for line in re.split(r"[\r\n]", shown) if "reading sessions" in line]
+    assert frames, shown
+    assert all(re.search(r" \d/6 ", frame) for frame in frames), frames  # never "/?"
+    # done/total, the time elapsed, the time left
+    assert re.search(r" 6/6 \d+:\d\d:\d\d \d+:\d\d:\d\d$", frames[-1]), frames[-1]
+
+
+def test_the_stores_on_disk_count_their_records_and_the_others_say_they_cannot(
+    tmp_path: Path, redis_url: str
+) -> None:
+    for url in (f"sqlite:///{tmp_path / 'sessions.db'}", f"file://{tmp_path / 'files'}"):
+        store = open_store(url)
+        populate(store, {"ada": 1}, anonymous=2)
+        add_expired(store, 1)
+        assert record_count(store) == 4, url
+    assert record_count(open_store(redis_url)) is None
+    memory = from_url("memory://")
+    assert isinstance(memory, Store)
+    assert record_count(memory) is None
 
 
 # -- docs -----------------------------------------------------------------------------------

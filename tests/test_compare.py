@@ -1,8 +1,10 @@
 """`coatcheck compare` measures the seeds' table instead of asserting it: the answers it gets
-for memory, SQLite and Redis are the ones the seeds give, and it writes its table and chart."""
+for memory, SQLite and Redis are the ones the seeds give, and it writes its table and chart;
+with --json it prints its measurements as JSON."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -51,3 +53,25 @@ def test_compare_measures_what_the_seeds_say(tmp_path: Path) -> None:
     assert rows["redis"] == ["no", "yes", "yes"]
     assert rows["memcached"][0] == "not reachable at 127.0.0.1:1"
     assert chart.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+
+
+def test_compare_json_prints_the_measurements() -> None:
+    command = [sys.executable, "-m", "coatcheck", "compare", "--stores", "memory,memcached"]
+    result = subprocess.run(
+        [*command, "--memcached", "127.0.0.1:1", "--samples", "10", "--seconds", "0.05", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    printed = json.loads(result.stdout)
+    memory, memcached = printed["stores"]
+    assert memory["store"] == "memory"
+    assert memory["status"] == "measured"
+    assert (memory["coupled"], memory["survives_restart"], memory["shared"]) == (True, False, False)
+    assert 0 < memory["load_ms"]["p50"] <= memory["load_ms"]["p99"]
+    assert memory["writes_per_second"] > 0
+    assert memcached["status"] == "not reachable at 127.0.0.1:1"
+    assert memcached["load_ms"] == {"p50": None, "p99": None}
+    assert printed["wrote"] == []

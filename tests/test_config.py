@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 from typing import Any
 
@@ -67,6 +68,55 @@ def test_it_is_frozen() -> None:
 def test_a_bad_value_is_refused_by_name(options: dict[str, Any], named: str) -> None:
     with pytest.raises(ConfigError, match=named):
         SessionConfig(**options)
+
+
+# -- the timeouts: one given alone, the others follow it --------------------------------------
+
+
+def test_an_absolute_timeout_alone_is_accepted_and_the_idle_timeout_follows_it() -> None:
+    config = SessionConfig(absolute_timeout=600)
+    assert (config.idle_timeout, config.absolute_timeout, config.touch_interval) == (
+        600.0,
+        600.0,
+        60.0,
+    )
+    assert SessionConfig(absolute_timeout=86400).idle_timeout == 1800.0
+
+
+def test_an_idle_timeout_alone_is_accepted_and_the_absolute_timeout_follows_it() -> None:
+    config = SessionConfig(idle_timeout=2 * 86400)
+    assert (config.idle_timeout, config.absolute_timeout) == (172800.0, 172800.0)
+    assert SessionConfig(idle_timeout=600).absolute_timeout == 43200.0
+
+
+def test_a_short_timeout_alone_brings_the_touch_interval_below_the_idle_timeout() -> None:
+    config = SessionConfig(absolute_timeout=30)
+    assert (config.idle_timeout, config.touch_interval) == (30.0, 15.0)
+    assert SessionConfig(idle_timeout=90).touch_interval == 45.0
+
+
+def test_only_chosen_timeouts_that_contradict_are_refused() -> None:
+    with pytest.raises(
+        ConfigError, match=r"^idle_timeout \(7200.0\) must not exceed absolute_timeout \(3600.0\)$"
+    ):
+        SessionConfig(idle_timeout=7200, absolute_timeout=3600)
+    with pytest.raises(ConfigError, match="touch_interval"):
+        SessionConfig(absolute_timeout=600, touch_interval=600)  # the idle timeout follows: 600
+    with pytest.raises(ConfigError, match="absolute_timeout must be positive"):
+        SessionConfig(absolute_timeout=-1)  # named, not the idle timeout that would follow it
+
+
+def test_the_timeouts_follow_however_the_config_is_built() -> None:
+    assert SessionConfig.from_options(absolute_timeout=600).idle_timeout == 600.0
+    followed = SessionConfig(absolute_timeout=600)
+    assert dataclasses.replace(followed, absolute_timeout=7200).idle_timeout == 1800.0
+    assert dataclasses.replace(followed, secure=False).idle_timeout == 600.0
+    chosen = SessionConfig(idle_timeout=600, absolute_timeout=600)
+    with pytest.raises(ConfigError, match="must not exceed"):
+        dataclasses.replace(chosen, absolute_timeout=300)
+    assert SessionConfig(absolute_timeout=600) == SessionConfig(
+        idle_timeout=600, absolute_timeout=600
+    )
 
 
 def test_unknown_options_are_refused_by_name() -> None:

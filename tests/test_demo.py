@@ -5,6 +5,7 @@ store's password is never printed."""
 
 from __future__ import annotations
 
+import json
 import re
 import secrets
 import shutil
@@ -223,6 +224,36 @@ def test_the_banner_shows_the_stores_url_without_its_password(
         assert password not in output
     finally:
         redis.kill()
+
+
+def test_json_announces_where_the_shop_serves_and_an_absolute_timeout_may_come_alone() -> None:
+    with run_demo("--store", "memory://", "--absolute-timeout", "600", "--json") as demo:
+        (announced,) = [
+            json.loads(line) for line in demo.output().splitlines() if line.startswith("{")
+        ]
+        port = int(demo.url.rsplit(":", 1)[1])
+        assert announced == {
+            "url": f"{demo.url}/",
+            "store": "memory://",
+            "instances": [{"name": "shop", "pid": demo.process.pid, "port": port}],
+        }
+        created = httpx.get(demo.url + "/api/csrf")
+        assert created.headers["set-cookie"].endswith("; Max-Age=600")  # 600 s at most
+
+
+def test_two_timeouts_that_contradict_are_one_line_before_anything_listens() -> None:
+    timeouts = ["--idle-timeout", "7200", "--absolute-timeout", "3600"]
+    result = subprocess.run(
+        [sys.executable, "-m", "coatcheck", "demo", *timeouts, "--port", str(free_port())],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert result.stderr == (
+        "coatcheck: idle_timeout (7200.0) must not exceed absolute_timeout (3600.0)\n"
+    )
 
 
 def test_sticky_without_instances_is_a_usage_error() -> None:

@@ -15,13 +15,14 @@ import pytest
 from flask.testing import FlaskClient
 from markupsafe import Markup
 
+from coatcheck.config import ConfigError
 from coatcheck.integrations.flask import (
     CoatcheckSessionInterface,
     Session,
     current_session,
 )
 from coatcheck.stores import AsyncStoreAdapter, FileStore, MemoryStore, SQLiteStore, Store
-from coatcheck.testing import CountingStore, key_of
+from coatcheck.testing import CountingStore, FakeClock, key_of
 
 from .servers import free_port
 
@@ -374,6 +375,29 @@ class TestConfiguration:
         assert (config.idle_timeout, config.absolute_timeout) == (600, 7200)
         assert (config.touch_interval, config.max_size) == (5, 4096)
         assert config.hash_secret == b"k" * 32
+
+    def test_an_absolute_timeout_alone_caps_the_idle_timeout_flask_gave(self) -> None:
+        clock = FakeClock(1_800_000_000.0)
+        app = make_app(MemoryStore(), COATCHECK_ABSOLUTE_TIMEOUT=600, COATCHECK_CLOCK=clock)
+        config = app_config(app)
+        assert (config.idle_timeout, config.absolute_timeout) == (600, 600)  # not 31 days
+        client = app.test_client()
+        client.get("/write/a/1")
+        clock.advance(599)
+        assert read(client)["data"] == {"a": "1"}
+        clock.advance(2)
+        assert read(client)["data"] == {}
+        lifetime = make_app(
+            MemoryStore(),
+            PERMANENT_SESSION_LIFETIME=timedelta(hours=2),
+            COATCHECK_ABSOLUTE_TIMEOUT=timedelta(hours=1),
+        )
+        assert app_config(lifetime).idle_timeout == 3600
+
+    def test_two_coatcheck_timeouts_that_contradict_are_refused(self) -> None:
+        refusal = r"idle_timeout \(7200.0\) must not exceed absolute_timeout \(3600.0\)"
+        with pytest.raises(ConfigError, match=refusal):
+            make_app(MemoryStore(), COATCHECK_IDLE_TIMEOUT=7200, COATCHECK_ABSOLUTE_TIMEOUT=3600)
 
     def test_the_default_store_is_sqlite_in_the_instance_folder(self, tmp_path: Path) -> None:
         app = flask.Flask(__name__, instance_path=str(tmp_path / "instance"))

@@ -8,6 +8,7 @@ keeps memory:// working until the pinned instance dies.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -70,6 +71,34 @@ def test_on_redis_every_instance_serves_the_session_and_one_can_die() -> None:
             assert time.monotonic() < deadline, demo.output()
             time.sleep(0.05)
     assert not any(alive(pid) for pid in pids - {victim})  # stopping the demo stopped them
+
+
+def json_lines(demo: Demo) -> list[dict[str, object]]:
+    """What the demo announced with --json (its log also holds nginx's and uvicorn's lines)."""
+    return [json.loads(line) for line in demo.output().splitlines() if line.startswith("{")]
+
+
+def test_json_announces_the_instances_and_each_one_that_stops() -> None:
+    with run_demo("--store", "memory://", "--instances", "2", "--json") as demo:
+        (announced,) = json_lines(demo)
+        instances = announced["instances"]
+        assert isinstance(instances, list)
+        assert announced == {
+            "url": f"{demo.url}/",
+            "store": "memory://",
+            "balance": "round-robin",
+            "instances": instances,
+        }
+        assert [instance["name"] for instance in instances] == ["shop-1", "shop-2"]
+        assert {instance["pid"] for instance in instances} == instance_pids(demo)
+        victim = instances[0]
+        os.kill(victim["pid"], signal.SIGKILL)
+        deadline = time.monotonic() + 5
+        while len(json_lines(demo)) < 2:
+            assert time.monotonic() < deadline, demo.output()
+            time.sleep(0.05)
+        stopped = {"name": "shop-1", "pid": victim["pid"], "status": -signal.SIGKILL}
+        assert json_lines(demo)[1] == {"stopped": stopped}
 
 
 def log_in_where_the_token_is(demo: Demo, http: httpx.Client) -> None:

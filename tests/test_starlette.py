@@ -130,6 +130,18 @@ class TestArgumentsMapOntoCoatchecksOptions:
         with pytest.raises(ConfigError, match="max_age"):
             SessionMiddleware(Starlette(), secret_key="s", max_age=max_age, store=MemoryStore())
 
+    def test_an_absolute_timeout_alone_cuts_max_age_and_its_default_to_it(self) -> None:
+        alone = starlette_config("s", absolute_timeout=600)
+        assert (alone.idle_timeout, alone.absolute_timeout) == (600.0, 600.0)
+        capped = starlette_config("s", max_age=int(90 * DAY), absolute_timeout=timedelta(days=30))
+        assert (capped.idle_timeout, capped.absolute_timeout) == (30 * DAY, 30 * DAY)
+        browser = starlette_config("s", max_age=None, absolute_timeout=600)
+        assert browser.idle_timeout == 600.0
+
+    def test_an_idle_timeout_and_an_absolute_timeout_that_contradict_are_refused(self) -> None:
+        with pytest.raises(ConfigError, match="must not exceed absolute_timeout"):
+            starlette_config("s", max_age=None, idle_timeout=7200, absolute_timeout=3600)
+
     def test_a_long_max_age_lengthens_the_absolute_timeout(self) -> None:
         config = starlette_config("s", max_age=int(90 * DAY))
         assert config.absolute_timeout == 90 * DAY

@@ -136,6 +136,8 @@ class SessionMiddleware:
                     replaced = True
                     await self._refuse(scope, send, exc)
                     return
+                if set_cookie is not None and self.exchange.watching_secure:
+                    self._report_cookie(scope)
                 if set_cookie is not None or not session.is_new or self._extra_headers:
                     message = self._with_headers(message, session, set_cookie)
             await send(message)
@@ -231,6 +233,21 @@ class SessionMiddleware:
             websocket,
         )
         return exchange.csrf_refusal(session, browser), receive
+
+    def _report_cookie(self, scope: Scope) -> None:
+        """Tell the exchange that this response sets the cookie, and where it goes."""
+        found = {
+            name: value.decode("latin-1")
+            for name, value in scope["headers"]
+            if name in (b"host", b"x-forwarded-proto")
+        }
+        peer = scope.get("client")
+        self.exchange.cookie_set(
+            scope.get("scheme") or "http",
+            found.get(b"host"),
+            peer[0] if peer else None,
+            found.get(b"x-forwarded-proto"),
+        )
 
     def _client_source(self, scope: Scope) -> ClientSource:
         """How to find the request's client when the engine asks. It holds the headers, not the

@@ -32,6 +32,12 @@ _DOMAIN = re.compile(rf"\.?{_LABEL}(\.{_LABEL})*")
 _PATH = re.compile(r"/[\x21-\x3a\x3c-\x7e]*")  # no CTLs, spaces or ';'
 HOST_PREFIX = "__Host-"
 SECURE_PREFIX = "__Secure-"
+IDLE_TIMEOUT = 30 * 60.0
+"""The idle timeout nobody chose (seconds), or the absolute timeout when that is shorter."""
+ABSOLUTE_TIMEOUT = 12 * 60 * 60.0
+"""The absolute timeout nobody chose (seconds), or the idle timeout when that is longer."""
+TOUCH_INTERVAL = 60.0
+"""The touch interval nobody chose (seconds), or half the idle timeout when that is shorter."""
 
 
 class TransportOptions(TypedDict, total=False):
@@ -110,6 +116,20 @@ class ConfigError(ValueError):
     """An option has a value coatcheck refuses; the message names the option."""
 
 
+class UnchosenSeconds(float):
+    """A timeout nobody chose: its default, or what the chosen timeouts made of it.
+
+    Every reader sees a float. :class:`SessionConfig` tells it from a chosen value, so that a
+    timeout given alone is never refused over another's default, and so that
+    ``dataclasses.replace`` derives it again from the new values.
+
+    >>> SessionConfig(absolute_timeout=600).idle_timeout
+    600.0
+    """
+
+    __slots__ = ()
+
+
 def _keys(value: object) -> tuple[bytes, ...]:
     if isinstance(value, bytes | str) or not isinstance(value, tuple | list):
         raise ConfigError("encryption_keys must be a list of keys, newest first")
@@ -137,6 +157,8 @@ _TIMEOUTS = _group("timeouts")
 _STORAGE = _group("storage")
 _HOOKS = _group("hooks")
 _DEFENCES = _group("defences")
+_FOLLOWING = ("idle_timeout", "absolute_timeout", "touch_interval")
+"""The timeouts that, when not given, follow the ones given (see :class:`UnchosenSeconds`)."""
 GROUPS = ("transport", "cookie", "timeouts", "storage", "hooks", "defences")
 """How the options are grouped: how the ID travels, the cookie's attributes, the timeouts, what
 is stored and how, the hooks (clock, events), and the defences (CSRF, binding, limits)."""
@@ -175,12 +197,16 @@ class SessionConfig:
     persistent: bool = field(default=True, metadata=_COOKIE)
     """Give the cookie a Max-Age (the time left to the session); False makes it a browser-session
     cookie."""
-    idle_timeout: float = field(default=30 * 60, metadata=_TIMEOUTS)
-    """Seconds without activity after which a session ends (sliding)."""
-    absolute_timeout: float = field(default=12 * 60 * 60, metadata=_TIMEOUTS)
-    """Seconds after creation, or after :meth:`Session.login`, after which a session ends."""
-    touch_interval: float = field(default=60, metadata=_TIMEOUTS)
-    """A request, reading or writing, moves the expiry at most once per this many seconds."""
+    idle_timeout: float = field(default=UnchosenSeconds(IDLE_TIMEOUT), metadata=_TIMEOUTS)
+    """Seconds without activity after which a session ends (sliding). Not given: 30 minutes,
+    or ``absolute_timeout`` when that is shorter."""
+    absolute_timeout: float = field(default=UnchosenSeconds(ABSOLUTE_TIMEOUT), metadata=_TIMEOUTS)
+    """Seconds after creation, or after :meth:`Session.login`, after which a session ends. Not
+    given: 12 hours, or ``idle_timeout`` when that is longer. Only an ``idle_timeout`` and an
+    ``absolute_timeout`` both given, the idle one longer, are refused."""
+    touch_interval: float = field(default=UnchosenSeconds(TOUCH_INTERVAL), metadata=_TIMEOUTS)
+    """A request, reading or writing, moves the expiry at most once per this many seconds. Not
+    given: 60, or half ``idle_timeout`` when that is shorter."""
     max_size: int = field(default=64 * 1024, metadata=_STORAGE)
     """Largest serialized session data, in bytes."""
     hash_secret: bytes | None = field(default=None, repr=False, metadata=_STORAGE)
@@ -239,6 +265,7 @@ class SessionConfig:
     login (403)."""
 
     def __post_init__(self) -> None:
+        unchosen = {name for name in _FOLLOWING if isinstance(getattr(self, name), UnchosenSeconds)}
         for name in (
             "idle_timeout",
             "absolute_timeout",
@@ -247,6 +274,7 @@ class SessionConfig:
             "limit_window",
         ):
             object.__setattr__(self, name, _seconds(name, getattr(self, name)))
+        self._follow_the_chosen_timeouts(unchosen)
         object.__setattr__(self, "encryption_keys", _keys(self.encryption_keys))
         for name in ("csrf_exempt", "trusted_origins", "bind_to", "trusted_proxies"):
             value = getattr(self, name)
@@ -255,6 +283,22 @@ class SessionConfig:
         object.__setattr__(self, "csrf_header", str(self.csrf_header).lower())
         object.__setattr__(self, "session_header", str(self.session_header).lower())
         self._validate()
+
+    def _follow_the_chosen_timeouts(self, unchosen: set[str]) -> None:
+        """Give the timeouts nobody chose values that agree with the chosen ones: the idle
+        timeout no longer than the absolute one, the touch interval below the idle timeout. (A
+        chosen value that is itself bad is left for :meth:`_validate` to name.)"""
+        if "idle_timeout" in unchosen:
+            idle = IDLE_TIMEOUT
+            if "absolute_timeout" not in unchosen and self.absolute_timeout > 0:
+                idle = min(idle, self.absolute_timeout)
+            object.__setattr__(self, "idle_timeout", UnchosenSeconds(idle))
+        if "absolute_timeout" in unchosen:
+            absolute = max(ABSOLUTE_TIMEOUT, self.idle_timeout)
+            object.__setattr__(self, "absolute_timeout", UnchosenSeconds(absolute))
+        if "touch_interval" in unchosen and self.idle_timeout > 0:
+            touch = min(TOUCH_INTERVAL, self.idle_timeout / 2)
+            object.__setattr__(self, "touch_interval", UnchosenSeconds(touch))
 
     def _validate(self) -> None:
         if not isinstance(self.cookie_name, str) or not _TOKEN.fullmatch(self.cookie_name):

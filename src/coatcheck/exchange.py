@@ -14,7 +14,9 @@ what it is told. The steps, in order:
    ``rejected`` event) or None.
 5. **Commit** when the response starts: the engine's commit plan.
 6. **Headers**: :meth:`Exchange.headers` gives what the response adds for its session (the
-   cookie or the session header) and whether it must be ``Cache-Control: no-store``.
+   cookie or the session header) and whether it must be ``Cache-Control: no-store``. A
+   response that sets the cookie is reported to :meth:`Exchange.cookie_set`, which warns once
+   when browsers will drop it (``Secure`` over plain http to a host other than localhost).
 
 >>> from coatcheck.config import SessionConfig
 >>> from coatcheck.engine import SessionEngine
@@ -118,16 +120,36 @@ class Browser(NamedTuple):
     websocket: bool = False
 
 
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+"""Hosts whose plain-http responses Chrome and Firefox let set a ``Secure`` cookie (as if
+secure); everywhere else over http, and in Safari even there, the cookie is dropped."""
+
+
+def host_name(host: str) -> str:
+    """A ``Host`` header's name, without its port (``[::1]:8000`` is ``::1``)."""
+    if host.startswith("["):
+        return host[1:].partition("]")[0]
+    return host.rpartition(":")[0] if host.count(":") == 1 else host
+
+
+def drops_secure_cookie(scheme: str, host: str | None) -> bool:
+    """Whether browsers drop a ``Secure`` cookie set on a response to ``scheme://host``."""
+    return scheme == "http" and host is not None and host_name(host).lower() not in LOOPBACK_HOSTS
+
+
 class Exchange:
     """The lifecycle decisions for one engine (one per middleware or integration)."""
 
-    __slots__ = ("config", "engine", "transport", "unavailable_status")
+    __slots__ = ("config", "engine", "transport", "unavailable_status", "watching_secure")
 
     def __init__(self, engine: SessionEngine, unavailable_status: int = 503) -> None:
         self.engine = engine
         self.config = engine.config
         self.transport = IdTransport.of(engine.config)
         self.unavailable_status = unavailable_status
+        self.watching_secure = self.config.secure and self.transport.cookie_name is not None
+        """Whether a response that sets the cookie is still to be checked for a ``Secure``
+        cookie the browser will drop (until the one warning)."""
 
     # -- 1, 2: the ID and the load ------------------------------------------------------------
 
@@ -194,6 +216,26 @@ class Exchange:
         return CSRF_REFUSAL._replace(cause=problem)
 
     # -- 5, 6: the commit and the response's headers -------------------------------------------
+
+    def cookie_set(
+        self, scheme: str, host: str | None, peer: str | None, forwarded_proto: str | None
+    ) -> None:
+        """Report that a response sets the session cookie, on a request received on ``scheme``
+        for ``host`` (a trusted proxy's ``X-Forwarded-Proto`` counts). The first time a
+        ``Secure`` cookie goes out over plain http to a host other than localhost, which
+        browsers drop (so every request starts a new session, and login seems to do nothing),
+        log one warning. Adapters call it only while :attr:`watching_secure`."""
+        scheme = request_scheme(scheme, peer, forwarded_proto, self.config.trusted_proxies)
+        if not drops_secure_cookie(scheme, host):
+            return
+        self.watching_secure = False
+        logger.warning(
+            "the session cookie is Secure, but this response goes over plain http to %s: "
+            "browsers drop the cookie (only localhost is spared, and not by Safari), so every "
+            "request starts a new session. Serve over https, list the TLS proxy in "
+            "trusted_proxies if there is one, or set secure=False for local development.",
+            host,
+        )
 
     def commit(self, session: Session) -> Plan[str | None] | None:
         """The plan that stores what the request did (None: nothing to do); it gives the value

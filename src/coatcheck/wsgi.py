@@ -100,6 +100,13 @@ class SessionMiddleware:
                     headers = private
                 if set_cookie is not None:
                     headers = [*headers, (self._id_response_header, set_cookie)]
+                    if self.exchange.watching_secure:
+                        self.exchange.cookie_set(
+                            environ.get("wsgi.url_scheme", "http"),
+                            environ.get("HTTP_HOST"),
+                            environ.get("REMOTE_ADDR"),
+                            environ.get("HTTP_X_FORWARDED_PROTO"),
+                        )
             return start_response(status, headers, exc_info)
 
         method = environ.get("REQUEST_METHOD", "")

@@ -312,6 +312,25 @@ def row(measurement: Measurement) -> list[str]:
     ]
 
 
+def as_json(measurement: Measurement) -> dict[str, object]:
+    """One store's measurements as ``compare --json`` prints them (latencies in milliseconds;
+    null where the store was not measured, ``status`` saying why)."""
+
+    def ms(value: float | None) -> float | None:
+        return None if value is None else value * 1000
+
+    return {
+        "store": measurement.name,
+        "status": measurement.status,
+        "coupled": measurement.coupled,
+        "survives_restart": measurement.survives_restart,
+        "shared": measurement.shared,
+        "load_ms": {"p50": ms(measurement.load_p50), "p99": ms(measurement.load_p99)},
+        "save_ms": {"p50": ms(measurement.save_p50), "p99": ms(measurement.save_p99)},
+        "writes_per_second": measurement.writes_per_second,
+    }
+
+
 def markdown(measurements: list[Measurement], samples: int, seconds: float) -> str:
     lines = [
         "# Stores compared, measured",

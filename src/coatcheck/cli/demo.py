@@ -11,6 +11,7 @@ reaches coatcheck untouched and its ``trusted_proxies`` alone decide.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import signal
@@ -27,7 +28,7 @@ from ..config import SessionConfig
 from ..ids import store_key
 from ..stores import Store, from_url, redacted, scrubbed
 from . import commands
-from .operations import BadInput, OperatorError
+from .operations import BadInput, OperatorError, json_option, print_json
 
 DEFAULT_DEMO_STORE = "sqlite:///.demo/shop.db"
 STORE_NAMES = ("memory", "file", "sqlite", "redis", "postgresql", "mariadb", "memcached")
@@ -110,8 +111,18 @@ def _stop_on_sigterm() -> None:
     help="app processes; more than one runs them behind nginx, round-robin",
 )
 @click.option("--sticky", is_flag=True, help="with --instances: pin each client to one instance")
-@click.option("--idle-timeout", type=float, default=1800, show_default=True, help="seconds")
-@click.option("--absolute-timeout", type=float, default=43200, show_default=True, help="seconds")
+@click.option(
+    "--idle-timeout",
+    type=float,
+    default=None,
+    help="seconds [default: 1800, or --absolute-timeout if shorter]",
+)
+@click.option(
+    "--absolute-timeout",
+    type=float,
+    default=None,
+    help="seconds [default: 43200, or --idle-timeout if longer]",
+)
 @click.option(
     "--touch-interval",
     type=float,
@@ -128,46 +139,67 @@ def _stop_on_sigterm() -> None:
 )
 @click.option("--instance-name", default="shop", hidden=True)
 @click.option("--behind-nginx", is_flag=True, hidden=True, help="an instance of --instances")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Announce as JSON lines, not text: one when serving (url, store, instances), and with "
+    "--instances one per instance that stops.",
+)
 def demo(
     store: str,
     host: str,
     port: int,
     instances: int,
     sticky: bool,
-    idle_timeout: float,
-    absolute_timeout: float,
+    idle_timeout: float | None,
+    absolute_timeout: float | None,
     touch_interval: float | None,
     max_new_sessions: int,
     instance_name: str,
     behind_nginx: bool,
+    as_json: bool,
 ) -> None:
     """Run the demo shop (plain http on HOST:PORT; log in as alice, bob or carol, password
     coatcheck)."""
-    if touch_interval is None:
-        touch_interval = min(60.0, idle_timeout / 10)
-    options = {
+    # A bad timeout is one line, before anything starts; one given alone, the other follows it.
+    given = {
         "idle_timeout": idle_timeout,
         "absolute_timeout": absolute_timeout,
         "touch_interval": touch_interval,
+    }
+    timeouts = SessionConfig.from_options(
+        secure=False, **{name: value for name, value in given.items() if value is not None}
+    )
+    options = {
+        "idle_timeout": timeouts.idle_timeout,
+        "absolute_timeout": timeouts.absolute_timeout,
+        "touch_interval": (
+            min(60.0, timeouts.idle_timeout / 10) if touch_interval is None else touch_interval
+        ),
         "max_new_sessions": max_new_sessions,
     }
-    # A bad timeout is one line, before anything starts.
-    SessionConfig(
-        secure=False,
-        idle_timeout=idle_timeout,
-        absolute_timeout=absolute_timeout,
-        touch_interval=touch_interval,
-    )
     if instances > 1:
-        _run_cluster(store, host, port, instances, sticky, options)
+        _run_cluster(store, host, port, instances, sticky, options, as_json)
         return
     if sticky:
         raise click.UsageError("--sticky needs --instances 2 or more")
-    _run_instance(store, host, port, instance_name, options, behind_nginx)
+    _run_instance(store, host, port, instance_name, options, behind_nginx, as_json)
+
+
+def _announce(line: dict[str, object]) -> None:
+    """One JSON line on stdout, at once (a script waits for it)."""
+    print(json.dumps(line), flush=True)
 
 
 def _run_instance(
-    store: str, host: str, port: int, name: str, options: dict[str, float], behind_nginx: bool
+    store: str,
+    host: str,
+    port: int,
+    name: str,
+    options: dict[str, float],
+    behind_nginx: bool,
+    as_json: bool,
 ) -> None:
     """One shop process on ``host:port``. Clients reach it directly, and no ``X-Forwarded-For``
     is believed, unless it is ``behind_nginx``: then the demo's own nginx, on loopback, relays
@@ -191,15 +223,25 @@ def _run_instance(
         max_creations_per_client=int(options["max_new_sessions"]),
         trusted_proxies=NGINX_PEERS if behind_nginx else (),
     )
-    if name == "shop":
-        print(f"coatcheck demo on {redacted(store)}: http://{host}:{port}/", flush=True)
+    url = f"http://{host}:{port}/"
+    if name == "shop" and as_json:
+        served = [{"name": name, "pid": os.getpid(), "port": port}]
+        _announce({"url": url, "store": redacted(store), "instances": served})
+    elif name == "shop":
+        print(f"coatcheck demo on {redacted(store)}: {url}", flush=True)
     # uvicorn's own proxy headers (on by default, trusting loopback) would rewrite the client
     # from X-Forwarded-For before coatcheck sees it: off, coatcheck's trusted_proxies decide.
     uvicorn.run(app, host=host, port=port, log_level="warning", proxy_headers=False)
 
 
 def _run_cluster(
-    store: str, host: str, port: int, count: int, sticky: bool, options: dict[str, float]
+    store: str,
+    host: str,
+    port: int,
+    count: int,
+    sticky: bool,
+    options: dict[str, float],
+    as_json: bool,
 ) -> None:
     from rich.console import Console  # noqa: PLC0415
     from rich.markup import escape  # noqa: PLC0415
@@ -226,23 +268,34 @@ def _run_cluster(
         except ClusterError as exc:
             raise click.ClickException(str(exc)) from exc
         balance = "sticky (a routing cookie per client)" if sticky else "round-robin"
-        console.print(
-            f"coatcheck demo on {escape(redacted(store))}: {count} instances behind nginx, "
-            f"{balance}: "
-            f"[bold]{cluster.url}[/bold]"
-        )
-        table = Table("instance", "pid", "port")
-        for instance in cluster.instances:
-            table.add_row(instance.name, str(instance.pid), str(instance.port))
-        console.print(table)
-        console.print(_what_to_expect(store, sticky))
-        sys.stdout.flush()
+        if as_json:
+            served = [{"name": i.name, "pid": i.pid, "port": i.port} for i in cluster.instances]
+            balancing = "sticky" if sticky else "round-robin"
+            url, shown = cluster.url, redacted(store)
+            _announce({"url": url, "store": shown, "balance": balancing, "instances": served})
+        else:
+            console.print(
+                f"coatcheck demo on {escape(redacted(store))}: {count} instances behind nginx, "
+                f"{balance}: "
+                f"[bold]{cluster.url}[/bold]"
+            )
+            table = Table("instance", "pid", "port")
+            for instance in cluster.instances:
+                table.add_row(instance.name, str(instance.pid), str(instance.port))
+            console.print(table)
+            console.print(_what_to_expect(store, sticky))
+            sys.stdout.flush()
         while True:
             time.sleep(0.2)
             for instance in cluster.exited():
+                status = instance.process.returncode
+                if as_json:
+                    stopped = {"name": instance.name, "pid": instance.pid, "status": status}
+                    _announce({"stopped": stopped})
+                    continue
                 console.print(
                     f"{instance.name} (pid {instance.pid}) stopped "
-                    f"(status {instance.process.returncode}); nginx sends its requests to the rest"
+                    f"(status {status}); nginx sends its requests to the rest"
                 )
                 sys.stdout.flush()
             if not cluster.balancer_alive():
@@ -291,6 +344,7 @@ def _what_to_expect(store: str, sticky: bool) -> str:
 @click.option("--seconds", type=click.FloatRange(0.05), default=1.0, show_default=True)
 @click.option("--markdown", type=click.Path(dir_okay=False, path_type=Path), help="write here")
 @click.option("--chart", type=click.Path(dir_okay=False, path_type=Path), help="PNG, here")
+@json_option
 def compare(
     stores: str,
     redis_url: str,
@@ -301,9 +355,12 @@ def compare(
     seconds: float,
     markdown: Path | None,
     chart: Path | None,
+    as_json: bool,
 ) -> None:
     """Measure, for each reachable store: coupled to one server? survives an app restart?
-    shared across 3 instances? load and save latency, sessions written per second."""
+    shared across 3 instances? load and save latency, sessions written per second.
+
+    --json prints {"stores": [...], "wrote": [files]}, each store's latencies in milliseconds."""
     from rich.console import Console  # noqa: PLC0415
     from rich.table import Table  # noqa: PLC0415
 
@@ -318,17 +375,25 @@ def compare(
     measurements = []
     for candidate in everything:
         if candidate.name in wanted:
-            with console.status(f"measuring {candidate.name}"):
+            with Console(stderr=True).status(f"measuring {candidate.name}"):
                 measurements.append(comparison.measure(candidate, samples, seconds))
-    table = Table(title="Session stores, measured on this machine")
-    for header in comparison.HEADERS:
-        table.add_column(header, overflow="fold")
-    for measurement in measurements:
-        table.add_row(*comparison.row(measurement))
-    console.print(table)
+    if not as_json:
+        table = Table(title="Session stores, measured on this machine")
+        for header in comparison.HEADERS:
+            table.add_column(header, overflow="fold")
+        for measurement in measurements:
+            table.add_row(*comparison.row(measurement))
+        console.print(table)
+    wrote: list[str] = []
+
+    def written(path: Path) -> None:
+        wrote.append(str(path))
+        if not as_json:
+            console.print(f"wrote {path}")
+
     if markdown is not None:
         markdown.write_text(comparison.markdown(measurements, samples, seconds))
-        console.print(f"wrote {markdown}")
+        written(markdown)
     if chart is not None:
         try:
             comparison.chart(measurements, chart)
@@ -337,4 +402,6 @@ def compare(
                 f"the chart needs the compare extra ({exc.name} is missing): "
                 "pip install 'coatcheck[compare]'"
             ) from exc
-        console.print(f"wrote {chart}")
+        written(chart)
+    if as_json:
+        print_json({"stores": [comparison.as_json(m) for m in measurements], "wrote": wrote})

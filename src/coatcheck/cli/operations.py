@@ -2,8 +2,11 @@
 ``migrate``, ``rekey``, ``keygen`` and ``bench``.
 
 Each command but ``keygen`` and ``migrate`` names its store with ``--store URL`` or the
-``COATCHECK_STORE`` environment variable (the URLs of :func:`coatcheck.stores.from_url`).
+``COATCHECK_STORE_URL`` environment variable (``COATCHECK_STORE`` is an alias), the URLs of
+:func:`coatcheck.stores.from_url`. Only a store that is written is created: a command that
+reads an ``sqlite://`` or ``file://`` store that is not there fails (:mod:`.disk_stores`).
 Sessions are shown by fingerprint (:func:`coatcheck.ids.fingerprint`), never by ID or key.
+Every command takes ``--json`` and then prints one JSON document on stdout instead of text.
 A failure is one line on stderr, ``coatcheck: ...``, with exit status 1 (2 for a bad or
 missing URL), and never shows a credential the URL holds (:func:`coatcheck.stores.redacted`).
 """
@@ -11,6 +14,7 @@ missing URL), and never shows a credential the URL holds (:func:`coatcheck.store
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime
 import json
 import logging
@@ -31,6 +35,7 @@ from rich.progress import (
     SpinnerColumn,
     TextColumn,
     TimeElapsedColumn,
+    TimeRemainingColumn,
 )
 from rich.table import Table
 
@@ -42,6 +47,7 @@ from ..limits import is_counter
 from ..migration import MigrationReport, migrate
 from ..stores import (
     Iterable,
+    MissingExtra,
     NotSupported,
     Purgeable,
     Record,
@@ -53,11 +59,15 @@ from ..stores import (
     scrubbed,
 )
 from . import commands
+from .disk_stores import missing_store, record_count
 from .store_bench import OPERATIONS, measure
 from .store_stats import StoreStats
 
-STORE_ENV = "COATCHECK_STORE"
-"""The environment variable naming the store when ``--store`` is not given."""
+STORE_ENV = "COATCHECK_STORE_URL"
+"""The environment variable naming the store when ``--store`` is not given: the name the
+Flask and Django settings, and the examples, give the store's URL."""
+STORE_ENV_ALIAS = "COATCHECK_STORE"
+"""Read when :data:`STORE_ENV` is not set (the name the command used to read)."""
 
 
 class OperatorError(click.ClickException):
@@ -83,13 +93,22 @@ def _quiet_drivers() -> None:
 
 
 @contextlib.contextmanager
-def opened(url: str | None, role: str = "store") -> Iterator[Store]:
-    """The store ``url`` names, closed afterwards; every store failure as an OperatorError."""
+def opened(url: str | None, role: str = "store", *, creating: bool = False) -> Iterator[Store]:
+    """The store ``url`` names, closed afterwards; every store failure as an OperatorError.
+
+    Only when ``creating`` (a store the command writes) may opening it create it: otherwise an
+    ``sqlite://`` file or ``file://`` directory that is not there is an error, and stays absent.
+    """
     _quiet_drivers()
     if not url:
         raise BadInput(f"no store given: pass --store URL or set {STORE_ENV}")
+    missing = None if creating else missing_store(url)
+    if missing is not None:
+        raise OperatorError(f"{role} {redacted(url)} does not exist: {missing}")
     try:
         store = from_url(url)
+    except MissingExtra as exc:  # the URL is fine: this installation lacks the store's driver
+        raise OperatorError(str(exc)) from None
     except ValueError as exc:
         raise BadInput(scrubbed(str(exc), url)) from None
     except (StoreError, OSError) as exc:  # stores that open a file or connect at once
@@ -114,7 +133,8 @@ def lacking(store: Store, purpose: str) -> NotSupported:
 
 
 def progress_bar() -> Progress:
-    """A progress display on stderr, shown only on a terminal, gone when done."""
+    """A progress display on stderr, shown only on a terminal, gone when done. A task given a
+    total shows done/total and the time left; without one, done/? and a spinner."""
     console = Console(stderr=True)
     return Progress(
         SpinnerColumn(),
@@ -122,6 +142,7 @@ def progress_bar() -> Progress:
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
+        TimeRemainingColumn(),
         console=console,
         transient=True,
         disable=not console.is_terminal,
@@ -152,11 +173,18 @@ def _duration(seconds: float) -> str:
 store_option = click.option(
     "--store",
     "store_url",
-    envvar=STORE_ENV,
+    envvar=[STORE_ENV, STORE_ENV_ALIAS],
     metavar="URL",
-    help=f"The store's URL [default: ${STORE_ENV}].",
+    help=f"The store's URL [default: ${STORE_ENV}, else ${STORE_ENV_ALIAS}].",
 )
-json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON, not tables.")
+json_option = click.option(
+    "--json", "as_json", is_flag=True, help="Print one JSON document, not text or tables."
+)
+
+
+def print_json(document: object) -> None:
+    """``document`` on stdout as indented JSON: what ``--json`` prints."""
+    click.echo(json.dumps(document, indent=2))
 
 
 # -- stats --------------------------------------------------------------------------------------
@@ -174,14 +202,14 @@ def stats(store_url: str | None, top: int, as_json: bool) -> None:
     with opened(store_url) as store, progress_bar() as progress:
         if not isinstance(store, Iterable):
             raise lacking(store, "list its records")
+        task = progress.add_task("reading sessions", total=record_count(store))
         records = store.iter_records()
-        task = progress.add_task("reading sessions", total=None)
         counts, now = StoreStats(), time.time()
         for record in records:
             counts.add(record, now)
             progress.advance(task)
     if as_json:
-        click.echo(json.dumps(counts.as_json(top), indent=2))
+        print_json(counts.as_json(top))
         return
     click.echo(redacted(store_url or ""))
     summary = Table(title="Sessions", show_header=False)
@@ -251,7 +279,7 @@ def list_sessions(store_url: str | None, user: str, as_json: bool) -> None:
     rows = [_described(r) for r in records if r.expires_at > now]
     rows.sort(key=lambda row: row["created_at"] or 0.0)
     if as_json:
-        click.echo(json.dumps(rows, indent=2))
+        print_json(rows)
         return
     table = Table(title=f"Sessions of user {user}: {len(rows)}")
     table.add_column("fingerprint", no_wrap=True, min_width=FINGERPRINT_LENGTH)
@@ -286,16 +314,18 @@ def find_session(store: Store, prefix: str, user: str | None) -> Record:
             "a session fingerprint is 8 to 64 hex digits, as 'coatcheck sessions list' shows"
         )
     candidates: Iterator[Record]
+    total: int | None
     if user is not None:
         if not isinstance(store, UserIndex):
             raise lacking(store, "list a user's sessions (it has no user index)")
-        candidates = iter(store.list_by_user(user))
+        users_sessions = store.list_by_user(user)
+        candidates, total = iter(users_sessions), len(users_sessions)
     else:
         if not isinstance(store, Iterable):
             raise lacking(store, "find a session by fingerprint (it cannot list its records)")
-        candidates = store.iter_records()
+        candidates, total = store.iter_records(), record_count(store)
     with progress_bar() as progress:
-        task = progress.add_task("looking for the session", total=None)
+        task = progress.add_task("looking for the session", total=total)
         matches = []
         for record in candidates:
             progress.advance(task)
@@ -318,41 +348,71 @@ def find_session(store: Store, prefix: str, user: str | None) -> Record:
 @click.option("--session", "session_fingerprint", metavar="FINGERPRINT", help="End this session.")
 @click.option("--all", "everyone", is_flag=True, help="End every session (log everybody out).")
 @click.option("--yes", is_flag=True, help="Confirm --all.")
+@json_option
 def revoke(
     store_url: str | None,
     user: str | None,
     session_fingerprint: str | None,
     everyone: bool,
     yes: bool,
+    as_json: bool,
 ) -> None:
     """End sessions: all of a user's (--user), one (--session, with --user to narrow it), or
-    every session in the store (--all --yes: everybody is logged out)."""
+    every session in the store (--all --yes: everybody is logged out).
+
+    --json prints {"revoked": N} with what was revoked: "all": true, or "user", or the session's
+    "fingerprint" and "user" (null: anonymous)."""
     if everyone and (user is not None or session_fingerprint is not None):
         raise BadInput("--all ends every session: give it without --user or --session")
     if user is None and session_fingerprint is None and not everyone:
         raise BadInput("say what to revoke: --user ID, --session FINGERPRINT or both, or --all")
     if everyone and not yes:
         raise BadInput("--all logs everybody out: add --yes to confirm")
+    outcome: dict[str, Any]
     with opened(store_url) as store:
         if everyone:
-            if not isinstance(store, Iterable):
-                raise lacking(store, "list its sessions to end them all")
-            count = 0
-            for record in list(store.iter_records()):
-                store.delete(record.key)
-                count += not is_counter(record)
-            click.echo(f"revoked all {count} session(s)")
+            outcome = {"revoked": _revoke_all(store), "all": True}
+            said = f"revoked all {outcome['revoked']} session(s)"
         elif session_fingerprint is not None:
             record = find_session(store, session_fingerprint, user)
             store.delete(record.key)
+            outcome = {
+                "revoked": 1,
+                "fingerprint": fingerprint(record.key),
+                "user": record.user_id,
+            }
             owner = f"user {record.user_id}" if record.user_id is not None else "anonymous"
-            click.echo(f"revoked session {fingerprint(record.key)} ({owner})")
+            said = f"revoked session {fingerprint(record.key)} ({owner})"
         else:
             assert user is not None
             if not isinstance(store, UserIndex):
                 raise lacking(store, "log a user out everywhere (it has no user index)")
-            count = store.delete_by_user(user)
-            click.echo(f"revoked {count} session(s) of user {user}")
+            outcome = {"revoked": store.delete_by_user(user), "user": user}
+            said = f"revoked {outcome['revoked']} session(s) of user {user}"
+    if as_json:
+        print_json(outcome)
+    else:
+        click.echo(said)
+
+
+def _revoke_all(store: Store) -> int:
+    """Delete every record; the number of sessions among them (rate-limit counters aside)."""
+    if not isinstance(store, Iterable):
+        raise lacking(store, "list its sessions to end them all")
+    with progress_bar() as progress:
+        task = progress.add_task("listing sessions", total=record_count(store))
+        everything = []
+        for record in store.iter_records():
+            everything.append(record)
+            progress.advance(task)
+        progress.update(task, visible=False)
+        ending = progress.add_task("ending sessions", total=len(everything))
+        count = 0
+        for record in everything:
+            store.delete(record.key)
+            count += not is_counter(record)
+            progress.advance(ending)
+    return count
 
 
 # -- purge --------------------------------------------------------------------------------------
@@ -360,15 +420,23 @@ def revoke(
 
 @commands.command()
 @store_option
-def purge(store_url: str | None) -> None:
-    """Delete expired sessions (stores with native expiry, like Redis, need not)."""
+@json_option
+def purge(store_url: str | None, as_json: bool) -> None:
+    """Delete expired sessions (stores with native expiry, like Redis, need not).
+
+    --json prints {"purged": N, "native_expiry": false}; true for a store that expires
+    sessions by itself (and purges nothing)."""
+    purged: int | None = None  # None: the store expires sessions by itself
     with opened(store_url) as store:
-        if not isinstance(store, Purgeable):
-            click.echo(f"{type(store).__name__} expires sessions by itself: nothing to purge")
-            return
-        with Console(stderr=True).status("purging expired sessions"):
-            count = store.purge_expired(time.time())
-    click.echo(f"purged {count} expired session(s)")
+        if isinstance(store, Purgeable):
+            with Console(stderr=True).status("purging expired sessions"):
+                purged = store.purge_expired(time.time())
+    if as_json:
+        print_json({"purged": purged or 0, "native_expiry": purged is None})
+    elif purged is None:
+        click.echo(f"{type(store).__name__} expires sessions by itself: nothing to purge")
+    else:
+        click.echo(f"purged {purged} expired session(s)")
 
 
 # -- rekey --------------------------------------------------------------------------------------
@@ -387,11 +455,13 @@ KEYS_ENV = "COATCHECK_ENCRYPTION_KEYS"
     help=f"An encryption key (base64url, as keygen prints), newest first; repeat for older "
     f"ones. Default: ${KEYS_ENV}, comma-separated.",
 )
-def rekey(store_url: str | None, keys: tuple[str, ...]) -> None:
+@json_option
+def rekey(store_url: str | None, keys: tuple[str, ...], as_json: bool) -> None:
     """Re-encrypt every session under the newest key (plain sessions too), so older keys can go.
 
     Each record is rewritten with compare-and-set: a session a request writes meanwhile keeps
-    that request's data (the engine seals it with the newest key anyway).
+    that request's data (the engine seals it with the newest key anyway). --json prints the
+    counts: {"rekeyed", "current", "changed", "unreadable"}.
     """
     given = list(keys) or [k.strip() for k in os.environ.get(KEYS_ENV, "").split(",") if k.strip()]
     if not given:
@@ -401,8 +471,11 @@ def rekey(store_url: str | None, keys: tuple[str, ...]) -> None:
     except ValueError as exc:
         raise BadInput(str(exc)) from None
     with opened(store_url) as store, progress_bar() as progress:
-        task = progress.add_task("rekeying", total=None)
+        task = progress.add_task("rekeying", total=record_count(store))
         report = encryption_rekey(store, ring, on_record=lambda: progress.advance(task))
+    if as_json:
+        print_json(dataclasses.asdict(report))
+        return
     click.echo(
         f"rekeyed {report.rekeyed}, already on the newest key {report.current}, "
         f"written meanwhile {report.changed}, unreadable with these keys {report.unreadable}"
@@ -427,24 +500,33 @@ def rekey(store_url: str | None, keys: tuple[str, ...]) -> None:
     show_default=True,
     help="Check at the end that every live session of the source is in the target.",
 )
+@json_option
 def migrate_sessions(
-    source_url: str, target_url: str, batch_size: int, checkpoint: Path | None, verify: bool
+    source_url: str,
+    target_url: str,
+    batch_size: int,
+    checkpoint: Path | None,
+    verify: bool,
+    as_json: bool,
 ) -> None:
     """Copy live sessions to another store, keeping their keys and remaining lifetimes.
 
     Never overwrites a session the target holds, so it can be re-run after an interruption.
     Exits non-zero when the counts do not add up or verification finds a session missing.
+    The source must exist; the target is created if need be. --json prints the counts as an
+    object ("verified" and "missing" null with --no-verify), with "ok".
     """
     if source_url == target_url:
         raise BadInput("--from and --to name the same store")
     with (
         opened(source_url, "source") as source,
-        opened(target_url, "target") as target,
+        opened(target_url, "target", creating=True) as target,
         progress_bar() as progress,
     ):
+        total = record_count(source)
         tasks = {
-            "copy": progress.add_task("copying sessions", total=None),
-            "verify": progress.add_task("verifying", total=None, visible=False),
+            "copy": progress.add_task("copying sessions", total=total),
+            "verify": progress.add_task("verifying", total=total, visible=False),
         }
 
         def show(phase: str, count: int) -> None:
@@ -458,15 +540,30 @@ def migrate_sessions(
             verify=verify,
             on_progress=show,
         )
-    click.echo(f"{redacted(source_url)} -> {redacted(target_url)}")
-    output_console().print(_migration_table(report))
+    if as_json:
+        print_json(_migration_json(report, source_url, target_url))
+    else:
+        click.echo(f"{redacted(source_url)} -> {redacted(target_url)}")
+        output_console().print(_migration_table(report))
     if not report.accounted:
-        raise OperatorError("migration counts do not add up: see the table above")
+        raise OperatorError("migration counts do not add up: see the counts above")
     if report.missing:
         raise OperatorError(
             f"{report.missing} live session(s) of the source are not in the target "
             "(created meanwhile?): run the migration again"
         )
+
+
+def _migration_json(report: MigrationReport, source_url: str, target_url: str) -> dict[str, Any]:
+    counts = dataclasses.asdict(report)
+    if report.verified is None:
+        counts["missing"] = None  # not looked for
+    return {
+        "source": redacted(source_url),
+        "target": redacted(target_url),
+        **counts,
+        "ok": report.ok,
+    }
 
 
 def _migration_table(report: MigrationReport) -> Table:
@@ -492,12 +589,18 @@ def _migration_table(report: MigrationReport) -> Table:
 
 @commands.command()
 @click.option("--bytes", "size", default=32, show_default=True, type=click.IntRange(16, 1024))
-def keygen(size: int) -> None:
+@json_option
+def keygen(size: int, as_json: bool) -> None:
     """Print a new random secret (URL-safe base64), e.g. for hash_secret.
 
     The printed text itself is the secret: pass it as bytes, hash_secret=text.encode().
+    --json prints {"secret": TEXT, "bytes": N}.
     """
-    click.echo(secrets.token_urlsafe(size))
+    secret = secrets.token_urlsafe(size)
+    if as_json:
+        print_json({"secret": secret, "bytes": size})
+    else:
+        click.echo(secret)
 
 
 # -- bench --------------------------------------------------------------------------------------
@@ -512,9 +615,10 @@ def keygen(size: int) -> None:
 def bench(store_url: str | None, count: int, seconds: float, size: int, as_json: bool) -> None:
     """Measure load, save and touch latencies (p50/p90/p99) and calls per second.
 
-    Writes COUNT sessions of its own, works on them for SECONDS, then deletes them.
+    Writes COUNT sessions of its own, works on them for SECONDS, then deletes them. A store
+    it is given that does not exist yet is created, as the application would create it.
     """
-    with opened(store_url) as store, progress_bar() as progress:
+    with opened(store_url, creating=True) as store, progress_bar() as progress:
         tasks: dict[str, Any] = {}
 
         def show(phase: str, done: float) -> None:
@@ -533,7 +637,7 @@ def bench(store_url: str | None, count: int, seconds: float, size: int, as_json:
             }
             for op in measured
         }
-        click.echo(json.dumps({"operations": figures, "loop_per_second": result.loop_rate}))
+        print_json({"operations": figures, "loop_per_second": result.loop_rate})
         return
     click.echo(f"{redacted(store_url or '')} (one client, {count} sessions of its own)")
     table = Table()

@@ -118,13 +118,20 @@ def setup(
     return middleware
 
 
+Destination = tuple[str, "str | None", "str | None", "str | None"]
+"""A response's scheme, host, peer and ``X-Forwarded-Proto``."""
+
+
 class _Pending:
     """One request's session on its way out: committed once, as its response starts."""
 
-    __slots__ = ("closed", "failed", "session", "started")
+    __slots__ = ("closed", "destination", "failed", "session", "started")
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session, destination: Destination | None = None) -> None:
         self.session = session
+        self.destination = destination
+        """Where the response goes (scheme, host, peer, ``X-Forwarded-Proto``), while the
+        exchange watches for a ``Secure`` cookie sent over plain http."""
         self.failed: web.StreamResponse | None = None
         """A response whose commit failed as it was being prepared."""
         self.started = False
@@ -172,7 +179,16 @@ class SessionMiddleware:
                 session = await run_async(engine.load(cookie_value, client), self.store)
             except (StoreError, LimitExceeded) as exc:
                 return self._refusal(exc)
-        pending = _Pending(session)
+        destination: Destination | None = None
+        if self.exchange.watching_secure:
+            headers = request.headers
+            destination = (
+                request.scheme,
+                headers.get(hdrs.HOST),
+                request.remote,
+                headers.get("X-Forwarded-Proto"),
+            )
+        pending = _Pending(session, destination)
         request[SESSION_KEY] = session
         request[_PENDING_KEY] = pending
         try:
@@ -242,6 +258,8 @@ class SessionMiddleware:
         plan = self.engine.commit(session)  # None, most often: no coroutine then
         set_cookie = None if plan is None else await run_async(plan, self.store)
         pending.started = True
+        if set_cookie is not None and pending.destination and self.exchange.watching_secure:
+            self.exchange.cookie_set(*pending.destination)
         headers = response.headers
         added, no_store = self.exchange.headers(session, set_cookie, hdrs.CACHE_CONTROL in headers)
         for name, value in added:

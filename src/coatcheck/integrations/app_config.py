@@ -22,11 +22,9 @@ from werkzeug.http import dump_cookie
 from ..config import SessionConfig, option_names
 from ..cookies import CookieWriter
 from ..engine import SessionEngine
-from ..exchange import Browser
+from ..exchange import Browser, Exchange
 from ..stores import AsyncStore, SQLiteStore, Store, from_url
 
-DEFAULT_TOUCH_INTERVAL = 60.0
-DEFAULT_ABSOLUTE_TIMEOUT = 12 * 60 * 60.0
 SQLITE_FILE = "coatcheck-sessions.db"
 """The default store: this file in the app's instance folder."""
 OPTION_KEYS = {
@@ -38,16 +36,27 @@ OPTION_KEYS = {
 
 
 def session_config(settings: Mapping[str, Any], lifetime: timedelta) -> SessionConfig:
-    """The engine's options from ``settings`` (an ``app.config``), the idle timeout being the
-    app's ``PERMANENT_SESSION_LIFETIME`` (``lifetime``) unless set; cookie attributes are read
-    per response."""
+    """The engine's options from ``settings`` (an ``app.config``); cookie attributes are read
+    per response.
+
+    The idle timeout is ``COATCHECK_IDLE_TIMEOUT``, else the app's ``PERMANENT_SESSION_LIFETIME``
+    (``lifetime``) capped at ``COATCHECK_ABSOLUTE_TIMEOUT``: only the two ``COATCHECK_`` keys
+    can contradict each other. The absolute timeout and the touch interval, when not set, follow
+    the idle timeout as in :class:`SessionConfig`.
+
+    >>> config = session_config({"COATCHECK_ABSOLUTE_TIMEOUT": 600}, timedelta(days=31))
+    >>> config.idle_timeout, config.absolute_timeout
+    (600.0, 600.0)
+    """
     options: dict[str, Any] = {
         option: settings[key] for option, key in OPTION_KEYS.items() if key in settings
     }
-    idle = _seconds(options.get("idle_timeout", lifetime))
-    options["idle_timeout"] = idle
-    options.setdefault("absolute_timeout", max(DEFAULT_ABSOLUTE_TIMEOUT, idle))
-    options.setdefault("touch_interval", min(DEFAULT_TOUCH_INTERVAL, idle / 2))
+    if "idle_timeout" not in options:
+        idle = _seconds(lifetime)
+        absolute = options.get("absolute_timeout")
+        if isinstance(absolute, int | float | timedelta) and _seconds(absolute) > 0:
+            idle = min(idle, _seconds(absolute))
+        options["idle_timeout"] = idle
     options["secure"] = False  # unused: AppCookieWriter writes SESSION_COOKIE_SECURE
     return SessionConfig.from_options(**options)
 
@@ -129,6 +138,16 @@ def engines(
             engine.cookies = AppCookieWriter(engine.config, app, interface)
         found[persistent] = engine
     return found
+
+
+def exchange_of(found: dict[bool, SessionEngine], app: Any) -> Exchange:
+    """The lifecycle's decisions for a Flask-style interface's engines (the same for both),
+    watching for a ``Secure`` cookie sent over plain http when ``SESSION_COOKIE_SECURE`` makes
+    the app's cookie Secure."""
+    exchange = Exchange(found[True])
+    secure = bool(app.config.get("SESSION_COOKIE_SECURE", False))
+    exchange.watching_secure = secure and exchange.transport.cookie_name is not None
+    return exchange
 
 
 class WerkzeugRequest(Protocol):

@@ -11,8 +11,10 @@ Configuration comes from ``app.config``, read when ``init_app`` runs unless note
 - ``COATCHECK_STORE`` (a sync :class:`~coatcheck.stores.Store`), else ``COATCHECK_STORE_URL``
   (see :func:`coatcheck.stores.from_url`), else SQLite in ``app.instance_path``.
 - ``PERMANENT_SESSION_LIFETIME`` (Flask's key; 31 days by default) is the idle timeout unless
-  ``COATCHECK_IDLE_TIMEOUT`` is set; ``COATCHECK_ABSOLUTE_TIMEOUT`` defaults to 12 hours, or to
-  the idle timeout when that is longer. ``COATCHECK_TOUCH_INTERVAL`` (60 s, at most half the idle
+  ``COATCHECK_IDLE_TIMEOUT`` is set, and no longer than ``COATCHECK_ABSOLUTE_TIMEOUT`` when that
+  is set; ``COATCHECK_ABSOLUTE_TIMEOUT`` defaults to 12 hours, or to the idle timeout when that
+  is longer. Only ``COATCHECK_IDLE_TIMEOUT`` longer than ``COATCHECK_ABSOLUTE_TIMEOUT`` is
+  refused. ``COATCHECK_TOUCH_INTERVAL`` (60 s, at most half the idle
   timeout), ``COATCHECK_MAX_SIZE``, ``COATCHECK_HASH_SECRET`` as in
   :class:`~coatcheck.config.SessionConfig`. ``COATCHECK_FLASK_LOGIN`` (True) hooks Flask-Login.
   ``COATCHECK_ON_EVENT``: called with every :class:`~coatcheck.events.SessionEvent`.
@@ -84,7 +86,14 @@ from ..limits import LimitExceeded
 from ..session import Session as CoatcheckSession
 from ..stores import Store, StoreError
 from ..wsgi import client_source
-from .app_config import OPTION_KEYS, browser_of, configured_store, engines, session_config
+from .app_config import (
+    OPTION_KEYS,
+    browser_of,
+    configured_store,
+    engines,
+    exchange_of,
+    session_config,
+)
 
 __all__ = [
     "OPTION_KEYS",
@@ -313,7 +322,7 @@ class FlaskSession(SessionMixin):
 
     # -- before the commit -------------------------------------------------------------------
 
-    def _settle(self) -> None:
+    def settle(self) -> None:
         """Store what changed inside values read in this request, and apply Flask's rules: an
         emptied session is destroyed (unless it holds a CSRF token), and a change of
         ``permanent`` re-issues the cookie."""
@@ -359,7 +368,7 @@ class CoatcheckSessionInterface(SessionInterface):
         self.store = store
         self.config = config
         self.engines: dict[bool, SessionEngine] = engines(config, app, self)
-        self.exchange = Exchange(self.engines[True])
+        self.exchange = exchange_of(self.engines, app)
         """The lifecycle's decisions (refusals, CSRF), the same for both engines."""
 
     def open_session(self, app: flask.Flask, request: Request) -> FlaskSession | None:
@@ -387,7 +396,7 @@ class CoatcheckSessionInterface(SessionInterface):
         vary = "Cookie" if transport.cookie_name is not None else transport.request_header
         if session.accessed:
             response.vary.add(vary)
-        session._settle()
+        session.settle()
         engine = self.engines[session.permanent]
         try:
             set_cookie = run(engine.commit(session.coatcheck), self.store)
@@ -396,6 +405,12 @@ class CoatcheckSessionInterface(SessionInterface):
             return
         if set_cookie is None and self._resends(app, session):
             set_cookie = engine.current_cookie(session.coatcheck)
+        elif set_cookie is not None and self.exchange.watching_secure:
+            request = flask.request
+            forwarded_proto = request.headers.get("X-Forwarded-Proto")
+            self.exchange.cookie_set(
+                request.scheme, request.host, request.remote_addr, forwarded_proto
+            )
         added, no_store = self.exchange.headers(
             session.coatcheck, set_cookie, "Cache-Control" in response.headers
         )

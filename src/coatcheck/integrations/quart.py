@@ -49,11 +49,10 @@ from ..clients import found_client
 from ..config import SessionConfig
 from ..cookies import find_cookie
 from ..engine import run_async
-from ..exchange import Exchange
 from ..limits import LimitExceeded
 from ..session import Session as CoatcheckSession
 from ..stores import AsyncStore, Store, StoreError, as_async
-from .app_config import browser_of, configured_store, engines, session_config
+from .app_config import browser_of, configured_store, engines, exchange_of, session_config
 from .flask import CsrfRefused, FlaskSession, refusal_exception
 
 __all__ = ["CoatcheckSessionInterface", "Session", "csrf_token", "current_session"]
@@ -79,7 +78,7 @@ class CoatcheckSessionInterface(SessionInterface):
         self.store = as_async(store)
         self.config = config
         self.engines = engines(config, app, self)
-        self.exchange = Exchange(self.engines[True])
+        self.exchange = exchange_of(self.engines, app)
 
     def get_cookie_partitioned(self, app: quart.Quart) -> bool:  # Quart < 0.21 has none
         return bool(app.config.get("SESSION_COOKIE_PARTITIONED", False))
@@ -111,7 +110,7 @@ class CoatcheckSessionInterface(SessionInterface):
     ) -> None:
         if not isinstance(session, FlaskSession):
             return
-        session._settle()  # Flask's rules: nested changes, emptied sessions, `permanent`
+        session.settle()  # Flask's rules: nested changes, emptied sessions, `permanent`
         engine = self.engines[session.permanent]
         try:
             id_value = await run_async(engine.commit(session.coatcheck), self.store)
@@ -131,6 +130,12 @@ class CoatcheckSessionInterface(SessionInterface):
         stored = transport.cookie_name is not None and not session.new
         if id_value is None and stored and self.should_set_cookie(app, session):
             id_value = engine.current_cookie(session.coatcheck)  # re-sent, as Flask does
+        elif id_value is not None and self.exchange.watching_secure:
+            request = quart.request
+            forwarded_proto = request.headers.get("X-Forwarded-Proto")
+            self.exchange.cookie_set(
+                request.scheme, request.host, request.remote_addr, forwarded_proto
+            )
         app_cache_control = "Cache-Control" in response.headers
         added, no_store = self.exchange.headers(session.coatcheck, id_value, app_cache_control)
         if session.accessed or added:

@@ -36,7 +36,8 @@ response that used ``request.session`` carries ``Vary: Cookie``.
 coatcheck adds ``store`` (default: a :class:`~coatcheck.stores.MemoryStore`, which is logged as
 a warning: it is lost on restart and not shared between worker processes, so give a real store
 in production), ``absolute_timeout`` (default 30 days, or the idle timeout if longer: a session
-ends that long after it was created or logged in, however active), ``touch_interval``,
+ends that long after it was created or logged in, however active; given, it also cuts a longer
+``max_age`` to it), ``touch_interval``,
 ``max_size``, ``clock`` and ``unavailable_status`` (503 when the store fails), and, passed as
 they are to :class:`~coatcheck.config.SessionConfig`, the CSRF options of the core middleware
 (``csrf="origin"`` by default, ``"token"`` or ``"off"``; ``csrf_header``, ``csrf_field``,
@@ -167,6 +168,8 @@ def starlette_config(
 
     ``max_age`` must be positive (Starlette would issue a cookie that expires as it is set) or
     None; ``idle_timeout`` may only be given with ``max_age=None``, since ``max_age`` is it.
+    ``max_age`` (or its default) longer than a given ``absolute_timeout`` is cut to it; only an
+    ``idle_timeout`` longer than ``absolute_timeout``, both given, is refused.
     """
     if max_age is None:
         idle = _seconds("idle_timeout", DEFAULT_MAX_AGE if idle_timeout is None else idle_timeout)
@@ -179,7 +182,12 @@ def starlette_config(
                 f"max_age must be a positive number of seconds (or None for a browser-session "
                 f"cookie), not {max_age!r}"
             )
-    absolute = max(idle, DEFAULT_ABSOLUTE_TIMEOUT) if absolute_timeout is None else absolute_timeout
+    if absolute_timeout is None:
+        absolute = max(idle, DEFAULT_ABSOLUTE_TIMEOUT)
+    else:
+        absolute = _seconds("absolute_timeout", absolute_timeout)
+    if idle_timeout is None and absolute > 0:
+        idle = min(idle, absolute)  # max_age gives way: no session outlives absolute_timeout
     options: dict[str, object] = {"clock": clock} if clock is not None else {}
     options.update(coatcheck_options)
     return SessionConfig.from_options(

@@ -16,6 +16,7 @@ from .base import (
     AsyncStore,
     AsyncStoreAdapter,
     Iterable,
+    MissingExtra,
     NotSupported,
     Purgeable,
     Record,
@@ -24,6 +25,7 @@ from .base import (
     StoreUnavailable,
     UserIndex,
     as_async,
+    require_extra,
 )
 from .file import FileStore
 from .memory import MemoryStore
@@ -35,6 +37,7 @@ __all__ = [
     "FileStore",
     "Iterable",
     "MemoryStore",
+    "MissingExtra",
     "NotSupported",
     "Purgeable",
     "Record",
@@ -68,8 +71,9 @@ def from_url(url: str, *, asynchronous: bool = False) -> Store | AsyncStore:
       [,host:port...]/service[/db]`` finds the master through Sentinel;
       ``redis+cluster://host:port`` (any node) uses a Redis Cluster
     - ``postgresql://[user[:password]@]host[:port]/dbname``, ``mysql://...`` and
-      ``mariadb://...``, with ``?table=NAME``, ``?timeout=SECONDS`` and ``?pool_size=N``
-      (other options go to libpq)
+      ``mariadb://...``, with ``?table=NAME``, ``?timeout=SECONDS`` and ``?pool_size=N``;
+      a PostgreSQL URL's other options go to libpq as written, a MySQL one's may be
+      ``charset``, ``unix_socket``, ``ssl``, ``ssl_ca``, ``ssl_cert`` and ``ssl_key``
     - ``memcached://host[:port]``, with ``?prefix=NAME:``, ``?timeout=SECONDS``,
       ``?pool_size=N`` (no user index: log out everywhere is NotSupported)
 
@@ -77,6 +81,8 @@ def from_url(url: str, *, asynchronous: bool = False) -> Store | AsyncStore:
 
     Stores without a native async face ignore ``asynchronous``: the middleware adapts them.
     A URL coatcheck cannot use raises ValueError naming the scheme, never echoing credentials.
+    A store whose driver is not installed raises :class:`MissingExtra` (a ValueError too), one
+    line naming the extra to install.
     """
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
@@ -115,18 +121,19 @@ def from_url(url: str, *, asynchronous: bool = False) -> Store | AsyncStore:
                 "redis+sentinel://, redis+cluster://, "
                 "postgresql://, mysql://, mariadb://, memcached://"
             )
+    except MissingExtra:
+        raise
     except ValueError as exc:
-        raise ValueError(f"bad store URL ({scheme}://...): {exc}") from None
+        raise ValueError(f"bad store URL ({scheme}://...): {scrubbed(str(exc), url)}") from None
     if query:
         raise ValueError(f"bad store URL ({scheme}://...): unknown option(s) {sorted(query)}")
     return store
 
 
 def _redis(url: str, query: dict[str, str], asynchronous: bool) -> Store | AsyncStore:
-    try:
-        from .redis import DEFAULT_PREFIX, AsyncRedisStore, RedisStore  # noqa: PLC0415
-    except ImportError:
-        raise ValueError("redis:// needs the redis extra: pip install 'coatcheck[redis]'") from None
+    require_extra("redis", f"{urlsplit(url).scheme.lower()}://", "redis")
+    from .redis import DEFAULT_PREFIX, AsyncRedisStore, RedisStore  # noqa: PLC0415
+
     prefix = query.pop("prefix", DEFAULT_PREFIX)
     timeout = float(query.pop("timeout", "2"))
     if query:
@@ -156,33 +163,31 @@ def _sentinel_address(parts: SplitResult) -> dict[str, Any]:
     return {"sentinels": sentinels, "service": service, "db": int(db or 0), "password": password}
 
 
+_SQL_OPTIONS = ("table", "timeout", "pool_size")
+"""The options of an SQL store's URL that are coatcheck's; the others are the driver's."""
+
+
 def _sql(scheme: str, url: str, query: dict[str, str], asynchronous: bool) -> Store | AsyncStore:
-    try:
-        from .sql import DEFAULT_TABLE, AsyncSQLStore, SQLStore  # noqa: PLC0415
-    except ImportError:
-        extra = "postgresql" if scheme.startswith("postgres") else "mysql"
-        raise ValueError(
-            f"{scheme}:// needs the {extra} extra: pip install 'coatcheck[{extra}]'"
-        ) from None
+    from .sql import DEFAULT_TABLE, AsyncSQLStore, SQLStore  # noqa: PLC0415
+
     table = query.pop("table", DEFAULT_TABLE)
     timeout = float(query.pop("timeout", "5"))
     max_size = int(query.pop("pool_size", "10"))
-    if query and not scheme.startswith("postgres"):
-        raise ValueError(f"unknown option(s) {sorted(query)}")
-    rest = "&".join(f"{k}={v}" for k, v in query.items())  # libpq's own options pass through
-    server_url = urlsplit(url)._replace(query=rest).geturl()
+    parts = urlsplit(url)
+    driver_options = [  # as written: the driver decodes them (the pool refuses unknown ones)
+        option
+        for option in parts.query.split("&")
+        if option and unquote_plus(option.partition("=")[0]) not in _SQL_OPTIONS
+    ]
+    server_url = parts._replace(query="&".join(driver_options)).geturl()
     kind = AsyncSQLStore if asynchronous else SQLStore
     return kind.from_url(server_url, table=table, timeout=timeout, max_size=max_size)
 
 
 def _memcached(url: str, query: dict[str, str], asynchronous: bool) -> Store | AsyncStore:
-    try:
-        from .memcached import AsyncMemcachedStore, MemcachedStore  # noqa: PLC0415
-        from .memcached.layout import DEFAULT_PREFIX  # noqa: PLC0415
-    except ImportError:
-        raise ValueError(
-            "memcached:// needs the memcached extra: pip install 'coatcheck[memcached]'"
-        ) from None
+    from .memcached import AsyncMemcachedStore, MemcachedStore  # noqa: PLC0415
+    from .memcached.layout import DEFAULT_PREFIX  # noqa: PLC0415
+
     prefix = query.pop("prefix", DEFAULT_PREFIX)
     timeout = float(query.pop("timeout", "2"))
     pool_size = int(query.pop("pool_size", "10"))

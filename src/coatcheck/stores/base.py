@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import importlib
 import math
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -64,6 +65,27 @@ class StoreUnavailable(StoreError):
 
 class NotSupported(StoreError):
     """The store lacks the capability an operation needs (e.g. a user index)."""
+
+
+class MissingExtra(ImportError, ValueError):
+    """A store's driver is not installed; the message is one line naming the extra to install.
+
+    Raised when the store is made, never at its first call. An ImportError, as a missing package
+    is, and a ValueError, as everything :func:`~coatcheck.stores.from_url` cannot build is.
+    """
+
+
+def require_extra(extra: str, what: str, *modules: str) -> None:
+    """Import each of ``modules``, the drivers ``what`` (a URL's ``scheme://``, say) runs on;
+    raise :class:`MissingExtra` naming ``extra`` when one cannot be imported."""
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise MissingExtra(
+                f"{what} needs the {extra} extra: pip install 'coatcheck[{extra}]' ({exc})",
+                name=module,
+            ) from None
 
 
 class Store(ABC):

@@ -17,7 +17,7 @@ import threading
 from collections.abc import Awaitable, Iterator
 from typing import Any, TypeVar
 
-from ..base import Record, StoreUnavailable, stored_number, unreadable
+from ..base import Record, StoreUnavailable, require_extra, stored_number, unreadable
 
 T = TypeVar("T")
 
@@ -84,6 +84,7 @@ class AsyncClient:
     """aiomcache, with every call bounded by ``timeout``."""
 
     def __init__(self, host: str, port: int, *, timeout: float, pool_size: int) -> None:
+        require_extra("memcached", "memcached://", "aiomcache")
         import aiomcache  # noqa: PLC0415
 
         self.timeout = timeout
@@ -114,6 +115,7 @@ class Client:
     (up to ``timeout``) for a free connection instead of failing when all are lent out."""
 
     def __init__(self, host: str, port: int, *, timeout: float, pool_size: int) -> None:
+        require_extra("memcached", "memcached://", "pymemcache")
         from pymemcache.client.base import PooledClient  # noqa: PLC0415
 
         self.timeout = timeout
