@@ -5,7 +5,7 @@ On Redis a shopper logs in, fills a cart, sees it served by several instances, l
 instance and carries on (every form carrying its CSRF token); logging out everywhere from a
 second browser logs the first out on its next click. On memory:// the same shopper cannot even
 log in: the login form's session and token live in the memory of the instance that served it,
-and the form is posted to the next one.
+and the form is posted to the next one, whose page says it has never seen that session.
 
 Screenshots go to ``$COATCHECK_SCREENSHOTS`` when set (``docs/img`` for the docs), else to a
 temporary directory.
@@ -127,15 +127,19 @@ def test_on_redis_the_session_follows_the_shopper_across_instances(
 
 def test_on_memory_the_next_instance_refuses_the_login_form(browser: Browser, shots: Path) -> None:
     with run_demo("--store", "memory://", "--instances", "3") as demo:
-        context = browser.new_context(viewport={"width": 1000, "height": 560})
+        context = browser.new_context(viewport={"width": 1000, "height": 640})
         page = context.new_page()
         with page.expect_response(lambda response: response.request.method == "POST") as posted:
             log_in(page, demo.url)
         # The form came from one instance, which keeps its session and token in memory; nginx
-        # sent the post to another, which has never heard of either.
+        # sent the post to another, which has never heard of either, and says so.
         assert posted.value.status == 403
-        assert "failed its CSRF check" in page.inner_text("body")
+        answered = posted.value.headers["x-instance"]
+        assert page.inner_text("#lost") == "This instance has never seen your session"
+        assert page.inner_text("#lost-instance") == served_by(page) == answered
+        assert "memory is per process" in page.inner_text("#why")
         page.screenshot(path=shots / "shop-memory-lost.png")
-        page.goto(demo.url + "/cart")
+        page.click("#try-again")
+        assert page.url == demo.url + "/login"
         assert page.inner_text("#who") == "Not logged in"
         context.close()

@@ -7,13 +7,16 @@ the store is down.
 
 The shop runs with ``csrf="token"``: every POST, PUT and DELETE must carry the session's token
 in ``X-CSRF-Token`` (from ``GET /api/csrf``, renewed by the login's answer), or the session
-middleware refuses it with a plain-text 403 before any route runs.
+middleware refuses it with a plain-text 403 before any route runs. One refusal is JSON
+(:class:`LostSession`, still 403): a token sent with a session cookie that the instance which
+answered holds no session for (on ``memory://``, one started by another instance; see
+:mod:`coatcheck.shop.lost`).
 """
 
 from __future__ import annotations
 
 import time
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Path, Request, Response
 from pydantic import BaseModel, Field
@@ -22,7 +25,7 @@ from ..asgi import session_of
 from ..session import Session
 from . import accounts, cart
 from .catalog import PRODUCTS, Product
-from .context import shop_of
+from .context import Shop, shop_of
 from .devices import describe
 from .users import authenticate
 
@@ -31,6 +34,35 @@ router = APIRouter(prefix="/api", tags=["shop"])
 
 class Problem(BaseModel):
     detail: str
+
+
+class LostSession(BaseModel):
+    """The 403 for a request whose session cookie names a session the instance that answered
+    holds none for, so that the token it sends matches nothing there."""
+
+    detail: str
+    error: Literal["unknown_session"] = "unknown_session"
+    instance: str = Field(description="the instance that answered, which never saw the session")
+    try_again: str = Field(
+        default="/api/csrf",
+        description="where to get a new session and token, before sending the request again",
+    )
+
+
+def lost_body(shop: Shop) -> bytes:
+    """The JSON body of the refusal :mod:`coatcheck.shop.lost` describes."""
+    instance = shop.instance
+    if shop.per_process:
+        why = (
+            f"{instance} has never seen this session: memory:// keeps each instance's sessions "
+            "in its own process, so a session another instance started (or this one before a "
+            "restart, or one that expired) is unknown here; a store shared by all instances "
+            "(redis://, PostgreSQL, SQLite on one machine) keeps them wherever a request lands"
+        )
+    else:
+        why = f"{instance} holds no session by the ID sent: it expired, or it was logged out"
+    detail = f"{why}. Nothing was changed: GET /api/csrf for a new session and token, then retry."
+    return LostSession(detail=detail, instance=instance).model_dump_json().encode()
 
 
 class ProductOut(BaseModel):
@@ -124,8 +156,10 @@ NOT_FOUND: Responses = {404: {"model": Problem, "description": "no such product"
 NO_INDEX: Responses = {501: {"model": Problem, "description": "the store keeps no index of users"}}
 FORBIDDEN: Responses = {
     403: {
+        "model": LostSession,
         "description": "the CSRF check failed: no token, a wrong one, or a cross-site origin "
-        "(plain text, from the session middleware)",
+        "(plain text, from the session middleware); JSON when the session cookie names a "
+        "session the instance that answered does not hold (memory:// behind a balancer)",
         "content": {"text/plain": {"schema": {"type": "string"}}},
     }
 }

@@ -16,9 +16,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from ..asgi import ASGIApp, Message, Receive, Scope, Send, SessionMiddleware
-from ..stores import AsyncStore, NotSupported, Store, StoreError
+from ..stores import AsyncStore, AsyncStoreAdapter, MemoryStore, NotSupported, Store, StoreError
 from . import api, pages
 from .context import Shop
+from .lost import LostSessions
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -80,7 +81,9 @@ def create_app(
     """The shop on ``store``. Plain http by default (``secure=False``), CSRF tokens required
     (``csrf="token"``: every form carries one, API clients send ``X-CSRF-Token``); ``instance``
     names this process on every page and in the ``X-Instance`` header. The client is the peer:
-    ``X-Forwarded-For`` counts only with ``trusted_proxies`` given."""
+    ``X-Forwarded-For`` counts only with ``trusted_proxies`` given. A post naming a session
+    this instance has never seen is refused with the shop's page saying so
+    (:mod:`coatcheck.shop.lost`)."""
     options.setdefault("secure", False)
     options.setdefault("csrf", "token")
     # No X-Forwarded-For is believed unless the caller names its proxies: `coatcheck demo`
@@ -101,5 +104,19 @@ def create_app(
     app.add_exception_handler(NotSupported, _not_supported)
     app.add_exception_handler(StoreError, _store_failed)
     sessions = SessionMiddleware(app, store=store, **options)
-    app.state.shop = Shop(store=sessions.store, config=sessions.engine.config, instance=name)
+    shop = Shop(
+        store=sessions.store,
+        config=sessions.engine.config,
+        instance=name,
+        per_process=_per_process(sessions.store),
+    )
+    app.state.shop = shop
+    # The middleware's CSRF decisions, unchanged; only the words of one refusal are the shop's.
+    sessions.exchange = LostSessions(sessions.engine, shop, sessions.unavailable_status)
     return InstanceHeader(sessions, name)
+
+
+def _per_process(store: AsyncStore) -> bool:
+    """Whether ``store`` is this process's memory, which no other instance sees."""
+    inner = store.store if isinstance(store, AsyncStoreAdapter) else store
+    return isinstance(inner, MemoryStore)

@@ -19,6 +19,9 @@ class Shop:
     store: AsyncStore
     config: SessionConfig
     instance: str
+    per_process: bool = False
+    """Whether the store is this process's own memory (``memory://``): a session another
+    instance (or this one before a restart) started is unknown here."""
 
     def current_key(self, request: Request) -> str | None:
         """The store key of the session the request's cookie names (None without one)."""

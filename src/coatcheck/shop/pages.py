@@ -3,7 +3,8 @@
 Every form posts and is answered with a redirect (303) to a page, so reloading never re-posts.
 Every form carries the session's CSRF token in a hidden field (the session middleware refuses a
 post without it), and every page's footer says which instance served it and when the session
-expires.
+expires. A form posted to an instance that has never seen the visitor's session is answered
+with :func:`lost_page` (see :mod:`coatcheck.shop.lost`).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from ..session import Session
 from ..stores import NotSupported
 from . import accounts, cart
 from .catalog import PRODUCTS, euros
-from .context import shop_of
+from .context import Shop, shop_of
 from .devices import describe
 from .users import DEMO_PASSWORD, authenticate
 
@@ -107,6 +108,47 @@ def render(request: Request, template: str, status_code: int = 200, **context: A
             **context,
         },
         status_code=status_code,
+    )
+
+
+FORM_PAGES = (("/login", "/login"), ("/cart/items/", "/cart"), ("/sessions", "/sessions"))
+"""Where each form is, by the path it posts to (prefixes; any other form is on "/", the
+products' page): the page to load again for a new token."""
+
+
+def page_of_form(path: str) -> str:
+    """The page whose form posts to ``path``: one of the shop's own, whatever ``path`` is.
+
+    >>> page_of_form("/cart/items/scarf/remove"), page_of_form("/cart/items")
+    ('/cart', '/')
+    """
+    return next((page for prefix, page in FORM_PAGES if path.startswith(prefix)), "/")
+
+
+def lost_page(shop: Shop, path: str) -> bytes:
+    """The page for a form posted to ``path`` that names a session this instance has never seen
+    (see :mod:`coatcheck.shop.lost`), in the shop's layout, with a link back to the form's page.
+
+    The session middleware renders it while it refuses the post, before any route runs: from
+    the shop alone. The session is anonymous and stays unstored (the refusal clears its cookie),
+    so the page shows no form.
+    """
+    return (
+        templates.get_template("lost.html")
+        .render(
+            user=None,
+            cart_count=0,
+            instance=shop.instance,
+            csrf_field=lambda: Markup(""),  # base.html's logout form is for a user: never here
+            expiry=lambda: (
+                "none on this instance: it holds no session by the ID your browser sent, and "
+                "this answer clears that cookie"
+            ),
+            notice=None,
+            per_process=shop.per_process,
+            retry=page_of_form(path),
+        )
+        .encode()
     )
 
 
