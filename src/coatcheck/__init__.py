@@ -27,4 +27,5 @@ __all__ = [
     "from_url",
 ]
 
+# The one place the version is written: the build reads it (pyproject.toml, [tool.hatch.version]).
 __version__ = "0.1.0"
