@@ -1,6 +1,6 @@
-"""`coatcheck compare` measures the seeds' table instead of asserting it: the answers it gets
-for memory, SQLite and Redis are the ones the seeds give, and it writes its table and chart;
-with --json it prints its measurements as JSON."""
+"""`coatcheck compare` measures its table of stores (coupled to one server? survives a restart?)
+instead of asserting it: the answers it gets for memory, SQLite and Redis are the ones each is
+known for, and it writes its table and chart; with --json it prints its measurements as JSON."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 from .services import REDIS_URL, require
 
 
-def test_compare_measures_what_the_seeds_say(tmp_path: Path) -> None:
+def test_compare_measures_what_each_store_is_known_for(tmp_path: Path) -> None:
     require("Redis", "127.0.0.1", 6379)
     table, chart = tmp_path / "compare.md", tmp_path / "compare.png"
     result = subprocess.run(

@@ -1,4 +1,5 @@
-"""No lost updates: concurrent requests on one session that change different keys all persist.
+"""No lost updates: concurrent requests on one session that change different keys all persist
+(a key that two of them change takes the later save's value: the last test).
 
 Real concurrency: requests over real HTTP to uvicorn (ASGI) and to a threading WSGI server,
 and processes sharing one FileStore directory or SQLite file.
@@ -123,3 +124,26 @@ def test_processes_sharing_a_store_lose_nothing(kind: str, tmp_path: Path) -> No
         assert process.exitcode == 0
     final = run(engine.load(session_id), store)
     assert len(final) == 1 + workers * count
+
+
+def test_two_requests_changing_one_key_the_later_save_wins_it() -> None:
+    """What "no lost updates" covers, and where it stops (README, "What you get"): a conflict
+    replays the keys this request changed onto the other request's data, key by key, so the
+    other request's keys are kept; but a key both changed takes the later save's value, computed
+    from what that request loaded. Two requests each appending to one cart keep one item."""
+    store = MemoryStore()
+    engine = SessionEngine(SessionConfig(secure=False))
+    session = run(engine.load(None), store)
+    session.update(cart=["tea"], visits=0)
+    set_cookie = run(engine.commit(session), store)
+    assert set_cookie is not None
+    session_id = set_cookie.split(";", 1)[0].split("=", 1)[1]
+    first, second = run(engine.load(session_id), store), run(engine.load(session_id), store)
+    first["cart"].append("jam")
+    first["seen_by_first"] = True
+    run(engine.commit(first), store)
+    second["cart"].append("milk")
+    second["visits"] += 1
+    run(engine.commit(second), store)  # a conflict: the version moved; replayed, then saved
+    final = dict(run(engine.load(session_id), store))
+    assert final == {"cart": ["tea", "milk"], "visits": 1, "seen_by_first": True}

@@ -6,6 +6,7 @@ import secrets
 import time
 
 import pytest
+from pymemcache.client.base import Client
 
 from coatcheck.stores import AsyncStore, NotSupported, Record, StoreUnavailable, from_url
 from coatcheck.stores.memcached import AsyncMemcachedStore, MemcachedStore
@@ -74,3 +75,25 @@ def test_asgi_requests_racing_on_one_session_lose_nothing(prefix: str) -> None:
 
 def test_wsgi_requests_racing_on_one_session_lose_nothing(prefix: str) -> None:
     race_wsgi(MemcachedStore.from_url(URL, prefix=prefix))
+
+
+def test_a_touch_rewrites_the_whole_item(prefix: str) -> None:
+    """The exception to "a touch never rewrites the session" (README): the item's value holds
+    the expiry with the data, so a touch is a ``gets`` and a ``cas`` that sends the data back,
+    not Memcached's ``touch`` command."""
+    host, port = MEMCACHED_ADDRESS.rsplit(":", 1)
+    observer = Client((host, int(port)))
+    store = MemcachedStore.from_url(URL, prefix=prefix)
+    data = b"x" * 20_000
+    store.create(Record("a" * 64, data, time.time() + 60))
+    before = observer.stats()
+    store.touch("a" * 64, time.time() + 120)
+    after = observer.stats()
+    assert after[b"cas_hits"] - before[b"cas_hits"] == 1
+    assert after[b"cmd_touch"] == before[b"cmd_touch"]
+    assert after[b"bytes_read"] - before[b"bytes_read"] > len(data)  # the data, sent again
+    touched = store.load("a" * 64)
+    assert touched is not None
+    assert touched.data == data
+    observer.close()
+    store.close()

@@ -4,15 +4,20 @@ remaining lifetimes, nothing in the target is overwritten, and an interrupted ru
 from __future__ import annotations
 
 import time
+from http.cookiejar import CookieJar, DefaultCookiePolicy
 from pathlib import Path
 
+import httpx
 import pytest
 import redis
+from starlette.testclient import TestClient
 
 from coatcheck.migration import migrate
 from coatcheck.stores import MemoryStore, NotSupported, Record, Store, from_url
 from coatcheck.stores.redis import RedisStore
+from coatcheck.testing import cookie_id
 
+from .apps import starlette_app
 from .operator_stores import (
     add_expired,
     all_records,
@@ -173,3 +178,76 @@ def test_a_store_that_cannot_list_its_records_cannot_be_a_source() -> None:
 def test_batch_size_must_be_positive() -> None:
     with pytest.raises(ValueError, match="batch_size"):
         migrate(MemoryStore(), MemoryStore(), batch_size=0)
+
+
+# -- switching an application to the new store (docs/cli.md, "Switching an application ...") ---
+
+
+def _no_jar() -> CookieJar:
+    """A jar that keeps nothing: each request carries exactly the cookie the test gives it."""
+    return CookieJar(policy=DefaultCookiePolicy(allowed_domains=[]))
+
+
+def _sid(response: httpx.Response) -> str:
+    return cookie_id(response.headers.get("set-cookie"))
+
+
+def _as(sid: str) -> dict[str, str]:
+    return {"Cookie": f"session={sid}"}
+
+
+def test_a_request_before_its_session_is_copied_is_logged_out_for_good(sqlite_url: str) -> None:
+    """Pointed at the new store before the copy, the application meets the cookie as it meets
+    any ID that names nothing: an anonymous session, the cookie expired (``Max-Age=0``). The
+    copy made afterwards is in the new store, but the browser no longer holds its cookie."""
+    old, new = MemoryStore(), open_store(sqlite_url)
+    with TestClient(starlette_app(old), cookies=_no_jar()) as on_old:
+        sid = _sid(on_old.post("/login/ada"))
+        assert on_old.get("/whoami", headers=_as(sid)).json() == {"user": "ada", "new": False}
+    with TestClient(starlette_app(new), cookies=_no_jar()) as on_new:
+        response = on_new.get("/whoami", headers=_as(sid))
+        assert response.json() == {"user": None, "new": True}
+        assert "Max-Age=0" in response.headers["set-cookie"]
+        assert migrate(old, new).copied == 1  # too late: the cookie is gone from the browser
+
+
+def test_copied_while_nothing_writes_every_session_carries_on(sqlite_url: str) -> None:
+    """The procedure docs/cli.md gives: stop, migrate, start on the new store. Each cookie
+    keeps its user and data, and the new store sends no cookie at all."""
+    old, new = MemoryStore(), open_store(sqlite_url)
+    with TestClient(starlette_app(old), cookies=_no_jar()) as on_old:
+        ada = _sid(on_old.post("/login/ada"))
+        anonymous = _sid(on_old.post("/write", json={"cart": ["tea"]}))
+    assert migrate(old, new).ok
+    with TestClient(starlette_app(new), cookies=_no_jar()) as on_new:
+        whoami = on_new.get("/whoami", headers=_as(ada))
+        assert whoami.json() == {"user": "ada", "new": False}
+        read = on_new.get("/read", headers=_as(anonymous))
+        assert read.json() == {"cart": ["tea"]}
+        assert "set-cookie" not in whoami.headers
+        assert "set-cookie" not in read.headers
+
+
+def test_what_the_old_store_does_between_the_copy_and_the_switch_is_not_followed(
+    sqlite_url: str,
+) -> None:
+    """Migrate, switch, migrate again, without stopping: the second run copies the sessions
+    created meanwhile, but never overwrites, and never deletes. A change made in the old store
+    after the first copy is lost, and a session logged out there is live again in the new one."""
+    old, new = MemoryStore(), open_store(sqlite_url)
+    with TestClient(starlette_app(old), cookies=_no_jar()) as on_old:
+        changed = _sid(on_old.post("/write", json={"cart": ["tea"]}))
+        logged_out = _sid(on_old.post("/login/bob"))
+        assert migrate(old, new).copied == 2
+        on_old.post("/write", json={"cart": ["tea", "jam"]}, headers=_as(changed))
+        assert "Max-Age=0" in on_old.post("/logout", headers=_as(logged_out)).headers["set-cookie"]
+        created = _sid(on_old.post("/write", json={"cart": ["milk"]}))
+    report = migrate(old, new)  # right after the switch
+    assert (report.copied, report.skipped_existing) == (1, 1)
+    with TestClient(starlette_app(new), cookies=_no_jar()) as on_new:
+        assert on_new.get("/read", headers=_as(created)).json() == {"cart": ["milk"]}
+        assert on_new.get("/read", headers=_as(changed)).json() == {"cart": ["tea"]}  # no jam
+        assert on_new.get("/whoami", headers=_as(logged_out)).json() == {
+            "user": "bob",
+            "new": False,
+        }

@@ -12,14 +12,18 @@ from urllib.parse import urlsplit
 
 import pytest
 import redis
+from starlette.testclient import TestClient
 
+from coatcheck.clients import Client
 from coatcheck.config import SessionConfig
 from coatcheck.engine import SessionEngine, run
-from coatcheck.ids import store_key
-from coatcheck.stores import AsyncStore, Record, StoreUnavailable, from_url
+from coatcheck.ids import new_id, store_key
+from coatcheck.stores import AsyncStore, Record, StoreError, StoreUnavailable, from_url
 from coatcheck.stores.redis import AsyncRedisStore, RedisStore
-from coatcheck.testing import FakeClock, StoreConformance
+from coatcheck.testing import FakeClock, StoreConformance, cookie_id
 
+from .apps import starlette_app
+from .redis_servers import PrivateRedis
 from .servers import free_port
 from .services import REDIS_URL, require
 from .test_concurrency import race_asgi, race_wsgi
@@ -210,3 +214,82 @@ def test_redis_down_gives_503_within_the_timeout() -> None:
         response = client.get("/read", headers={"Cookie": "session=" + "A" * 43})
     assert response.status_code == 503
     assert time.monotonic() - started < 2
+
+
+# -- eviction: why only maxmemory-policy noeviction keeps sessions (docs/integrations/django.md) --
+
+
+def test_every_key_coatcheck_writes_has_a_ttl(prefix: str) -> None:
+    """Sessions, a regenerated ID's forwarder, a user's index, the limits' counters: every key
+    expires by itself. So under any ``volatile-*`` policy every coatcheck key, a live session
+    too, is a candidate for eviction, exactly as under ``allkeys-*``."""
+    store = RedisStore.from_url(REDIS_URL, prefix=prefix)
+    engine = SessionEngine(
+        SessionConfig(
+            secure=False,
+            max_creations_per_client=100,
+            max_creations=1000,
+            max_sessions_per_user=3,
+        )
+    )
+    client = Client("203.0.113.7", "test")
+    anonymous = run(engine.load(None, client), store)
+    anonymous["cart"] = ["tea"]
+    regenerated = cookie_id(run(engine.commit(anonymous), store))
+    session = run(engine.load(regenerated, client), store)
+    session.regenerate()  # the old ID forwards for rotation_grace: a record of its own
+    run(engine.commit(session), store)
+    for _ in range(2):
+        session = run(engine.load(None, client), store)
+        session.login("ada")  # the user's index, and the per-user count
+        run(engine.commit(session), store)
+    run(engine.load(new_id(), client), store)  # an ID naming nothing: the guessing counter
+    observer = redis.Redis.from_url(REDIS_URL)
+    try:
+        names = list(observer.scan_iter(match=prefix + "*"))
+        kinds = {name.decode().removeprefix(prefix)[:2] for name in names}
+        assert kinds == {"s:", "u:"}
+        assert len(names) >= 8  # 3 sessions, 1 forwarder, 1 index, 3 counters at least
+        assert {name: observer.pttl(name) > 0 for name in names} == dict.fromkeys(names, True)
+    finally:
+        observer.close()
+        store.close()
+
+
+@pytest.mark.parametrize("policy", ["volatile-lru", "noeviction"])
+def test_a_full_redis_evicts_live_sessions_unless_the_policy_is_noeviction(
+    policy: str, tmp_path: Path
+) -> None:
+    """A Redis at its ``maxmemory``: under ``volatile-lru`` new sessions keep coming in and the
+    oldest live ones are evicted (their users logged out); under ``noeviction`` every session
+    stays, and a write Redis has no room for is a store error, which the middleware answers
+    with 503."""
+    server = PrivateRedis(
+        tmp_path, "--maxmemory", "3mb", "--maxmemory-policy", policy, "--appendonly", "no"
+    )
+    server.start()
+    try:
+        store = RedisStore.from_url(f"redis://127.0.0.1:{server.port}/0")
+        now = time.time()
+        first = "f" * 64
+        assert store.create(Record(first, b"x" * 2000, now + 3600, 1, "ada"))
+        refused = None
+        for _ in range(3000):  # 6 MB of live sessions into 3 MB
+            try:
+                store.create(Record(secrets.token_hex(32), b"y" * 2000, now + 3600))
+            except StoreError as exc:
+                refused = exc
+                break
+        if policy == "noeviction":
+            assert refused is not None
+            assert "OutOfMemoryError" in str(refused)
+            assert store.load(first) is not None
+            assert store.list_by_user("ada") != []
+            with TestClient(starlette_app(store)) as http:
+                assert http.post("/write", json={"cart": ["tea"]}).status_code == 503
+        else:
+            assert refused is None
+            assert store.load(first) is None  # live for another hour, and gone
+        store.close()
+    finally:
+        server.kill()

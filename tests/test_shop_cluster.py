@@ -1,9 +1,9 @@
 """`coatcheck demo --instances 3` over real HTTP: three app processes behind a real nginx.
 
-The seeds' point, measured: on a shared store (Redis) a session is kept whichever instance
-answers, and survives one being killed; on memory:// it is lost as soon as nginx picks another
-instance (so is its CSRF token: a login sent to the next instance is refused); ``--sticky``
-keeps memory:// working until the pinned instance dies.
+Why the store must be shared, measured: on a shared store (Redis) a session is kept whichever
+instance answers, and survives one being killed; on memory:// it is lost as soon as nginx picks
+another instance (so is its CSRF token: a login sent to the next instance is refused);
+``--sticky`` keeps memory:// working until the pinned instance dies.
 """
 
 from __future__ import annotations

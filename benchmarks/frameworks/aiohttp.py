@@ -107,7 +107,9 @@ def measure(settings: LoadSettings) -> FrameworkResult:
 *writing* spreads its requests over {writers} sessions in turn, so concurrent requests write
 different sessions, as different clients do. (All {connections} connections writing one session
 would measure contention instead: coatcheck's compare-and-set makes such writers take turns and
-loses no increment, where aiohttp-session lets the last writer win.)
+keeps the keys each of them set, where aiohttp-session lets the last writer's session win.
+The counter these apps increment is one key, though, which takes the later save's value: its
+concurrent increments would be lost with either.)
 
 aiohttp-session loads the session only when a handler asks for it and writes it only when it
 changed, so its read-only requests neither slide the expiry nor re-send the cookie; coatcheck's

@@ -108,7 +108,9 @@ def measure(settings: LoadSettings) -> FrameworkResult:
 *writing* spreads its requests over {writers} sessions in turn, so concurrent requests write
 different sessions, as different clients do. (All {connections} connections writing one session
 would measure contention instead: coatcheck's compare-and-set makes such writers take turns and
-loses no increment, where Litestar's backend lets the last writer win.)
+keeps the keys each of them set, where Litestar's backend lets the last writer's session win.
+The counter these apps increment is one key, though, which takes the later save's value: its
+concurrent increments would be lost with either.)
 
 Litestar's server-side backend writes a session (and sets a cookie) on every response, even to
 an anonymous request that never touches it, and rewrites the whole session on every request
