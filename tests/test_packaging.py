@@ -87,3 +87,12 @@ def test_the_changelog_keeps_a_changelog() -> None:
     sections = re.findall(r"^### (.+)$", text, re.MULTILINE)
     assert sections
     assert set(sections) <= {"Added", "Changed", "Deprecated", "Removed", "Fixed", "Security"}
+
+
+def test_the_mysql_extra_brings_what_mysql_8_authentication_needs() -> None:
+    """MySQL 8's default ``caching_sha2_password`` needs ``cryptography`` over plain TCP when
+    the server has no cached entry for the user: PyMySQL's ``rsa`` extra brings it."""
+    requires = metadata("coatcheck").get_all("Requires-Dist") or []
+    mysql = [r for r in requires if r.lower().startswith("pymysql") and "mysql" in r.split(";")[1]]
+    assert mysql, requires
+    assert all("[rsa]" in r for r in mysql), mysql
