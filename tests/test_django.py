@@ -23,6 +23,8 @@ with an in-memory SQLite database for ``django.contrib.auth``'s users, then ``dj
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import time
 import types
 import uuid
@@ -62,6 +64,7 @@ from coatcheck.events import SessionEvent  # noqa: E402
 from coatcheck.ids import is_well_formed, store_key  # noqa: E402
 from coatcheck.integrations.django import SessionMiddleware, SessionStore  # noqa: E402
 from coatcheck.integrations.django.config import backing  # noqa: E402
+from coatcheck.limits import is_counter  # noqa: E402
 from coatcheck.stores import Iterable, Record  # noqa: E402
 from coatcheck.testing import FakeClock  # noqa: E402
 
@@ -449,6 +452,54 @@ class TestPurge(SimpleTestCase):  # type: ignore[misc]
         await session.aset_expiry(-timedelta(seconds=10))
         await session.asave()
         assert await SessionStore.aclear_expired() >= 1
+
+
+class TestPurgeFromTheApp(SimpleTestCase):  # type: ignore[misc]
+    """``COATCHECK_SESSION["purge_interval"]``: coatcheck's middleware purges expired sessions
+    after a response, once per interval, up to ``purge_batch`` of them."""
+
+    def test_requests_purge_expired_sessions_a_batch_per_interval(self) -> None:
+        clock, events = FakeClock(1_800_000_000.0), list[SessionEvent]()
+        options = {
+            "clock": clock,
+            "on_event": events.append,
+            "purge_interval": 300,
+            "purge_batch": 2,
+        }
+        scratch = tempfile.mkdtemp(prefix="coatcheck-django-purge-")
+        self.addCleanup(shutil.rmtree, scratch, ignore_errors=True)
+        url = f"sqlite:///{scratch}/sessions.db"
+        with self.settings(COATCHECK_STORE_URL=url, COATCHECK_SESSION=options):
+            for n in range(5):
+                self.client.cookies.clear()
+                assert self.client.get(f"/theme?theme={n}").content == b"set"
+
+            def purged() -> list[int]:
+                return [event.count for event in events if event.kind == "purged"]
+
+            def left() -> int:
+                return len([r for r in stored_records() if not is_counter(r)])
+
+            assert (purged(), left()) == ([0], 5)
+            clock.advance(settings.SESSION_COOKIE_AGE + 1)  # all five expired
+            self.client.cookies.clear()
+            assert self.client.get("/whoami").status_code == 200
+            assert (purged(), left()) == ([0, 2], 3)
+            self.client.get("/whoami")  # within the interval: no purge
+            assert (purged(), left()) == ([0, 2], 3)
+            clock.advance(300)
+            self.client.get("/whoami")
+            assert (purged(), left()) == ([0, 2, 2], 1)
+
+    def test_djangos_own_session_middleware_does_not_purge(self) -> None:
+        clock, events = FakeClock(1_800_000_000.0), list[SessionEvent]()
+        options = {"clock": clock, "on_event": events.append, "purge_interval": 300}
+        own = ["django.contrib.sessions.middleware.SessionMiddleware"]
+        with self.settings(MIDDLEWARE=own, COATCHECK_SESSION=options):
+            assert self.client.get("/theme?theme=dark").content == b"set"
+            clock.advance(settings.SESSION_COOKIE_AGE + 1)
+            self.client.get("/theme?theme=light")
+        assert [event.kind for event in events] == ["created", "expired", "created"]
 
 
 # -- end to end through Django's request handling ----------------------------------------------

@@ -1,6 +1,7 @@
 """The engine's store calls are plain ``(method, args)`` tuples whose types mypy checks: each
-method's tuple is typed as its parameters are in ``Store`` (or ``UserIndex``), so a plan that
-yields a misspelt method or a wrong argument is a type error, at no cost per request."""
+method's tuple is typed as its parameters are in ``Store`` (or a capability: ``UserIndex``,
+``Purgeable``), so a plan that yields a misspelt method or a wrong argument is a type error, at
+no cost per request."""
 
 from __future__ import annotations
 
@@ -12,7 +13,14 @@ from mypy import api
 
 from coatcheck import engine
 from coatcheck.stores import Store
-from coatcheck.stores.base import AsyncStore, UserIndex
+from coatcheck.stores.base import AsyncStore, Purgeable, UserIndex
+
+CAPABILITIES: dict[str, type] = {
+    "list_by_user": UserIndex,
+    "delete_by_user": UserIndex,
+    "purge_expired": Purgeable,
+}
+"""The calls a plan may make that are a capability's, not every store's."""
 
 
 def typed_calls() -> dict[str, tuple[object, ...]]:
@@ -35,7 +43,7 @@ def test_every_call_is_typed_as_the_store_method_it_names() -> None:
     calls = typed_calls()
     assert calls.pop(engine.PAUSE) == (float,)  # the one call that is no store's: a sleep
     for name, args in calls.items():
-        owner = UserIndex if name in ("list_by_user", "delete_by_user") else Store
+        owner = CAPABILITIES.get(name, Store)
         assert args == parameters(owner, name), name
         assert args == parameters(AsyncStore, name), name  # the async face takes the same
 

@@ -7,6 +7,7 @@ Every adapter (ASGI, WSGI, framework integrations) takes the same keyword names 
 from __future__ import annotations
 
 import ipaddress
+import math
 import re
 import time
 from collections.abc import Callable, Sequence
@@ -74,6 +75,8 @@ class StorageOptions(TypedDict, total=False):
     max_size: int
     hash_secret: bytes | None
     encryption_keys: Sequence[bytes | str]
+    purge_interval: Seconds | None
+    purge_batch: int
 
 
 class HookOptions(TypedDict, total=False):
@@ -214,6 +217,17 @@ class SessionConfig:
     encryption_keys: tuple[bytes, ...] = field(default=(), repr=False, metadata=_STORAGE)
     """AES-256-GCM keys (32 bytes, or base64url text), newest first: when given, every record is
     encrypted at rest with the first and decrypts with any (see :mod:`coatcheck.encryption`)."""
+    purge_interval: float | None = field(default=None, metadata=_STORAGE)
+    """Seconds between purges of expired records run by the app itself (None: never, the
+    default; run ``coatcheck purge`` from cron instead). When this long has passed since an
+    instance last checked, the commit of its next request (any request) takes a lease in the
+    store, so that one instance of all those sharing the store purges per interval, then
+    deletes up to ``purge_batch`` expired records after the request's own writes. A failed
+    purge is logged, never the request's failure. Stores that expire records themselves
+    (Redis, Memcached) are left alone. See :meth:`~coatcheck.engine.SessionEngine.commit`."""
+    purge_batch: int = field(default=1000, metadata=_STORAGE)
+    """The most expired records one purge (``purge_interval``) deletes, those expired longest
+    first: the bound on the work one request does for it."""
     clock: Callable[[], float] = field(default=time.time, repr=False, metadata=_HOOKS)
     """Where the current time (Unix seconds) comes from; tests inject their own."""
     on_event: EventHandler | None = field(default=None, repr=False, metadata=_HOOKS)
@@ -274,6 +288,10 @@ class SessionConfig:
             "limit_window",
         ):
             object.__setattr__(self, name, _seconds(name, getattr(self, name)))
+        if self.purge_interval is not None:
+            object.__setattr__(
+                self, "purge_interval", _seconds("purge_interval", self.purge_interval)
+            )
         self._follow_the_chosen_timeouts(unchosen)
         object.__setattr__(self, "encryption_keys", _keys(self.encryption_keys))
         for name in ("csrf_exempt", "trusted_origins", "bind_to", "trusted_proxies"):
@@ -335,6 +353,15 @@ class SessionConfig:
                 f"touch_interval must be at least 0 and below idle_timeout, "
                 f"not {self.touch_interval}"
             )
+        interval = self.purge_interval
+        if interval is not None and not 0 < interval < math.inf:
+            raise ConfigError(f"purge_interval must be positive seconds or None, not {interval}")
+        if (
+            isinstance(self.purge_batch, bool)
+            or not isinstance(self.purge_batch, int)
+            or self.purge_batch < 1
+        ):
+            raise ConfigError(f"purge_batch must be a positive int, not {self.purge_batch!r}")
         if isinstance(self.max_size, bool) or not isinstance(self.max_size, int):
             raise ConfigError(f"max_size must be an int of bytes, not {self.max_size!r}")
         if self.max_size < 2:

@@ -9,7 +9,12 @@ Round trips per request: no cookie 0; read-only 1 (plus a throttled touch, unles
 load does it: ``load_touching``); writing 2 (load, then
 one compare-and-set save); regenerate/login 2 (load, rotate) where the store rotates in one
 call, else 3 (load, create, delete); logout 2 (load, delete).
-A commit with nothing to do makes no plan at all.
+A commit with nothing to do makes no plan at all. With ``purge_interval``, one request per
+interval per instance also checks the purge lease (a load, and a write when it takes it) and,
+holding it, purges (one call); see :meth:`SessionEngine.commit`.
+
+A store call that raises is thrown into the plan at its ``yield``: a plan may handle the
+failure there (the purge does); one that does not fails as the call did.
 """
 
 from __future__ import annotations
@@ -34,6 +39,8 @@ from .limits import (
     count_of,
     counter_key,
     counter_record,
+    lease_key,
+    lease_record,
     window,
 )
 from .session import NOTHING_ASKED, Asked, Ending, Rotation, Session, Stored
@@ -65,12 +72,14 @@ StoreCall = (
     | tuple[Literal["delete"], tuple[str]]
     | tuple[Literal["list_by_user"], tuple[str]]
     | tuple[Literal["delete_by_user"], tuple[str]]
+    | tuple[Literal["purge_expired"], tuple[float, int | None]]
     | tuple[Literal["pause"], tuple[float]]
 )
 """One call the engine needs made on a store, ``(method, args)``: ``getattr(store, method)(*args)``
 (or, for ``"pause"``, a sleep). A plain tuple, not a named one: building it costs nothing, and
 every request yields one. Each method's tuple is typed as its parameters are in
-:class:`~coatcheck.stores.Store` (and :class:`~coatcheck.stores.base.UserIndex`), so mypy checks
+:class:`~coatcheck.stores.Store` (and the capabilities :class:`~coatcheck.stores.base.UserIndex`
+and :class:`~coatcheck.stores.base.Purgeable`), so mypy checks
 every ``yield ("load", (key,))`` of a plan, and ``tests/test_store_calls.py`` that the two agree."""
 
 
@@ -126,6 +135,10 @@ class SessionEngine:
             self.fresh_needs_client or config.max_rejections_per_client is not None
         )
         """Whether :meth:`load` wants it (also for the per-client guessing throttle)."""
+        self._purge_after = -math.inf if config.purge_interval is not None else math.inf
+        """When this instance next checks the purge lease (``purge_interval``): at its first
+        request, then an interval after each check; never without the option."""
+        self._lease_key = lease_key(config.hash_secret)
 
     def emit(
         self,
@@ -349,7 +362,14 @@ class SessionEngine:
         stored session read and left unchanged with no touch due, is decided here with no plan.
         A request forwarded from a regenerated ID sets no cookie: the rotating response gives
         the client its new one.
+
+        With ``purge_interval``, the commit of the first request an interval after this
+        engine's last check (any request, even one with nothing to write) gives a plan that
+        also runs the purge step (:meth:`due_purge`) after the request's own writes. Otherwise
+        the check costs one comparison, of the time the request's session was loaded.
         """
+        if session.opened_at >= self._purge_after:  # a purge is due (purge_interval)
+            return self._purging(session)
         stored = session.stored
         if stored is None or session.asked is not NOTHING_ASKED:
             return self._rebind(session) if self._has_work(session) else None
@@ -375,6 +395,75 @@ class SessionEngine:
                 return _done(self._issue(stored, now))
             return None
         return self._touch(session, stored, expires_at, now)
+
+    # -- purge (purge_interval) ------------------------------------------------------------
+
+    def _purging(self, session: Session) -> Plan[str | None] | None:
+        """The request's commit, then the purge step that is due."""
+        now = max(self.config.clock(), session.opened_at)
+        purge = self.due_purge(now)  # moves the next check past the session's time
+        plan = self.commit(session)
+        return plan if purge is None else self._then(plan, purge)  # None: another thread's
+
+    @staticmethod
+    def _then(plan: Plan[str | None] | None, purge: Plan[None]) -> Plan[str | None]:
+        result = None if plan is None else (yield from plan)
+        yield from purge
+        return result
+
+    def due_purge(self, now: float) -> Plan[None] | None:
+        """The purge step when one is due at ``now`` (``purge_interval`` after this engine's
+        last check; never without the option), else None. :meth:`commit` runs it on its own;
+        an adapter that commits sessions otherwise (Django's) asks for it once per request.
+
+        The step never fails: on a store that cannot purge (it expires records itself) it does
+        nothing; otherwise it takes the purge lease (compare-and-set on a small record that
+        expires after the interval), so that one instance of those sharing the store purges
+        per interval, and then deletes up to ``purge_batch`` expired records, reported as a
+        ``purged`` event. A store error on the way is logged (the lease, left to expire, lets
+        the next interval try again).
+        """
+        interval = self.config.purge_interval
+        if now < self._purge_after or interval is None:
+            return None
+        self._purge_after = now + interval
+        return self._purge(interval)
+
+    def _purge(self, interval: float) -> Plan[None]:
+        config = self.config
+        now = config.clock()
+        try:
+            # Can the store purge? A limit of 0 asks with no round trip; NotSupported: no.
+            yield ("purge_expired", (now, 0))
+        except NotSupported:
+            return
+        except Exception as exc:  # e.g. a store of its own whose purge takes no limit
+            logger.warning("could not purge expired sessions: %s", exc)
+            return
+        try:
+            if not (yield from self._lease(now, interval)):
+                return  # another instance purged within the interval
+            count = yield ("purge_expired", (now, config.purge_batch))
+        except StoreError as exc:
+            logger.warning("could not purge expired sessions: %s", exc)
+            return
+        except Exception:
+            logger.exception("could not purge expired sessions")
+            return
+        self.emit("purged", None, count=count)
+
+    def _lease(self, now: float, interval: float) -> Plan[bool]:
+        """Take the purge lease until ``now + interval`` unless another instance holds it."""
+        key = self._lease_key
+        current: Record | None = yield ("load", (key,))
+        if current is None:
+            return bool((yield ("create", (lease_record(key, now + interval, 1),))))
+        if current.expires_at > now:
+            return False
+        taken = lease_record(key, now + interval, current.version + 1)
+        return bool((yield ("save", (taken, current.version))))
+
+    # -- rebind ------------------------------------------------------------------------------
 
     def _rebind(self, session: Session) -> Plan[str | None]:
         """Create, rotate or destroy: the session's ID changes or goes."""
@@ -635,17 +724,21 @@ def run(plan: Plan[T] | None, store: Store) -> T | None:
     if plan is None:
         return None
     try:
-        result: Any = None
+        name, args = plan.send(None)
         while True:
-            name, args = plan.send(result)
             if name == PAUSE:
                 time.sleep(cast(float, args[0]))
-                result = None
-            else:
-                method = getattr(store, name, None)
+                name, args = plan.send(None)
+                continue
+            method = getattr(store, name, None)
+            try:
                 if method is None:
                     raise _lacking(store, name)
                 result = method(*args)
+            except Exception as exc:  # the plan's to handle, at its yield, or to fail with
+                name, args = plan.throw(exc)
+            else:
+                name, args = plan.send(result)
     except StopIteration as done:
         return done.value  # type: ignore[no-any-return]
     finally:
@@ -661,17 +754,21 @@ async def run_async(plan: Plan[T] | None, store: AsyncStore) -> T | None:
     if plan is None:
         return None
     try:
-        result: Any = None
+        name, args = plan.send(None)
         while True:
-            name, args = plan.send(result)
             if name == PAUSE:
                 await _sleep(cast(float, args[0]))
-                result = None
-            else:
-                method = getattr(store, name, None)
+                name, args = plan.send(None)
+                continue
+            method = getattr(store, name, None)
+            try:
                 if method is None:
                     raise _lacking(store, name)
                 result = await method(*args)
+            except Exception as exc:  # the plan's to handle, at its yield, or to fail with
+                name, args = plan.throw(exc)
+            else:
+                name, args = plan.send(result)
     except StopIteration as done:
         return done.value  # type: ignore[no-any-return]
     finally:

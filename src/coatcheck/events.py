@@ -30,6 +30,7 @@ EventKind = Literal[
     "revoked",
     "rejected",
     "flagged",
+    "purged",
 ]
 
 audit_logger = logging.getLogger("coatcheck.audit")
@@ -48,7 +49,9 @@ class SessionEvent:
 
     ``reason`` says why for ``rejected``, ``expired``, ``flagged`` and ``revoked`` (e.g.
     ``"malformed"``, ``"unknown"``, ``"idle"``, ``"absolute"``, ``"undecodable"``, ``"tampered"``,
-    ``"binding"``); ``count`` is how many sessions a ``revoked`` event ended.
+    ``"binding"``); ``count`` is how many sessions a ``revoked`` event ended, or how many
+    expired records a ``purged`` event deleted (a purge the app runs itself, every
+    ``purge_interval``; it names no session).
     """
 
     kind: EventKind

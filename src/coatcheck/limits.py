@@ -7,6 +7,10 @@ every app instance sharing it, and it expires with its window. A request over a 
 :class:`LimitExceeded`, which the middleware turns into a 429 with ``Retry-After``.
 
 Counting stops at the limit: a flood past it costs one read per request, never a write.
+
+The purge the app runs itself (``purge_interval``) keeps one more such record: its lease, under
+a hashed key of its own, taken with the same compare-and-set by the one instance that purges,
+and expiring after the interval.
 """
 
 from __future__ import annotations
@@ -60,7 +64,21 @@ def count_of(record: Record | None) -> int:
     return int(found[1]) if found else 0
 
 
+PURGE_LEASE = b'{"lease":"purge"}'
+"""What the purge lease record holds."""
+
+
+def lease_key(secret: bytes | None) -> str:
+    """The store key of the purge lease (one per store and ``hash_secret``)."""
+    return store_key("coatcheck-purge", secret)
+
+
+def lease_record(key: str, until: float, version: int) -> Record:
+    return Record(key, PURGE_LEASE, until, version)
+
+
 def is_counter(record: Any) -> bool:
-    """Whether a stored record is a limit counter rather than a session (tools skip those)."""
+    """Whether a stored record is a limit counter (or the purge lease) rather than a session
+    (tools skip those)."""
     data = getattr(record, "data", b"")
-    return isinstance(data, bytes) and _COUNT.fullmatch(data) is not None
+    return isinstance(data, bytes) and (_COUNT.fullmatch(data) is not None or data == PURGE_LEASE)

@@ -131,7 +131,7 @@ class Session(dict[str, JSONValue]):
         "_csrf",
         "_binding",
         # the request it serves
-        "_now",
+        "opened_at",
         "_max_size",
         "_client",
         "_flagged",
@@ -155,7 +155,10 @@ class Session(dict[str, JSONValue]):
     _last_active: float
     _csrf: str | None
     _binding: str | None
-    _now: float
+    opened_at: float
+    """When the request loaded the session (or started it): the time its lifecycle steps
+    (a login's time, a reset) take, and what the engine's commit compares with the next purge
+    check (``purge_interval``). Read-only."""
     _max_size: int
     _client: ClientSource
     _flagged: bool
@@ -216,7 +219,7 @@ class Session(dict[str, JSONValue]):
             last_active,
         )
         session._user_id, session._csrf, session._binding = user_id, csrf_token, binding
-        session._now, session._max_size, session._client = now, max_size, client
+        session.opened_at, session._max_size, session._client = now, max_size, client
         session._flagged, session._reenvelope = flagged, rebound
         session._offset = session._size = _UNKNOWN
         session._modified = session._forced = session._cleared = session._accessed = False
@@ -225,7 +228,7 @@ class Session(dict[str, JSONValue]):
     def _reset(self, now: float) -> None:
         self.stored, self._user_id, self._csrf, self._binding = None, None, None, None
         self._offset, self._size = -1, 2  # "{}"
-        self._created_at = self._auth_at = self._last_active = self._now = now
+        self._created_at = self._auth_at = self._last_active = self.opened_at = now
         self._modified = self._forced = self._cleared = self._reenvelope = self._flagged = False
 
     # -- for the engine: what it stores, and what it learns from the store -----------------------
@@ -329,7 +332,7 @@ class Session(dict[str, JSONValue]):
         """The store no longer holds the session (it expired, or was ended during the request):
         it becomes fresh and empty."""
         dict.clear(self)
-        self._reset(self._now)
+        self._reset(self.opened_at)
         self.asked = NOTHING_ASKED
 
     def _data_offset(self) -> int:
@@ -423,7 +426,7 @@ class Session(dict[str, JSONValue]):
         self.privileges_changed()
         self._rotate(Rotation.LOGIN)  # a new session logged in is counted as a login too
         self._user_id = user_id
-        self._auth_at = self._now
+        self._auth_at = self.opened_at
 
     def privileges_changed(self) -> None:
         """Call on any change of role or permission: a new ID with no grace window for the old
@@ -495,7 +498,7 @@ class Session(dict[str, JSONValue]):
         wide = everywhere or asked.ending in (Ending.OTHERS, Ending.EVERYWHERE)
         bound = self._binding  # the client stays the same one
         dict.clear(self)
-        self._reset(self._now)
+        self._reset(self.opened_at)
         self._binding = bound
         ending = Ending.EVERYWHERE if wide and user is not None else Ending.LOGOUT
         self.asked = Asked(Rotation.NONE, ending, ended, user)

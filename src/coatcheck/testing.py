@@ -118,6 +118,15 @@ class CountingStore(Store):
         self.calls["load"] += 1  # one call on the wire, whether or not it also touched
         return self.inner.load_touching(key, now, expires_at, min_gain)
 
+    def purge_expired(self, now: float, limit: int | None = None) -> int:
+        """The inner store's purge (:class:`NotSupported` if it has none); a ``limit`` of 0,
+        which makes no round trip, is not counted."""
+        if limit != 0:
+            self.calls["purge_expired"] += 1
+        if not isinstance(self.inner, Purgeable):
+            raise NotSupported(f"{type(self.inner).__name__} cannot purge")
+        return self.inner.purge_expired(now, limit)
+
     def close(self) -> None:
         self.inner.close()
 
@@ -562,6 +571,47 @@ class StoreConformance:
         assert purged == len(old)
         assert all(harness.call("load", key_of(s)) is None for s in old)
         assert all(not harness.load(s).is_new for s in young)
+
+    def test_a_limited_purge_deletes_at_most_that_many_and_no_live_record(
+        self, harness: Harness
+    ) -> None:
+        now = harness.clock.now
+        try:
+            assert harness.capability("purge_expired", now, 0) == 0  # asks, deletes nothing
+        except NotSupported:
+            return
+        expired = [Record(key_of(new_id()), b"x", now - 10 * (i + 1)) for i in range(5)]
+        live = [Record(key_of(new_id()), b"y", now + 10 * (i + 1), 1, "u-7") for i in range(3)]
+        for record in expired + live:
+            assert harness.call("create", record)
+        assert harness.capability("purge_expired", now, 0) == 0
+        assert all(harness.call("load", r.key) is not None for r in expired)
+        assert harness.capability("purge_expired", now, 2) == 2
+        left = [r for r in expired if harness.call("load", r.key) is not None]
+        assert len(left) == 3
+        assert harness.capability("purge_expired", now, 2) == 2
+        assert harness.capability("purge_expired", now, 2) == 1
+        assert harness.capability("purge_expired", now, 2) == 0
+        assert all(harness.call("load", r.key) is None for r in expired)
+        assert [harness.call("load", r.key) for r in live] == live
+
+    def test_a_limited_purge_takes_the_longest_expired_first(self, harness: Harness) -> None:
+        now = harness.clock.now
+        try:
+            harness.capability("purge_expired", now, 0)
+        except NotSupported:
+            return
+        # Created in no particular order of expiry, 10 s apart (MemoryStore files by second).
+        ages = [30, 70, 10, 50, 60, 20, 40]
+        expired = {age: Record(key_of(new_id()), b"x", now - age) for age in ages}
+        for record in expired.values():
+            assert harness.call("create", record)
+        assert harness.capability("purge_expired", now, 3) == 3
+        gone = sorted(age for age, r in expired.items() if harness.call("load", r.key) is None)
+        assert gone == [50, 60, 70]
+        assert harness.capability("purge_expired", now, 3) == 3
+        assert harness.call("load", expired[10].key) is not None
+        assert harness.capability("purge_expired", now, None) == 1
 
     def test_iteration_yields_every_record(self, harness: Harness) -> None:
         ids = [harness.new_session(n=i) for i in range(7)]

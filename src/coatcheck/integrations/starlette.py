@@ -110,6 +110,8 @@ class CoatcheckOptions(TransportOptions, DefenceOptions, total=False):
     encryption_keys: Sequence[bytes | str]
     rotation_grace: Seconds
     on_event: EventHandler | None
+    purge_interval: Seconds | None
+    purge_batch: int
 
 
 STARLETTE_OWNS = {

@@ -171,8 +171,14 @@ class Purgeable(ABC):
     """Capability: delete expired records (stores without native expiry)."""
 
     @abstractmethod
-    def purge_expired(self, now: float) -> int:
-        """Delete records with ``expires_at <= now``; return how many."""
+    def purge_expired(self, now: float, limit: int | None = None) -> int:
+        """Delete records with ``expires_at <= now``, at most ``limit`` of them (None: all),
+        those expired longest first; return how many.
+
+        ``limit=0`` deletes nothing and returns 0 with no round trip: the engine asks it to
+        learn whether a store can purge (:class:`NotSupported` if not) before it takes the
+        purge lease (``purge_interval``).
+        """
 
 
 class Iterable(ABC):
@@ -228,7 +234,7 @@ class AsyncStore(ABC):
     async def delete_by_user(self, user_id: str) -> int:
         raise NotSupported(f"{type(self).__name__} has no user index")
 
-    async def purge_expired(self, now: float) -> int:
+    async def purge_expired(self, now: float, limit: int | None = None) -> int:
         raise NotSupported(f"{type(self).__name__} cannot purge")
 
     def iter_records(self) -> AsyncIterator[Record]:
@@ -308,10 +314,12 @@ class AsyncStoreAdapter(AsyncStore):
             return await super().delete_by_user(user_id)
         return await self._call(self.store.delete_by_user, user_id)
 
-    async def purge_expired(self, now: float) -> int:
+    async def purge_expired(self, now: float, limit: int | None = None) -> int:
         if not isinstance(self.store, Purgeable):
-            return await super().purge_expired(now)
-        return await self._call(self.store.purge_expired, now)
+            return await super().purge_expired(now, limit)
+        if limit is not None and limit <= 0:  # nothing to delete: no hop to a worker thread
+            return 0
+        return await self._call(self.store.purge_expired, now, limit)
 
     def iter_records(self) -> AsyncIterator[Record]:
         if not isinstance(self.store, Iterable):

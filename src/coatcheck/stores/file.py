@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import functools
+import heapq
 import json
 import logging
 import os
@@ -163,6 +164,16 @@ class FileStore(Store, UserIndex, Purgeable, Iterable):
             if record is not None:
                 yield record
 
+    def _expired(self, now_ns: int) -> Iterator[tuple[int, str]]:
+        """The expiry (ns) and key of each file that has expired by ``now_ns``."""
+        for key in self._keys():
+            try:
+                expires_ns = (self.root / key).stat().st_mtime_ns
+            except FileNotFoundError:
+                continue
+            if expires_ns <= now_ns:
+                yield expires_ns, key
+
     def list_by_user(self, user_id: str) -> list[Record]:
         return [r for r in self.iter_records() if r.user_id == user_id]
 
@@ -172,12 +183,19 @@ class FileStore(Store, UserIndex, Purgeable, Iterable):
             self.delete(record.key)
         return len(records)
 
-    def purge_expired(self, now: float) -> int:
+    @_unavailable_on_os_error
+    def purge_expired(self, now: float, limit: int | None = None) -> int:
+        """Delete the files whose expiry has passed (at most ``limit``, those expired longest
+        first). The directory has no index: every file's modification time is read."""
+        if limit is not None and limit <= 0:
+            return 0
         now_ns = round(now * _NS)
+        found = self._expired(now_ns)
+        expired = list(found) if limit is None else heapq.nsmallest(limit, found)
         purged = 0
-        for key in list(self._keys()):
+        for _, key in expired:
             path = self.root / key
-            with self._locked(key):
+            with self._locked(key):  # saved or touched since the scan: it stays
                 try:
                     if path.stat().st_mtime_ns > now_ns:
                         continue

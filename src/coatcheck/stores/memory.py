@@ -186,21 +186,28 @@ class MemoryStore(Store, UserIndex, Purgeable, Iterable):
                 self._remove(key)
             return len(keys)
 
-    def purge_expired(self, now: float) -> int:
-        """Delete expired sessions, visiting only the time buckets that have passed.
+    def purge_expired(self, now: float, limit: int | None = None) -> int:
+        """Delete expired sessions (at most ``limit``), visiting only the time buckets that
+        have passed, earliest first.
 
         A live key found in a passed bucket (its expiry moved later) is filed where it now
-        belongs; each key is visited about once per touch, never once per purge.
+        belongs; each key is visited about once per touch, never once per purge. A purge that
+        reaches ``limit`` leaves the rest of its bucket for the next one.
         """
         purged = 0
+        if limit is not None and limit <= 0:
+            return purged
         current = self._bucket(now)
         with self._lock:
             heap, buckets, entries = self._bucket_heap, self._buckets, self._entries
-            while heap and heap[0] <= current:
+            while heap and heap[0] <= current and purged != limit:
                 bucket = heapq.heappop(heap)
                 keys = buckets.pop(bucket)
                 survivors = []
-                for key in keys:
+                for index, key in enumerate(keys):
+                    if purged == limit:  # enough for this purge: the rest wait in the bucket
+                        survivors.extend(keys[index:])
+                        break
                     entry = entries.get(key)
                     if entry is None:
                         continue  # deleted since

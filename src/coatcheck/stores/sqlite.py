@@ -95,6 +95,10 @@ class SQLiteStore(Store, UserIndex, Purgeable, Iterable):
         )
         self._sql_delete_user = f"DELETE FROM {t} WHERE user_id = ?"
         self._sql_purge = f"DELETE FROM {t} WHERE expires_at <= ?"
+        self._sql_purge_some = (
+            f"DELETE FROM {t} WHERE key IN "
+            f"(SELECT key FROM {t} WHERE expires_at <= ? ORDER BY expires_at LIMIT ?)"
+        )
         self._sql_page = (
             f"SELECT key, data, expires_at, version, user_id FROM {t} "
             "WHERE key > ? ORDER BY key LIMIT ?"
@@ -169,8 +173,12 @@ class SQLiteStore(Store, UserIndex, Purgeable, Iterable):
     def delete_by_user(self, user_id: str) -> int:
         return self._change(self._sql_delete_user, (user_id,))
 
-    def purge_expired(self, now: float) -> int:
-        return self._change(self._sql_purge, (now,))
+    def purge_expired(self, now: float, limit: int | None = None) -> int:
+        if limit is None:
+            return self._change(self._sql_purge, (now,))
+        if limit <= 0:
+            return 0
+        return self._change(self._sql_purge_some, (now, limit))
 
     def iter_records(self, page_size: int = 500) -> Iterator[Record]:
         """Every record in key order, a page at a time (safe to resume from any thread)."""

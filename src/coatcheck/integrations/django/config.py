@@ -12,8 +12,9 @@ Settings read (all optional):
   ``session_header`` (the ID in a header instead of the cookie), client binding (``bind_to``,
   ``binding_action``, the prefixes), the per-client limits (``max_creations_per_client``,
   ``max_rejections_per_client``, ``max_creations``, ``limit_window``), ``trusted_proxies``,
-  ``on_event`` and ``clock``. Binding and limits need coatcheck's ``SessionMiddleware``, which
-  tells the session its request's client.
+  ``on_event``, ``clock``, and ``purge_interval`` and ``purge_batch`` (expired sessions purged
+  by the app itself). Binding, limits and the purge need coatcheck's ``SessionMiddleware``,
+  which tells the session its request's client, and purges after a response when one is due.
 
 The cookie, the expiry and CSRF are Django's (``SESSION_COOKIE_*``, ``SESSION_COOKIE_AGE``,
 ``set_expiry``; ``CsrfViewMiddleware``, best with ``CSRF_USE_SESSIONS = True``, which keeps its

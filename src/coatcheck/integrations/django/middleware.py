@@ -16,6 +16,7 @@ from django.utils.cache import patch_vary_headers
 from ... import exchange
 from ...clients import found_client
 from ...cookies import needs_no_store
+from ...engine import run
 from ...limits import LimitExceeded
 from ...stores.base import StoreError
 from ...transport import IdTransport
@@ -62,6 +63,9 @@ class SessionMiddleware(DjangoSessionMiddleware):  # type: ignore[misc]  # Djang
       ``Cache-Control: no-store``.
     - **A request forwarded from a regenerated ID** (in its grace window) is given no ID: the
       client keeps the newer one the rotating response gave it.
+    - **Expired sessions**, with ``COATCHECK_SESSION["purge_interval"]``, are purged as a
+      response goes out, once per interval (one process of those sharing the store purging, up
+      to ``purge_batch`` of them): :meth:`coatcheck.engine.SessionEngine.due_purge`.
     """
 
     def process_request(self, request: HttpRequest) -> Any:
@@ -97,6 +101,11 @@ class SessionMiddleware(DjangoSessionMiddleware):  # type: ignore[misc]  # Djang
             response = super().process_response(request, response)
         except (StoreError, LimitExceeded) as exc:
             return unavailable(exc)
+        base = backing()
+        if base.config.purge_interval is not None:
+            purge = base.engine.due_purge(base.config.clock())
+            if purge is not None:
+                run(purge, base.store)  # never fails: a failed purge is logged
         session = getattr(request, "session", None)
         if session is None:
             return response

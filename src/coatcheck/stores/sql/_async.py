@@ -106,8 +106,12 @@ class AsyncSQLStore(AsyncStore):
     async def delete_by_user(self, user_id: str) -> int:
         return await self._change("delete_by_user", self.sql.delete_user, (user_id,))
 
-    async def purge_expired(self, now: float) -> int:
-        return await self._change("purge_expired", self.sql.purge, (now,))
+    async def purge_expired(self, now: float, limit: int | None = None) -> int:
+        if limit is None:
+            return await self._change("purge_expired", self.sql.purge, (now,))
+        if limit <= 0:
+            return 0
+        return await self._change("purge_expired", self.sql.purge_some, (now, limit))
 
     async def iter_records(self) -> AsyncIterator[Record]:
         after, page_size = "", 500

@@ -104,8 +104,12 @@ class SQLStore(Store, UserIndex, Purgeable, Iterable):
     def delete_by_user(self, user_id: str) -> int:
         return self._change("delete_by_user", self.sql.delete_user, (user_id,))
 
-    def purge_expired(self, now: float) -> int:
-        return self._change("purge_expired", self.sql.purge, (now,))
+    def purge_expired(self, now: float, limit: int | None = None) -> int:
+        if limit is None:
+            return self._change("purge_expired", self.sql.purge, (now,))
+        if limit <= 0:
+            return 0
+        return self._change("purge_expired", self.sql.purge_some, (now, limit))
 
     def iter_records(self) -> Iterator[Record]:
         after, page_size = "", 500

@@ -2,8 +2,9 @@
 
 One statement per call: load a primary-key SELECT; create an INSERT that does nothing on a key
 collision; save an UPDATE guarded by the version (it never inserts, so a deleted session stays
-deleted); touch an UPDATE of the expiry alone; purge a DELETE through the expiry index; listing
-a user's sessions a SELECT through the partial user index.
+deleted); touch an UPDATE of the expiry alone; purge a DELETE through the expiry index (a
+bounded one takes those expired longest first); listing a user's sessions a SELECT through the
+partial user index.
 """
 
 from __future__ import annotations
@@ -77,6 +78,8 @@ class Statements:
     by_user: str
     delete_user: str
     purge: str
+    purge_some: str
+    """The purge of at most a number of records, those expired longest first."""
     page: str
 
     @classmethod
@@ -96,6 +99,10 @@ class Statements:
                 f"INSERT INTO {t} ({columns}) VALUES (%s, %s, %s, %s, %s) "
                 "ON CONFLICT (session_key) DO NOTHING"
             )
+            purge_some = (  # PostgreSQL's DELETE takes no LIMIT
+                f"DELETE FROM {t} WHERE session_key IN (SELECT session_key FROM {t} "
+                "WHERE expires_at <= %s ORDER BY expires_at LIMIT %s)"
+            )
         else:
             schema = _statements(mysql_schema(t))
             # A no-op update on a duplicate: 0 rows affected, and no warning (INSERT IGNORE
@@ -104,6 +111,8 @@ class Statements:
                 f"INSERT INTO {t} ({columns}) VALUES (%s, %s, %s, %s, %s) "
                 "ON DUPLICATE KEY UPDATE session_key = session_key"
             )
+            # MariaDB and MySQL take no LIMIT in an IN subquery, but do in a DELETE.
+            purge_some = f"DELETE FROM {t} WHERE expires_at <= %s ORDER BY expires_at LIMIT %s"
         return cls(
             schema=schema,
             load=f"SELECT data, expires_at, version, user_id FROM {t} WHERE session_key = %s",
@@ -117,6 +126,7 @@ class Statements:
             by_user=f"SELECT {columns} FROM {t} WHERE user_id = %s",
             delete_user=f"DELETE FROM {t} WHERE user_id = %s",
             purge=f"DELETE FROM {t} WHERE expires_at <= %s",
+            purge_some=purge_some,
             page=f"SELECT {columns} FROM {t} WHERE session_key > %s ORDER BY session_key LIMIT %s",
         )
 
