@@ -8,6 +8,7 @@ This file is the source of the sync :class:`~coatcheck.stores.sql.SQLStore`:
 from __future__ import annotations
 
 import asyncio
+import warnings
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -59,8 +60,11 @@ class AsyncSQLStore(AsyncStore):
                 await self.pool.open()
                 if self._create_schema:
                     async with self.pool.connection() as conn, conn.cursor() as cursor:
-                        for statement in self.sql.schema:
-                            await cursor.execute(statement)
+                        # "already exists" notes: aiomysql turns them into Python warnings
+                        with warnings.catch_warnings():
+                            warnings.simplefilter("ignore")
+                            for statement in self.sql.schema:
+                                await cursor.execute(statement)
             self._ready = True
 
     async def _rows(self, call: str, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
@@ -68,7 +72,7 @@ class AsyncSQLStore(AsyncStore):
             await self._prepare()
         with reported(call):
             async with self.pool.connection() as conn, conn.cursor() as cursor:
-                await cursor.execute(sql, params)
+                await self.pool.bounded(cursor.execute(sql, params))
                 return list(await cursor.fetchall())
 
     async def _change(self, call: str, sql: str, params: tuple[Any, ...]) -> int:
@@ -76,7 +80,7 @@ class AsyncSQLStore(AsyncStore):
             await self._prepare()
         with reported(call):
             async with self.pool.connection() as conn, conn.cursor() as cursor:
-                await cursor.execute(sql, params)
+                await self.pool.bounded(cursor.execute(sql, params))
                 return int(cursor.rowcount)
 
     async def load(self, key: str) -> Record | None:

@@ -6,6 +6,7 @@ Generated from ``_async.py`` by ``scripts/unasync.py``: edit that file, not this
 from __future__ import annotations
 
 import threading
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -57,8 +58,11 @@ class SQLStore(Store, UserIndex, Purgeable, Iterable):
                 self.pool.open()
                 if self._create_schema:
                     with self.pool.connection() as conn, conn.cursor() as cursor:
-                        for statement in self.sql.schema:
-                            cursor.execute(statement)
+                        # "already exists" notes: aiomysql turns them into Python warnings
+                        with warnings.catch_warnings():
+                            warnings.simplefilter("ignore")
+                            for statement in self.sql.schema:
+                                cursor.execute(statement)
             self._ready = True
 
     def _rows(self, call: str, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
@@ -66,7 +70,7 @@ class SQLStore(Store, UserIndex, Purgeable, Iterable):
             self._prepare()
         with reported(call):
             with self.pool.connection() as conn, conn.cursor() as cursor:
-                cursor.execute(sql, params)
+                self.pool.bounded(cursor.execute(sql, params))
                 return list(cursor.fetchall())
 
     def _change(self, call: str, sql: str, params: tuple[Any, ...]) -> int:
@@ -74,7 +78,7 @@ class SQLStore(Store, UserIndex, Purgeable, Iterable):
             self._prepare()
         with reported(call):
             with self.pool.connection() as conn, conn.cursor() as cursor:
-                cursor.execute(sql, params)
+                self.pool.bounded(cursor.execute(sql, params))
                 return int(cursor.rowcount)
 
     def load(self, key: str) -> Record | None:

@@ -23,11 +23,13 @@ import queue
 import select
 import ssl
 import threading
-from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Iterator
+from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
 from ..base import require_extra
+
+T = TypeVar("T")
 
 
 def dialect_of(url: str) -> str:
@@ -298,6 +300,15 @@ class AsyncPool:
                 minsize=1, maxsize=self._max_size, db=self._database, **self._kwargs
             )
 
+    async def bounded(self, statement: Awaitable[T]) -> T:
+        """Await a statement's execution for at most ``timeout`` seconds (TimeoutError after).
+        PostgreSQL bounds statements itself (``statement_timeout``); aiomysql has no read
+        timeout, so a MariaDB/MySQL statement waiting for a lock would wait out the server's
+        (50 s by default), and is bounded here."""
+        if self.dialect == "postgresql":
+            return await statement
+        return await asyncio.wait_for(statement, self.timeout)
+
     @contextlib.asynccontextmanager
     async def connection(self) -> AsyncIterator[Any]:
         if self.dialect == "postgresql":
@@ -340,6 +351,12 @@ class AsyncPool:
 
 class Pool:
     """A thread-safe pool: psycopg's for PostgreSQL, a small LIFO of PyMySQL connections."""
+
+    @staticmethod
+    def bounded(statement: T) -> T:
+        """The sync face of :meth:`AsyncPool.bounded`: the drivers' own timeouts bound a
+        statement here (``statement_timeout``, PyMySQL's read and write timeouts)."""
+        return statement
 
     def __init__(self, url: str, *, timeout: float, max_size: int) -> None:
         self.dialect = dialect_of(url)
