@@ -73,6 +73,28 @@ SOURCES.append(
     )
 )
 
+SOURCES.append(
+    (
+        STORES / "migrating" / "_async.py",
+        STORES / "migrating" / "_sync.py",
+        "MigratingStore: an application moving from one store to another, live.\n\n"
+        "Generated from ``_async.py`` by ``scripts/unasync.py``: edit that file, not this one.",
+        [
+            (r"\bAsyncMigratingStore\b", "MigratingStore"),
+            (
+                r"class MigratingStore\(AsyncStore\)",
+                "class MigratingStore(WithCapabilities, Store)",
+            ),
+            (
+                r"from \.\.base import AsyncStore, Iterable, Purgeable, Record, UserIndex",
+                "from ..base import Iterable, Purgeable, Record, Store, UserIndex",
+            ),
+            (r"(from \._capabilities import \(\n    Capability,\n)", r"\1    WithCapabilities,\n"),
+            (r"\bAsyncStore\b", "Store"),
+        ],
+    )
+)
+
 # Then, for every source:
 RULES = [
     (r"\bAsyncIterator\b", "Iterator"),

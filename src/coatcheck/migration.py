@@ -10,6 +10,11 @@ leaves alone what the target already holds (which, once the application writes t
 is the newer copy). A checkpoint file, when given, also spares the re-run the target calls for
 the records an earlier run finished, and tells them apart in the report.
 
+Nor does copying bring back a session that ends meanwhile: after each copy the source is asked
+again, and a record gone from it is deleted from the target. An application on a
+:class:`~coatcheck.stores.migrating.MigratingStore` deletes the source's copy first, so a
+session it logs out while the migration runs is gone from both stores afterwards.
+
 >>> from coatcheck.stores import MemoryStore, Record
 >>> source, target = MemoryStore(), MemoryStore()
 >>> source.create(Record("a" * 64, b"{}", expires_at=4e9))
@@ -45,7 +50,8 @@ class MigrationReport:
     skipped_existing: int = 0
     """Already in the target under the same key: left as they were there."""
     expired: int = 0
-    """Dead by the time they were reached (expired in the source, or meanwhile): not copied."""
+    """Dead by the time they were reached (expired in the source, or meanwhile), or ended in
+    the source while they were copied (the copy is undone): not copied."""
     done_earlier: int = 0
     """Named in the checkpoint file: finished by an earlier run, not looked at again."""
     batches: int = 0
@@ -103,10 +109,14 @@ def migrate(
                     continue
                 if record.expires_at <= now:
                     report.expired += 1
-                elif target.create(record):
-                    report.copied += 1
-                else:
+                elif not target.create(record):
                     report.skipped_existing += 1
+                elif source.load(record.key) is None:
+                    # Ended in the source while it was copied: the copy must not outlive it.
+                    target.delete(record.key)
+                    report.expired += 1
+                else:
+                    report.copied += 1
                 finished.append(record.key)
             log(finished)
             report.batches += 1

@@ -1,5 +1,5 @@
 """An operator's tools for a session store: ``stats``, ``sessions list``, ``revoke``, ``purge``,
-``migrate``, ``rekey``, ``keygen`` and ``bench``.
+``migrate``, ``export``, ``import``, ``rekey``, ``keygen`` and ``bench``.
 
 Each command but ``keygen`` and ``migrate`` names its store with ``--store URL`` or the
 ``COATCHECK_STORE_URL`` environment variable (``COATCHECK_STORE`` is an alias), the URLs of
@@ -21,6 +21,7 @@ import logging
 import os
 import re
 import secrets
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -40,6 +41,7 @@ from rich.progress import (
 from rich.table import Table
 
 from .. import codec
+from ..backup import BadLine, export_sessions, import_sessions
 from ..encryption import KeyRing
 from ..encryption import rekey as encryption_rekey
 from ..ids import FINGERPRINT_LENGTH, fingerprint
@@ -582,6 +584,100 @@ def _migration_table(report: MigrationReport) -> Table:
     for label, value in rows:
         table.add_row(label, "-" if value is None else str(value))
     return table
+
+
+# -- export, import -----------------------------------------------------------------------------
+
+
+@commands.command("export")
+@store_option
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path, allow_dash=True),
+    default="-",
+    show_default=True,
+    help="Write here instead of stdout: a file readable by its owner only, in place once complete.",
+)
+@json_option
+def export_command(store_url: str | None, output: Path, as_json: bool) -> None:
+    """Write every live session as JSON Lines: hashed key, data as stored (encrypted sessions
+    stay encrypted), expiry, version, user.
+
+    No session ID is written. Limit counters and expired records are left out. The counts go
+    to stdout with --output, to stderr when the sessions do: {"exported", "expired",
+    "counters"} with --json.
+    """
+    to_stdout = str(output) == "-"
+    with opened(store_url) as store, progress_bar() as progress:
+        if not isinstance(store, Iterable):
+            raise lacking(store, "list its records to export them")
+        task = progress.add_task("exporting sessions", total=record_count(store))
+        with _export_file(None if to_stdout else output) as file:
+            report = export_sessions(store, file.write, on_record=lambda: progress.advance(task))
+    counts = dataclasses.asdict(report)
+    said = (
+        f"exported {report.exported} session(s); left out {report.expired} expired, "
+        f"{report.counters} limit counter(s)"
+    )
+    click.echo(json.dumps(counts, indent=2) if as_json else said, err=to_stdout)
+
+
+@contextlib.contextmanager
+def _export_file(path: Path | None) -> Iterator[IO[str]]:
+    """stdout, or a file at ``path`` only its owner can read, written beside it under another
+    name and moved there once complete (an export that fails leaves no partial file)."""
+    if path is None:
+        yield sys.stdout
+        return
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+            yield file
+            file.flush()
+            os.fsync(file.fileno())
+        partial.replace(path)
+    except OSError as exc:
+        raise OperatorError(f"cannot write {path}: {exc.strerror or exc}") from None
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+@commands.command("import")
+@store_option
+@click.option(
+    "--input",
+    "source",
+    type=click.File("r", encoding="utf-8"),
+    default="-",
+    show_default=True,
+    help="Read this export instead of stdin.",
+)
+@json_option
+def import_command(store_url: str | None, source: IO[str], as_json: bool) -> None:
+    """Read sessions exported by 'coatcheck export' into the store, never over a newer one.
+
+    A session the store holds is left as it is, unless the store's version is older (then it
+    is replaced, compare-and-set). Expired ones are skipped. A malformed line stops the import
+    there (status 2); what came before it is in, and a re-run imports nothing twice. A store
+    on disk that does not exist is created. --json prints {"read", "imported",
+    "replaced_older", "skipped_existing", "expired", "ok"}.
+    """
+    with opened(store_url, creating=True) as store, progress_bar() as progress:
+        task = progress.add_task("importing sessions", total=None)
+        try:
+            report = import_sessions(store, source, on_record=lambda: progress.advance(task))
+        except BadLine as exc:
+            raise BadInput(
+                f"{exc} (the lines before it are imported; a re-run imports none of them twice)"
+            ) from None
+    if as_json:
+        print_json({**dataclasses.asdict(report), "ok": report.ok})
+        return
+    click.echo(
+        f"imported {report.imported}, replaced older {report.replaced_older}, "
+        f"already there {report.skipped_existing}, expired {report.expired}"
+    )
 
 
 # -- keygen -------------------------------------------------------------------------------------

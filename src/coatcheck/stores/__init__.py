@@ -29,14 +29,17 @@ from .base import (
 )
 from .file import FileStore
 from .memory import MemoryStore
+from .migrating import AsyncMigratingStore, MigratingStore
 from .sqlite import SQLiteStore
 
 __all__ = [
+    "AsyncMigratingStore",
     "AsyncStore",
     "AsyncStoreAdapter",
     "FileStore",
     "Iterable",
     "MemoryStore",
+    "MigratingStore",
     "MissingExtra",
     "NotSupported",
     "Purgeable",
