@@ -103,6 +103,9 @@ def _forwarding(raw: bytes, now: float) -> str | None:
     return target if now < until else ""
 
 
+_new_stored = object.__new__
+
+
 class WriteConflict(StoreError):
     """Concurrent writers kept changing the session; the save gave up after bounded retries."""
 
@@ -131,6 +134,12 @@ class SessionEngine:
         self.fresh_needs_client = self.binds or config.max_creations_per_client is not None
         """Whether :meth:`fresh` wants the request's :class:`~coatcheck.clients.Client`
         (binding, the per-client creation limit)."""
+        # The timeouts as plain floats for every request's arithmetic: one nobody chose is a
+        # float subclass in the config (UnchosenSeconds), which the interpreter's fast float
+        # operations do not take.
+        self._idle_seconds = float(config.idle_timeout)
+        self._absolute_seconds = float(config.absolute_timeout)
+        self._touch_seconds = float(config.touch_interval)
         self.load_needs_client = (
             self.fresh_needs_client or config.max_rejections_per_client is not None
         )
@@ -252,8 +261,8 @@ class SessionEngine:
             return (yield from self._rejected(now, current, None))
         key = store_key(cookie_value, config.hash_secret)
         # A store that can extends the expiry in the same round trip when a touch is due.
-        candidate = now + config.idle_timeout
-        loaded = yield ("load_touching", (key, now, candidate, config.touch_interval))
+        candidate = now + self._idle_seconds
+        loaded = yield ("load_touching", (key, now, candidate, self._touch_seconds))
         record, touched = loaded
         session = self._revive(record, cookie_value, now, current, client, False, touched)
         if type(session) is Forward:  # regenerated moments ago: follow to the new record (once)
@@ -315,7 +324,7 @@ class SessionEngine:
             return "tampered" if isinstance(exc, codec.Tampered) else "undecodable"
         data, created_at, auth_at, token, bound, user_id = envelope
         config = self.config
-        deadline = auth_at + config.absolute_timeout
+        deadline = auth_at + self._absolute_seconds
         if deadline <= now:
             return "absolute"
         # The expiry column is the store's; the deadline comes from the envelope.
@@ -330,13 +339,20 @@ class SessionEngine:
             else:
                 self.emit("flagged", record.key, user_id, "binding")
                 flagged = True
-        if touched:
-            last_active = now
-        else:  # the last touch set expires_at to min(then + idle, deadline): recover "then"
-            last_active = max(created_at, min(expires_at - config.idle_timeout, now))
-        stored = Stored(
-            session_id, record.key, record.version, raw, expires_at, deadline, forwarded, touched
+        # The last touch set expires_at to min(then + idle, deadline): recover "then".
+        idle = self._idle_seconds
+        last_active = now if touched else max(created_at, min(expires_at - idle, now))
+        # Built slot by slot: a dataclass __init__ is a Python frame, and this runs on every
+        # request that brings a cookie.
+        stored = _new_stored(Stored)
+        stored.id, stored.key, stored.version, stored.raw = (
+            session_id,
+            record.key,
+            record.version,
+            raw,
         )
+        stored.expires_at, stored.deadline = expires_at, deadline
+        stored.forwarded, stored.touched = forwarded, touched
         return Session.load(  # positionally: this runs on every request
             data,
             stored,
@@ -375,14 +391,14 @@ class SessionEngine:
             return self._rebind(session) if self._has_work(session) else None
         config = self.config
         now = config.clock()
-        expires_at = min(now + config.idle_timeout, stored.deadline)
+        expires_at = min(now + self._idle_seconds, stored.deadline)
         if expires_at <= now:  # the absolute deadline passed during the request
             return self._destroy(session, stored)
         body = codec.serialize(session)  # the cap applies to what is written, not what was
         kept = stored.expires_at
         # A load that touched moved the expiry for this request (even at touch_interval=0):
         # no second round trip to move it again.
-        due = not stored.touched and expires_at - kept >= max(config.touch_interval, 1e-9)
+        due = not stored.touched and expires_at - kept >= max(self._touch_seconds, 1e-9)
         if not session.unchanged_as(body):
             # A write slides the expiry as a read does, at most once per touch_interval: most
             # saves leave the stored expiry where it was (unless a store rounded it past the
@@ -506,7 +522,7 @@ class SessionEngine:
     def _reissue(self, stored: Stored, previous: float, now: float) -> str | None:
         """Re-send the cookie when its Max-Age moved by a touch interval or more."""
         config = self.config
-        if config.persistent and stored.expires_at - previous >= config.touch_interval:
+        if config.persistent and stored.expires_at - previous >= self._touch_seconds:
             return self._issue(stored, now)
         return None
 
@@ -519,8 +535,8 @@ class SessionEngine:
     ) -> Plan[str | None]:
         """Store the session under a fresh ID; with ``replaces``, the old record goes too."""
         config = self.config
-        deadline = session.authenticated_at + config.absolute_timeout
-        expires_at = min(now + config.idle_timeout, deadline)
+        deadline = session.authenticated_at + self._absolute_seconds
+        expires_at = min(now + self._idle_seconds, deadline)
         if expires_at <= now:
             if replaces is not None:
                 yield ("delete", (replaces.key,))
