@@ -137,6 +137,12 @@ def _stop_on_sigterm() -> None:
     show_default=True,
     help="new sessions one client may create per minute; past it, 429",
 )
+@click.option(
+    "--token-ttl",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="seconds an API access token lives (POST /api/token) [default: 300]",
+)
 @click.option("--instance-name", default="shop", hidden=True)
 @click.option("--behind-nginx", is_flag=True, hidden=True, help="an instance of --instances")
 @click.option(
@@ -156,6 +162,7 @@ def demo(
     absolute_timeout: float | None,
     touch_interval: float | None,
     max_new_sessions: int,
+    token_ttl: float | None,
     instance_name: str,
     behind_nginx: bool,
     as_json: bool,
@@ -179,6 +186,8 @@ def demo(
         ),
         "max_new_sessions": max_new_sessions,
     }
+    if token_ttl is not None:
+        options["token_ttl"] = token_ttl
     if instances > 1:
         _run_cluster(store, host, port, instances, sticky, options, as_json)
         return
@@ -222,6 +231,7 @@ def _run_instance(
         touch_interval=options["touch_interval"],
         max_creations_per_client=int(options["max_new_sessions"]),
         trusted_proxies=NGINX_PEERS if behind_nginx else (),
+        token_ttl=options.get("token_ttl"),
     )
     url = f"http://{host}:{port}/"
     if name == "shop" and as_json:

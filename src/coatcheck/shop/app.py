@@ -13,13 +13,14 @@ from typing import TYPE_CHECKING
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from ..asgi import ASGIApp, Message, Receive, Scope, Send, SessionMiddleware
 from ..stores import AsyncStore, AsyncStoreAdapter, MemoryStore, NotSupported, Store, StoreError
 from . import api, pages
 from .context import Shop
 from .lost import LostSessions
+from .tokens import JWKS_PATH, BearerRoutes, make_tokens
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -76,6 +77,7 @@ def create_app(
     store: Store | AsyncStore,
     *,
     instance: str | None = None,
+    token_ttl: float | None = None,
     **options: Unpack[SessionOptions],
 ) -> ASGIApp:
     """The shop on ``store``. Plain http by default (``secure=False``), CSRF tokens required
@@ -83,7 +85,11 @@ def create_app(
     names this process on every page and in the ``X-Instance`` header. The client is the peer:
     ``X-Forwarded-For`` counts only with ``trusted_proxies`` given. A post naming a session
     this instance has never seen is refused with the shop's page saying so
-    (:mod:`coatcheck.shop.lost`)."""
+    (:mod:`coatcheck.shop.lost`).
+
+    API clients may log in for tokens instead (``POST /api/token``) and send ``Authorization:
+    Bearer``: those requests pass around the session middleware (:mod:`coatcheck.shop.tokens`);
+    ``token_ttl`` is the access tokens' lifetime in seconds (5 minutes by default)."""
     options.setdefault("secure", False)
     options.setdefault("csrf", "token")
     # No X-Forwarded-For is believed unless the caller names its proxies: `coatcheck demo`
@@ -109,11 +115,23 @@ def create_app(
         config=sessions.engine.config,
         instance=name,
         per_process=_per_process(sessions.store),
+        tokens=make_tokens(sessions.engine.config, token_ttl),
     )
     app.state.shop = shop
+    if shop.tokens is not None:
+        app.add_api_route(JWKS_PATH, _jwks, methods=["GET"], include_in_schema=False)
     # The middleware's CSRF decisions, unchanged; only the words of one refusal are the shop's.
     sessions.exchange = LostSessions(sessions.engine, shop, sessions.unavailable_status)
-    return InstanceHeader(sessions, name)
+    return InstanceHeader(BearerRoutes(sessions, app), name)
+
+
+async def _jwks(request: Request) -> Response:
+    """The public keys the shop's access tokens are signed with (RFC 7517)."""
+    from ..tokens import JWKS_CONTENT_TYPE, jwks_json  # noqa: PLC0415
+
+    tokens = request.app.state.shop.tokens
+    body = jwks_json(tokens.token_issuer.ring)
+    return Response(body, media_type=JWKS_CONTENT_TYPE, headers={"cache-control": "max-age=300"})
 
 
 def _per_process(store: AsyncStore) -> bool:

@@ -258,7 +258,7 @@ async def logout_everywhere(request: Request) -> Response:
     session = session_of(request)
     if session.user_id is None:
         return see("/login?done=login-first")
-    await accounts.end_all_sessions(shop_of(request).store, session.user_id)
+    await shop_of(request).end_all_sessions(session.user_id)
     session.logout()
     return see("/login?done=everywhere")
 
