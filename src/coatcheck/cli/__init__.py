@@ -2,7 +2,8 @@
 
 Commands live in the modules beside this one and register themselves on :data:`commands`:
 :mod:`coatcheck.cli.demo` (``demo``, ``compare``) and :mod:`coatcheck.cli.operations`
-(``stats``, ``sessions``, ``revoke``, ``purge``, ``migrate``, ``keygen``, ``bench``).
+(``stats``, ``sessions``, ``revoke``, ``purge``, ``migrate``, ``export``, ``import``,
+``rekey``, ``keygen``, ``bench``).
 Errors are one clear line and a non-zero exit status, never a traceback. ``python -m coatcheck``
 and ``python -m coatcheck.cli`` run the same command as the ``coatcheck`` console script.
 """
