@@ -165,6 +165,14 @@ class WerkzeugRequest(Protocol):
     def headers(self) -> Headers: ...
 
 
+def report_cookie(exchange: Exchange, request: WerkzeugRequest) -> None:
+    """Tell the exchange that the response to a Flask or Quart ``request`` sets the cookie."""
+    headers = request.headers
+    exchange.cookie_set(
+        request.scheme, headers.get("Host"), request.remote_addr, headers.get("X-Forwarded-Proto")
+    )
+
+
 def browser_of(request: WerkzeugRequest, submitted: str | None, websocket: bool = False) -> Browser:
     """What the CSRF check reads of a Flask or Quart request, with the token it carries."""
     headers = request.headers

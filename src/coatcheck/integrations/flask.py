@@ -92,6 +92,7 @@ from .app_config import (
     configured_store,
     engines,
     exchange_of,
+    report_cookie,
     session_config,
 )
 
@@ -406,11 +407,7 @@ class CoatcheckSessionInterface(SessionInterface):
         if set_cookie is None and self._resends(app, session):
             set_cookie = engine.current_cookie(session.coatcheck)
         elif set_cookie is not None and self.exchange.watching_secure:
-            request = flask.request
-            forwarded_proto = request.headers.get("X-Forwarded-Proto")
-            self.exchange.cookie_set(
-                request.scheme, request.host, request.remote_addr, forwarded_proto
-            )
+            report_cookie(self.exchange, flask.request)
         added, no_store = self.exchange.headers(
             session.coatcheck, set_cookie, "Cache-Control" in response.headers
         )

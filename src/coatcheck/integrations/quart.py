@@ -52,7 +52,14 @@ from ..engine import run_async
 from ..limits import LimitExceeded
 from ..session import Session as CoatcheckSession
 from ..stores import AsyncStore, Store, StoreError, as_async
-from .app_config import browser_of, configured_store, engines, exchange_of, session_config
+from .app_config import (
+    browser_of,
+    configured_store,
+    engines,
+    exchange_of,
+    report_cookie,
+    session_config,
+)
 from .flask import CsrfRefused, FlaskSession, refusal_exception
 
 __all__ = ["CoatcheckSessionInterface", "Session", "csrf_token", "current_session"]
@@ -131,11 +138,7 @@ class CoatcheckSessionInterface(SessionInterface):
         if id_value is None and stored and self.should_set_cookie(app, session):
             id_value = engine.current_cookie(session.coatcheck)  # re-sent, as Flask does
         elif id_value is not None and self.exchange.watching_secure:
-            request = quart.request
-            forwarded_proto = request.headers.get("X-Forwarded-Proto")
-            self.exchange.cookie_set(
-                request.scheme, request.host, request.remote_addr, forwarded_proto
-            )
+            report_cookie(self.exchange, quart.request)
         app_cache_control = "Cache-Control" in response.headers
         added, no_store = self.exchange.headers(session.coatcheck, id_value, app_cache_control)
         if session.accessed or added:
