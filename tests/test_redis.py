@@ -289,7 +289,12 @@ def test_a_full_redis_evicts_live_sessions_unless_the_policy_is_noeviction(
                 assert http.post("/write", json={"cart": ["tea"]}).status_code == 503
         else:
             assert refused is None
-            assert store.load(first) is None  # live for another hour, and gone
+            # All 3,001 are live for another hour; Redis's LRU is approximate (it samples keys),
+            # so which ones went varies, but many of them are gone.
+            client = redis.Redis(port=server.port)
+            sessions = sum(1 for _ in client.scan_iter(match="*s:*", count=1000))
+            client.close()
+            assert sessions < 2000
         store.close()
     finally:
         server.kill()
