@@ -73,14 +73,23 @@ def test_on_redis_every_instance_serves_the_session_and_one_can_die() -> None:
     assert not any(alive(pid) for pid in pids - {victim})  # stopping the demo stopped them
 
 
-def json_lines(demo: Demo) -> list[dict[str, object]]:
-    """What the demo announced with --json (its log also holds nginx's and uvicorn's lines)."""
-    return [json.loads(line) for line in demo.output().splitlines() if line.startswith("{")]
+def json_lines(demo: Demo, count: int) -> list[dict[str, object]]:
+    """The first COUNT lines the demo announced with --json (its log also holds nginx's and
+    uvicorn's lines), waiting up to five seconds for them: nginx may answer the first request
+    before the demo has seen every instance ready and announced them."""
+    deadline = time.monotonic() + 5
+    while True:
+        output = demo.output()
+        lines = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+        if len(lines) >= count:
+            return lines[:count]
+        assert time.monotonic() < deadline, output
+        time.sleep(0.05)
 
 
 def test_json_announces_the_instances_and_each_one_that_stops() -> None:
     with run_demo("--store", "memory://", "--instances", "2", "--json") as demo:
-        (announced,) = json_lines(demo)
+        (announced,) = json_lines(demo, 1)
         instances = announced["instances"]
         assert isinstance(instances, list)
         assert announced == {
@@ -93,12 +102,8 @@ def test_json_announces_the_instances_and_each_one_that_stops() -> None:
         assert {instance["pid"] for instance in instances} == instance_pids(demo)
         victim = instances[0]
         os.kill(victim["pid"], signal.SIGKILL)
-        deadline = time.monotonic() + 5
-        while len(json_lines(demo)) < 2:
-            assert time.monotonic() < deadline, demo.output()
-            time.sleep(0.05)
         stopped = {"name": "shop-1", "pid": victim["pid"], "status": -signal.SIGKILL}
-        assert json_lines(demo)[1] == {"stopped": stopped}
+        assert json_lines(demo, 2)[1] == {"stopped": stopped}
 
 
 def log_in_where_the_token_is(demo: Demo, http: httpx.Client) -> None:
