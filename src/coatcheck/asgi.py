@@ -103,6 +103,8 @@ class SessionMiddleware:
         # A subclass adding headers of its own is asked on every response, not only on those
         # with a session.
         self._extra_headers = type(self).session_headers is not SessionMiddleware.session_headers
+        # The engine's commit, called directly unless a subclass adapts it.
+        self._plain_commit = type(self).plan_commit is SessionMiddleware.plan_commit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -113,54 +115,90 @@ class SessionMiddleware:
         cookie_value = self._session_id(scope)
         wanted = engine.fresh_needs_client if cookie_value is None else engine.load_needs_client
         client = self._client_source(scope) if wanted else None
+        inline = self._inline
         if cookie_value is None:
             session = engine.fresh(client)
         else:
             try:
-                session = await self._carry_out(engine.load(cookie_value, client))
+                # A store driven inline costs no coroutine (this runs on every request).
+                if inline is not None:
+                    session = run(engine.load(cookie_value, client), inline)
+                else:
+                    session = await run_async(engine.load(cookie_value, client), self.store)
             except (StoreError, LimitExceeded) as exc:
                 await self._refuse(scope, send, exc)
                 return
         scope["session"] = session
         replaced = False
+        plan_commit = engine.commit if self._plain_commit else self.plan_commit
 
-        async def send_with_session(message: Message) -> None:
+        # A plain function that returns what to await (not a coroutine of its own): each
+        # message then costs the app no extra coroutine. Only a commit that must wait on an
+        # async store, or a refusal, gives a coroutine of its own.
+        def send_with_session(message: Message) -> Awaitable[None]:
             nonlocal replaced
             if replaced:
-                return
+                return _sent()
             if message["type"] in _STARTS:
-                plan = self.plan_commit(session)
-                try:
-                    set_cookie = None if plan is None else await self._carry_out(plan)
-                except (StoreError, LimitExceeded) as exc:
-                    replaced = True
-                    await self._refuse(scope, send, exc)
-                    return
-                if set_cookie is not None and self.exchange.watching_secure:
-                    self._report_cookie(scope)
-                if set_cookie is not None or not session.is_new or self._extra_headers:
-                    message = self._with_headers(message, session, set_cookie)
-            await send(message)
+                plan = plan_commit(session)
+                if plan is None:
+                    set_cookie = None
+                elif inline is None:
+
+                    async def committed(plan: Plan[str | None], message: Message) -> None:
+                        nonlocal replaced
+                        try:
+                            set_cookie = await run_async(plan, self.store)
+                        except (StoreError, LimitExceeded) as exc:
+                            replaced = True
+                            await self._refuse(scope, send, exc)
+                            return
+                        await send(self._started(scope, message, session, set_cookie))
+
+                    return committed(plan, message)
+                else:
+                    try:
+                        set_cookie = run(plan, inline)
+                    except (StoreError, LimitExceeded) as exc:
+                        replaced = True
+                        return self._refuse(scope, send, exc)
+                if set_cookie is not None or session.stored is not None or self._extra_headers:
+                    message = self._started(scope, message, session, set_cookie)
+            return send(message)
 
         if kind == "websocket" or scope["method"] in csrf.UNSAFE_METHODS:  # GET: no coroutine
             refused, receive = await self._csrf_check(kind, scope, receive, session)
             if refused is not None:
-                if kind == "websocket":  # closing before accepting refuses the handshake (403)
-                    await send({"type": "websocket.close", "code": 1008})
-                else:
-                    await _plain(send_with_session, refused)
-                return
+                return await self._refuse_cross_site(kind, send, send_with_session, refused)
         await self.app(scope, receive, send_with_session)
         if kind == "websocket" and not replaced:
-            # Changes made after the handshake are stored; no cookie can be set any more.
-            try:
-                await self._carry_out(self.plan_commit(session))
-            except (StoreError, LimitExceeded) as exc:
-                logger.error("could not store a WebSocket session: %s", exc)
+            await self._store_after_handshake(session)
 
-    def _with_headers(self, message: Message, session: Session, set_cookie: str | None) -> Message:
-        """The response's start ``message`` with its session's headers: the cookie, and
-        ``Cache-Control: no-store`` where it must stay out of caches."""
+    async def _refuse_cross_site(
+        self, kind: str, send: Send, send_with_session: Send, refused: Refusal
+    ) -> None:
+        """Answer a request that failed its CSRF check with its refusal."""
+        if kind == "websocket":  # closing before accepting refuses the handshake (403)
+            await send({"type": "websocket.close", "code": 1008})
+        else:
+            await _plain(send_with_session, refused)
+
+    async def _store_after_handshake(self, session: Session) -> None:
+        """Store the changes a WebSocket made after its handshake (no cookie can be set any
+        more); a failure is logged, the connection being over."""
+        try:
+            await self._carry_out(self.plan_commit(session))
+        except (StoreError, LimitExceeded) as exc:
+            logger.error("could not store a WebSocket session: %s", exc)
+
+    def _started(
+        self, scope: Scope, message: Message, session: Session, set_cookie: str | None
+    ) -> Message:
+        """The response's start ``message`` once its session is committed, with the session's
+        headers: the cookie it sets (``set_cookie``, or None), and ``Cache-Control: no-store``
+        where the response must stay out of caches."""
+        if set_cookie is not None and self.exchange.watching_secure:
+            self._report_cookie(scope)
         headers = message.get("headers", ())
         private = private_headers(headers, session, set_cookie, NO_STORE)
         added = (
@@ -290,6 +328,10 @@ def _client(
         elif name == b"user-agent":
             agent = value.decode("latin-1")
     return found_client(peer, forwarded, agent, proxies)
+
+
+async def _sent() -> None:
+    """Nothing to send (the response was replaced by a refusal)."""
 
 
 async def _plain(send: Send, refusal: Refusal) -> None:

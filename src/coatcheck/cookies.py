@@ -110,8 +110,9 @@ def private_headers(
     ``Cache-Control`` of the app's replaced); None when the headers need no change.
     ``no_store`` is the header, as bytes (ASGI) or as str (WSGI).
     """
-    live, handed_out = session.stored is not None, set_cookie is not None
-    if not needs_no_store(live, handed_out, app_chose=False):  # not even without one
+    # needs_no_store, inline: this runs on every response to a session
+    handed_out = set_cookie is not None
+    if not handed_out and session.stored is None:  # not even without one
         return None
     name = no_store[0]
     chose = False
@@ -119,7 +120,7 @@ def private_headers(
         if header[0].lower() == name:  # the app chose its own
             chose = True
             break
-    if not needs_no_store(live, handed_out, chose):
+    if chose and not handed_out:
         return None
     kept = [h for h in headers if h[0].lower() != name] if chose else list(headers)
     kept.append(no_store)

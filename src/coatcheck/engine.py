@@ -44,7 +44,15 @@ from .limits import (
     window,
 )
 from .session import NOTHING_ASKED, Asked, Ending, Rotation, Session, Stored
-from .stores.base import AsyncStore, NotSupported, Record, Store, StoreError, anyio_module
+from .stores.base import (
+    AsyncStore,
+    NotSupported,
+    Record,
+    Store,
+    StoreError,
+    anyio_module,
+    record_of,
+)
 from .transport import writer
 
 logger = logging.getLogger("coatcheck")
@@ -164,11 +172,13 @@ class SessionEngine:
 
     def fresh(self, client: ClientSource = None) -> Session:
         """A new, empty session, for a request that brought no cookie (no store call)."""
-        bound = self.binding_of(client_of(client)) if self.binds else None
         config = self.config
-        return Session.fresh(
-            now=config.clock(), max_size=config.max_size, client=client, binding=bound
-        )
+        if self.binds:
+            bound = self.binding_of(client_of(client))
+            return Session.fresh(
+                now=config.clock(), max_size=config.max_size, client=client, binding=bound
+            )
+        return Session.fresh(now=config.clock(), max_size=config.max_size, client=client)
 
     def binding_of(self, client: Client | None) -> str:
         """What a session started by ``client`` is bound to (``bind_to``): a keyed digest."""
@@ -229,15 +239,6 @@ class SessionEngine:
                 return
         self.emit("rejected", None, reason=f"limit: {what}")
         raise LimitExceeded(what, ends - now)
-
-    @staticmethod
-    def _has_work(session: Session) -> bool:
-        """Whether a session that is not stored-and-kept needs a commit at all."""
-        return (
-            session.stored is not None
-            or session.asked is not NOTHING_ASKED
-            or session.worth_storing
-        )
 
     def load(self, cookie_value: str | None, client: ClientSource = None) -> Plan[Session]:
         """Find the session a request's cookie value names; a fresh one when there is none.
@@ -388,7 +389,10 @@ class SessionEngine:
             return self._purging(session)
         stored = session.stored
         if stored is None or session.asked is not NOTHING_ASKED:
-            return self._rebind(session) if self._has_work(session) else None
+            # A new session left empty (the commonest case) needs nothing.
+            if stored is None and session.asked is NOTHING_ASKED and not session.worth_storing:
+                return None
+            return self._rebind(session)
         config = self.config
         now = config.clock()
         expires_at = min(now + self._idle_seconds, stored.deadline)
@@ -638,7 +642,7 @@ class SessionEngine:
             if attempt:  # writers colliding on one session take turns instead of spinning
                 yield backoff(attempt)
             sealed = seal(self._ring, blob, key)
-            record = Record(key, sealed, expires_at, version + 1, user, deadline)
+            record = record_of((key, sealed, expires_at, version + 1, user, deadline))
             kept = (expires_at, user) == held
             step: StoreCall = (
                 ("save_keeping_expiry", (record, version)) if kept else ("save", (record, version))

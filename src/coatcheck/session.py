@@ -185,10 +185,14 @@ class Session(dict[str, JSONValue]):
         ``stale_id``: the request's ID named no session, so its cookie is to be expired.
         ``client`` is the request's (for per-client limits), ``binding`` what it binds to.
         """
-        session = cls()
-        session._reset(now)
+        session = cls()  # every slot set once, here (what _reset does, inline): this runs on
+        # every request that brings no cookie
+        session.stored, session._user_id, session._csrf = None, None, None
+        session._offset, session._size = -1, 2  # "{}"
+        session._created_at = session._auth_at = session._last_active = session.opened_at = now
+        session._modified = session._forced = session._cleared = False
+        session._reenvelope = session._flagged = session._accessed = False
         session._max_size, session._client, session._binding = max_size, client, binding
-        session._accessed = False
         session.asked = STALE_ID if stale_id else NOTHING_ASKED
         return session
 

@@ -17,7 +17,7 @@ import math
 import threading
 from collections.abc import Iterator
 
-from .base import Iterable, Purgeable, Record, Store, UserIndex
+from .base import Iterable, Purgeable, Record, Store, UserIndex, record_of
 
 _Key = bytes | str
 
@@ -128,7 +128,9 @@ class MemoryStore(Store, UserIndex, Purgeable, Iterable):
                 return None
             if self.max_entries is not None:
                 self._used(packed, entry)
-            return Record(key, entry.data, entry.expires_at, entry.version, entry.user_id)
+            return record_of(
+                (key, entry.data, entry.expires_at, entry.version, entry.user_id, None)
+            )
 
     def create(self, record: Record) -> bool:
         key = _pack(record.key)
