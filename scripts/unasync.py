@@ -95,6 +95,28 @@ SOURCES.append(
     )
 )
 
+SOURCES.append(
+    (
+        STORES / "tiered" / "_async.py",
+        STORES / "tiered" / "_sync.py",
+        "TieredStore: a fast store in front of a durable one.\n\n"
+        "Generated from ``_async.py`` by ``scripts/unasync.py``: edit that file, not this one.",
+        [
+            (r"\bAsyncTieredStore\b", "TieredStore"),
+            (r"class TieredStore\(AsyncStore\)", "class TieredStore(WithCapabilities, Store)"),
+            (
+                r"from \.\.base import AsyncStore, Iterable, Purgeable, Record, StoreError, "
+                r"UserIndex",
+                "from ..base import Iterable, Purgeable, Record, Store, StoreError, UserIndex",
+            ),
+            (r"(from \._capabilities import \(\n    Capability,\n)", r"\1    WithCapabilities,\n"),
+            (r"\bAsyncStore\b", "Store"),
+            (r"\basyncio\.Lock\(\)", "threading.Lock()"),
+            (r"^import asyncio\nimport contextlib$", "import contextlib\nimport threading"),
+        ],
+    )
+)
+
 # Then, for every source:
 RULES = [
     (r"\bAsyncIterator\b", "Iterator"),

@@ -6,7 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from coatcheck.stores import AsyncStore, AsyncStoreAdapter, FileStore, MemoryStore, SQLiteStore
+from coatcheck.stores import (
+    AsyncStore,
+    AsyncStoreAdapter,
+    AsyncTieredStore,
+    FileStore,
+    MemoryStore,
+    SQLiteStore,
+    TieredStore,
+)
 from coatcheck.testing import StoreConformance
 
 
@@ -46,3 +54,18 @@ class TestFileStoreAsyncInThreads(StoreConformance):
     @pytest.fixture
     def store(self, tmp_path: Path) -> AsyncStore:
         return AsyncStoreAdapter(FileStore(tmp_path / "sessions"), offload=True)
+
+
+class TestTieredMemoryOverSQLite(StoreConformance):
+    """A fast tier in front of a durable store (tests/test_tiered_store.py: over real servers)."""
+
+    @pytest.fixture
+    def store(self, tmp_path: Path) -> TieredStore:
+        return TieredStore(MemoryStore(), SQLiteStore(tmp_path / "sessions.db"))
+
+
+class TestTieredMemoryOverSQLiteAsync(StoreConformance):
+    @pytest.fixture
+    def store(self, tmp_path: Path) -> AsyncStore:
+        durable = AsyncStoreAdapter(SQLiteStore(tmp_path / "sessions.db"), offload=True)
+        return AsyncTieredStore(AsyncStoreAdapter(MemoryStore()), durable)

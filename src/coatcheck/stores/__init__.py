@@ -31,11 +31,13 @@ from .file import FileStore
 from .memory import MemoryStore
 from .migrating import AsyncMigratingStore, MigratingStore
 from .sqlite import SQLiteStore
+from .tiered import AsyncTieredStore, TieredStore
 
 __all__ = [
     "AsyncMigratingStore",
     "AsyncStore",
     "AsyncStoreAdapter",
+    "AsyncTieredStore",
     "FileStore",
     "Iterable",
     "MemoryStore",
@@ -48,6 +50,7 @@ __all__ = [
     "Store",
     "StoreError",
     "StoreUnavailable",
+    "TieredStore",
     "UserIndex",
     "as_async",
     "from_url",
