@@ -54,13 +54,16 @@ from starlette.routing import Route
 
 from coatcheck import asgi, wsgi
 from coatcheck.config import SessionConfig, SessionOptions
+from coatcheck.engine import SessionEngine
 from coatcheck.integrations import aiohttp as coatcheck_aiohttp
 from coatcheck.integrations import fastapi as coatcheck_fastapi
 from coatcheck.integrations import flask as coatcheck_flask
 from coatcheck.integrations import litestar as coatcheck_litestar
 from coatcheck.integrations import quart as coatcheck_quart
 from coatcheck.integrations import starlette as coatcheck_starlette
+from coatcheck.integrations.django.session_store import BearerSessionStore
 from coatcheck.stores import Store, from_url
+from coatcheck.tokens import TokenKey, TokenKeyRing, Tokens
 
 from .django_settings import configure as configure_django
 from .servers import serve_aiohttp, serve_asgi, serve_wsgi
@@ -71,9 +74,20 @@ LIMIT = 3
 """The per-client limits of a limited setup, where the integration takes them."""
 DEFAULT_REJECTIONS = SessionConfig().max_rejections_per_client
 """The limit on cookies naming no session that every coatcheck engine has by default."""
-POSTS = ("write", "guarded", "login", "logout", "regenerate")
-"""The routes answered to POST; ``read`` and ``csrf-token`` are answered to GET."""
+POSTS = ("write", "guarded", "login", "logout", "regenerate", "whoami")
+"""The routes answered to POST (``whoami`` changes nothing); ``read`` and ``csrf-token`` are
+answered to GET."""
 SECRET = "conformance-tests-not-a-secret"
+TOKEN_KEYS = TokenKeyRing([TokenKey.generate("EdDSA")])
+"""The key ring the applications verify access tokens with, and the tests issue them with."""
+
+
+def access_tokens() -> Tokens:
+    """Access tokens over header-borne refresh sessions, with :data:`TOKEN_KEYS`: what an
+    application with ``Setup.tokens`` verifies Bearer requests with (revocation read on every
+    request), and what the tests issue, refresh and revoke tokens with on the same store."""
+    engine = SessionEngine(SessionConfig(transport="header", secure=False))
+    return Tokens(engine, TOKEN_KEYS, issuer="conformance", audience="conformance-api")
 
 
 @dataclass(frozen=True)
@@ -85,6 +99,8 @@ class Setup:
     limited: bool = False
     """Turn on ``max_rejections_per_client`` and ``max_creations_per_client`` (:data:`LIMIT`)
     where the integration takes them."""
+    tokens: bool = False
+    """Accept Bearer access tokens (``access_tokens``, :func:`access_tokens`)."""
 
 
 @dataclass(frozen=True)
@@ -152,6 +168,8 @@ def options_of(setup: Setup) -> SessionOptions:
     if setup.limited:
         options["max_rejections_per_client"] = LIMIT
         options["max_creations_per_client"] = LIMIT
+    if setup.tokens:
+        options["access_tokens"] = access_tokens()
     return options
 
 
@@ -266,6 +284,8 @@ def starlette_options(setup: Setup) -> coatcheck_starlette.CoatcheckOptions:
     if setup.limited:
         options["max_rejections_per_client"] = LIMIT
         options["max_creations_per_client"] = LIMIT
+    if setup.tokens:
+        options["access_tokens"] = access_tokens()
     return options
 
 
@@ -422,6 +442,8 @@ def flask_app(setup: Setup) -> flask.Flask:
     if setup.limited:
         app.config["COATCHECK_MAX_REJECTIONS_PER_CLIENT"] = LIMIT
         app.config["COATCHECK_MAX_CREATIONS_PER_CLIENT"] = LIMIT
+    if setup.tokens:
+        app.config["COATCHECK_ACCESS_TOKENS"] = access_tokens()
     coatcheck_flask.Session(app)
 
     @app.get("/read")
@@ -466,6 +488,8 @@ def quart_app(setup: Setup) -> quart.Quart:
     if setup.limited:
         app.config["COATCHECK_MAX_REJECTIONS_PER_CLIENT"] = LIMIT
         app.config["COATCHECK_MAX_CREATIONS_PER_CLIENT"] = LIMIT
+    if setup.tokens:
+        app.config["COATCHECK_ACCESS_TOKENS"] = access_tokens()
     coatcheck_quart.Session(app)
 
     @app.get("/read")
@@ -503,6 +527,8 @@ def django_view(request: HttpRequest) -> dict[str, Any]:
     ``_auth_user_id`` that ``django.contrib.auth.login`` sets)."""
     session = request.session
     data = {key: value for key, value in session.items() if not key.startswith("_")}
+    if isinstance(session, BearerSessionStore):  # the access token's user
+        return {"data": data, "user": session.user_id}
     return {"data": data, "user": session.get("_auth_user_id")}
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 from pathlib import Path
 from typing import Any, ClassVar
@@ -31,10 +32,13 @@ from typing import Any, ClassVar
 import httpx
 import pytest
 
+from coatcheck.engine import run
 from coatcheck.ids import is_well_formed, new_id
+from coatcheck.stores import Store, from_url
+from coatcheck.tokens import TokenKey, TokenKeyRing, Tokens
 
 from . import integration_apps as apps
-from .integration_apps import Serve, Served, Setup, Transport
+from .integration_apps import TOKEN_KEYS, Serve, Served, Setup, Transport, access_tokens
 from .servers import free_port
 
 SESSION_HEADER = "X-Session-Token"
@@ -43,6 +47,7 @@ WRITERS = 50
 UNAVAILABLE_BODY = b"Session store unavailable. Please retry shortly.\n"
 LIMITED_BODY = b"Too many requests for new or unknown sessions. Please retry later.\n"
 CSRF_BODY = b"Forbidden: the request failed its CSRF check.\n"
+INVALID_TOKEN_BODY = b"Invalid access token.\n"
 """The bodies every integration answers a store failure (503), a limit (429) and, where CSRF
 is coatcheck's, a cross-site request (403) with."""
 
@@ -56,8 +61,8 @@ class Client:
     """Speaks to one served application the way its transport wants: the ID goes in the cookie
     or in ``X-Session-Token``, and comes back in ``Set-Cookie`` or in that header."""
 
-    def __init__(self, served: Served, transport: Transport) -> None:
-        self.served, self.transport = served, transport
+    def __init__(self, served: Served, transport: Transport, store_url: str = "") -> None:
+        self.served, self.transport, self.store_url = served, transport, store_url
         self.http = httpx.Client(base_url=served.url, cookies=no_cookie_jar(), timeout=30)
 
     def close(self) -> None:
@@ -162,6 +167,19 @@ def assert_csrf_refused(client: Client, response: httpx.Response) -> None:
         assert response.headers["cache-control"] == "no-store"
 
 
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def assert_unauthorized(client: Client, response: httpx.Response) -> None:
+    """The 401 of a refused access token: plain text, no cache, the Bearer challenge."""
+    assert response.status_code == 401, response.text
+    assert response.content == INVALID_TOKEN_BODY
+    assert response.headers["www-authenticate"] == 'Bearer error="invalid_token"'
+    assert response.headers["cache-control"] == "no-store"
+    assert client.silent(response)
+
+
 def assert_refused(client: Client, response: httpx.Response, status: int, body: bytes) -> None:
     """A plain-text refusal no cache keeps, with ``Retry-After``, and no ID handed out."""
     assert response.status_code == status, response.text
@@ -212,11 +230,12 @@ class IntegrationConformance:
     def client(
         cls, serve: Serve, transport: Transport, tmp_path_factory: pytest.TempPathFactory
     ) -> Iterator[Client]:
-        """The application on an SQLite store, shared by the class's cases for a transport."""
+        """The application on an SQLite store, shared by the class's cases for a transport;
+        it accepts Bearer access tokens too (``access_tokens``), which its other cases ignore."""
         folder = tmp_path_factory.mktemp("conformance")
-        setup = Setup(f"sqlite:///{folder / 'sessions.db'}", transport)
+        setup = Setup(f"sqlite:///{folder / 'sessions.db'}", transport, tokens=True)
         with serve(setup) as served:
-            client = Client(served, transport)
+            client = Client(served, transport, setup.store_url)
             yield client
             client.close()
 
@@ -349,6 +368,58 @@ class IntegrationConformance:
         assert "set-cookie" not in anonymous.headers  # nothing was stored for it
         expected = {"cart": "tea", **{f"ok{n}": "1" for n in range(len(same_site))}}
         assert client.read(sid)["data"] == expected
+
+    def test_bearer(self, client: Client) -> None:
+        """A request with a valid access token acts as the token's user, whatever session ID
+        it also carries (that session is left as it was), sets and hands out nothing, and is
+        not subject to the CSRF check: a Bearer POST from another site is served."""
+        tokens = access_tokens()
+        with closing(from_url(client.store_url)) as store:
+            assert isinstance(store, Store)
+            pair = run(tokens.login("alice"), store)
+        bearer = {"Authorization": f"Bearer {pair.access_token}"}
+        read = client.send("GET", "/read", headers=bearer)
+        assert read.status_code == 200, read.text
+        assert read.json() == {"data": {}, "user": "alice"}
+        assert client.silent(read)
+        sid = client.logged_in(client.created(cart="tea"), "bob")
+        carried = client.send("GET", "/read", sid, headers=bearer)
+        assert carried.json() == {"data": {}, "user": "alice"}
+        assert client.silent(carried)
+        forged = client.send("POST", "/whoami", sid, headers={**bearer, **CROSS_SITE})
+        assert forged.status_code == 200, forged.text
+        assert forged.json() == {"data": {}, "user": "alice"}
+        assert client.silent(forged)
+        assert client.read(sid) == {"data": {"cart": "tea"}, "user": "bob"}
+
+    def test_bearer_refused(self, client: Client) -> None:
+        """A malformed, tampered, foreign-signed or revoked access token is a 401 with
+        ``WWW-Authenticate: Bearer error="invalid_token"`` (never a 500, never the app's
+        answer), and hands out nothing."""
+        tokens = access_tokens()
+        with closing(from_url(client.store_url)) as store:
+            assert isinstance(store, Store)
+            token = run(tokens.login("carol"), store).access_token
+            header, payload, signature = token.split(".")
+            foreign = Tokens(
+                tokens.engine,
+                TokenKeyRing([TokenKey.generate("EdDSA", kid=TOKEN_KEYS.signing_key.kid)]),
+                issuer="conformance",
+                audience="conformance-api",
+            )
+            refused = [
+                "not-a-token",
+                f"{header}.{payload}",
+                f"{header}.{payload}.{signature[:-4]}",
+                f"{header}.{payload[:-2]}AA.{signature}",
+                run(foreign.login("carol"), store).access_token,
+            ]
+            for value in refused:
+                assert_unauthorized(client, client.send("GET", "/read", headers=bearer(value)))
+            assert client.send("GET", "/read", headers=bearer(token)).status_code == 200
+            run(tokens.logout_everywhere("carol"), store)
+        revoked = client.send("POST", "/whoami", headers=bearer(token))
+        assert_unauthorized(client, revoked)
 
     def test_store_down(self, store_down: Client) -> None:
         """With the store unreachable, a request that needs it gets 503 (never a 500, never

@@ -9,6 +9,9 @@ has no dependencies of its own; its source under test is on ``PYTHONPATH``):
   used to build the store, which then failed at its first call with ModuleNotFoundError.
 - The ``coatcheck`` command, given its own ``cli`` extra and nothing else, prints that line as
   ``coatcheck: ...`` and exits 1, with no traceback.
+- ``coatcheck.metrics`` (and ``SessionConfig(metrics=True)``) and ``coatcheck.tracing`` raise
+  the same one-line error naming the ``metrics`` or ``tracing`` extra; a config without
+  ``metrics`` needs neither.
 
 No server is contacted: the failure comes before any connection.
 """
@@ -174,3 +177,54 @@ def test_the_command_prints_one_line_naming_the_extra(
     assert line.startswith(f"coatcheck: {url.partition(':')[0]}:// needs the {extra} extra: ")
     assert f"pip install 'coatcheck[{extra}]'" in line
     assert outcome.stdout == ""
+
+
+OBSERVING = """\
+import json, sys
+try:
+    if sys.argv[1] == "config":
+        from coatcheck.config import SessionConfig
+        SessionConfig(metrics=True)
+    else:
+        __import__(sys.argv[1])
+except BaseException as exc:
+    print(json.dumps({
+        "raised": type(exc).__name__,
+        "import_error": isinstance(exc, ImportError),
+        "message": str(exc),
+    }))
+else:
+    print(json.dumps({"raised": None}))
+"""
+
+
+@pytest.mark.parametrize(
+    ("what", "extra", "module"),
+    [
+        ("coatcheck.metrics", "metrics", "prometheus_client"),
+        ("config", "metrics", "prometheus_client"),  # SessionConfig(metrics=True)
+        ("coatcheck.tracing", "tracing", "opentelemetry"),
+    ],
+)
+def test_metrics_and_tracing_name_their_extra(
+    bare_python: Path, what: str, extra: str, module: str
+) -> None:
+    outcome = run_bare(bare_python, "-c", OBSERVING, what, path=[SOURCE])
+    assert outcome.returncode == 0, outcome.stderr
+    raised = json.loads(outcome.stdout)
+    assert raised["raised"] == "MissingExtra", raised
+    assert raised["import_error"]
+    message = raised["message"]
+    assert message.startswith(f"coatcheck.{extra} needs the {extra} extra: ")
+    assert f"pip install 'coatcheck[{extra}]'" in message
+    assert f"No module named '{module}'" in message
+    assert "\n" not in message
+
+
+def test_without_metrics_a_config_needs_neither_extra(bare_python: Path) -> None:
+    check = (
+        "from coatcheck.config import SessionConfig; "
+        "assert SessionConfig(metrics=False).on_event is None"
+    )
+    outcome = run_bare(bare_python, "-c", check, path=[SOURCE])
+    assert outcome.returncode == 0, outcome.stderr

@@ -223,13 +223,14 @@ def test_a_login_on_a_new_session_counts_as_a_login() -> None:
     assert session.modified
 
 
-def test_logout_ends_the_stored_record_and_remembers_its_user() -> None:
+def test_logout_ends_the_stored_record_and_remembers_its_user_and_age() -> None:
     session = stored(user="ada", cart=["tea"])
+    created = session.created_at
     session.logout()
-    assert session.asked == Asked(Rotation.NONE, Ending.LOGOUT, "key", "ada")
+    assert session.asked == Asked(Rotation.NONE, Ending.LOGOUT, "key", "ada", created)
     assert (session.is_new, session.user_id, dict(session)) == (True, None, {})
     session.logout(everywhere=True)  # a second logout widens it, and still ends that record
-    assert session.asked == Asked(Rotation.NONE, Ending.EVERYWHERE, "key", "ada")
+    assert session.asked == Asked(Rotation.NONE, Ending.EVERYWHERE, "key", "ada", created)
 
 
 def test_logout_after_a_password_change_ends_every_session_of_the_user() -> None:
@@ -237,4 +238,4 @@ def test_logout_after_a_password_change_ends_every_session_of_the_user() -> None
     session.password_changed()
     assert session.asked == Asked(Rotation.PRIVILEGES, Ending.OTHERS)
     session.logout()  # the others were to end: they still do
-    assert session.asked == Asked(Rotation.NONE, Ending.EVERYWHERE, "key", "ada")
+    assert session.asked == Asked(Rotation.NONE, Ending.EVERYWHERE, "key", "ada", 1000.0)

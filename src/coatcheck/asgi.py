@@ -17,11 +17,12 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from . import csrf
+from ._observed import with_metrics
 from .clients import Client, ClientSource, found_client
 from .config import SessionConfig
 from .cookies import NO_STORE, find_cookie, private_headers
 from .engine import Plan, SessionEngine, run, run_async
-from .exchange import Browser, Exchange, Refusal
+from .exchange import REFUSED, Browser, Exchange, Refusal, Unauthorized
 from .limits import LimitExceeded
 from .session import Session
 from .stores.base import AsyncStore, AsyncStoreAdapter, Store, StoreError, as_async
@@ -83,14 +84,14 @@ class SessionMiddleware:
         **options: Unpack[SessionOptions],
     ) -> None:
         self.app = app
-        self.store = as_async(store)
+        self.engine = SessionEngine(config if config else SessionConfig.from_options(**options))
+        self.store = as_async(with_metrics(store, self.engine.config.metrics))
         # A sync store that does not block (memory, SQLite) is driven directly, with no
         # coroutine per store call.
         adapter = self.store
         self._inline: Store | None = None
         if isinstance(adapter, AsyncStoreAdapter) and not adapter.offload:
             self._inline = adapter.store
-        self.engine = SessionEngine(config if config else SessionConfig.from_options(**options))
         self.unavailable_status = unavailable_status
         self.exchange = Exchange(self.engine, unavailable_status)
         self.transport = self.exchange.transport
@@ -103,15 +104,17 @@ class SessionMiddleware:
         # A subclass adding headers of its own is asked on every response, not only on those
         # with a session.
         self._extra_headers = type(self).session_headers is not SessionMiddleware.session_headers
+        self._bearer_on = self.exchange.tokens is not None
         # The engine's commit, called directly unless a subclass adapts it.
         self._plain_commit = type(self).plan_commit is SessionMiddleware.plan_commit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind not in ("http", "websocket"):
-            await self.app(scope, receive, send)
-            return
+            return await self.app(scope, receive, send)
         engine = self.engine
+        if self._bearer_on and await self._served_bearer(scope, receive, send):
+            return
         cookie_value = self._session_id(scope)
         wanted = engine.fresh_needs_client if cookie_value is None else engine.load_needs_client
         client = self._client_source(scope) if wanted else None
@@ -173,6 +176,22 @@ class SessionMiddleware:
         await self.app(scope, receive, send_with_session)
         if kind == "websocket" and not replaced:
             await self._store_after_handshake(session)
+
+    async def _served_bearer(self, scope: Scope, receive: Receive, send: Send) -> bool:
+        """Serve a request that carries a Bearer access token, and say whether it did: a
+        read-only session of the token's user, no CSRF check, nothing committed or set; a 401
+        when the token is refused."""
+        token = self.exchange.bearer(_header(scope, b"authorization"))
+        if token is None:
+            return False
+        try:
+            session = await self._carry_out(self.exchange.authenticate(token))
+        except REFUSED as exc:
+            await self._refuse(scope, send, exc)
+            return True
+        scope["session"] = session
+        await self.app(scope, receive, send)
+        return True
 
     async def _refuse_cross_site(
         self, kind: str, send: Send, send_with_session: Send, refused: Refusal
@@ -307,13 +326,24 @@ class SessionMiddleware:
             return None
         return find_cookie(header.decode("latin-1"), self._cookie_name)
 
-    async def _refuse(self, scope: Scope, send: Send, exc: StoreError | LimitExceeded) -> None:
-        """Answer instead of the app: 503 when the store failed, 429 (or 403) over a limit."""
+    async def _refuse(
+        self, scope: Scope, send: Send, exc: StoreError | LimitExceeded | Unauthorized
+    ) -> None:
+        """Answer instead of the app: 503 when the store failed, 429 (or 403) over a limit, 401
+        for a refused access token."""
         refusal = self.exchange.refusal(exc)
         if scope["type"] == "websocket":
             await send({"type": "websocket.close", "code": 1013})
             return
         await _plain(send, refusal)
+
+
+def _header(scope: Scope, wanted: bytes) -> str | None:
+    """The value of the request's first header named ``wanted`` (lowercase), or None."""
+    for name, value in scope["headers"]:
+        if name == wanted:
+            return value.decode("latin-1")  # type: ignore[no-any-return]
+    return None
 
 
 def _client(

@@ -13,10 +13,14 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import timedelta
-from typing import Any, Literal, TypedDict
+from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
+from . import events
 from .encryption import InvalidKey, parse_key
 from .events import EventHandler
+
+if TYPE_CHECKING:
+    from .tokens import Tokens
 
 SameSite = Literal["lax", "strict", "none"]
 CsrfMode = Literal["off", "origin", "token"]
@@ -46,6 +50,7 @@ class TransportOptions(TypedDict, total=False):
 
     transport: Transport
     session_header: str
+    access_tokens: Tokens | None
 
 
 class CookieOptions(TypedDict, total=False):
@@ -84,6 +89,7 @@ class HookOptions(TypedDict, total=False):
 
     clock: Callable[[], float]
     on_event: EventHandler | None
+    metrics: bool
 
 
 class DefenceOptions(TypedDict, total=False):
@@ -167,6 +173,12 @@ GROUPS = ("transport", "cookie", "timeouts", "storage", "hooks", "defences")
 is stored and how, the hooks (clock, events), and the defences (CSRF, binding, limits)."""
 
 
+@dataclass(frozen=True, slots=True)
+class _Counted(events.Chained):
+    """The application's ``on_event`` behind the metrics (``metrics=True``): a config made
+    from another (``dataclasses.replace``) takes it off before it chains its own."""
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SessionConfig:
     """How sessions behave. Every field has a safe default.
@@ -187,6 +199,14 @@ class SessionConfig:
     attaches no such header on its own, no CSRF checks)."""
     session_header: str = field(default="x-session-token", metadata=_TRANSPORT)
     """The header that carries the ID with ``transport="header"``."""
+    access_tokens: Tokens | None = field(default=None, repr=False, metadata=_TRANSPORT)
+    """Accept ``Authorization: Bearer <access token>`` (a :class:`~coatcheck.tokens.Tokens`,
+    the ``tokens`` extra): such a request is authenticated by its token alone (its session is a
+    read-only :class:`~coatcheck.session.BearerSession` of the token's user and claims, any
+    cookie ignored), is not subject to CSRF checks (a browser never sends that header by
+    itself), sets no cookie, and gets a 401 with ``WWW-Authenticate: Bearer
+    error="invalid_token"`` when its token is malformed, badly signed, expired or revoked. The
+    revocation check reads the store the middleware is given."""
     cookie_name: str = field(default="session", metadata=_COOKIE)
     """Base name of the cookie; ``__Host-`` is prefixed when the cookie qualifies for it."""
     secure: bool = field(default=True, metadata=_COOKIE)
@@ -232,7 +252,14 @@ class SessionConfig:
     """Where the current time (Unix seconds) comes from; tests inject their own."""
     on_event: EventHandler | None = field(default=None, repr=False, metadata=_HOOKS)
     """Called with every :class:`~coatcheck.events.SessionEvent` (created, logged in, rejected,
-    ...), besides the ``coatcheck.audit`` log line each one gets."""
+    ...), besides the ``coatcheck.audit`` log line each one gets. With ``metrics`` on, the
+    config holds it behind the metrics' own listener (an :class:`~coatcheck.events.Chained`)."""
+    metrics: bool = field(default=False, metadata=_HOOKS)
+    """Count every event in Prometheus metrics (the ``metrics`` extra, on prometheus-client):
+    ``coatcheck_session_events_total{event}`` and ``coatcheck_session_duration_seconds``, on
+    prometheus-client's default registry, in front of ``on_event`` (see
+    :mod:`coatcheck.metrics`, whose :func:`~coatcheck.metrics.instrumented` times the store's
+    calls). Off, nothing of it is imported and no request does anything more."""
     csrf: CsrfMode = field(default="origin", metadata=_DEFENCES)
     """CSRF checks on unsafe methods (POST, PUT, PATCH, DELETE): ``"origin"`` refuses requests
     a browser marks as cross-site (``Sec-Fetch-Site``, ``Origin``); ``"token"`` also requires
@@ -301,6 +328,19 @@ class SessionConfig:
         object.__setattr__(self, "csrf_header", str(self.csrf_header).lower())
         object.__setattr__(self, "session_header", str(self.session_header).lower())
         self._validate()
+        self._listen()
+
+    def _listen(self) -> None:
+        """Put the metrics' listener in front of ``on_event`` when ``metrics`` is on; take it
+        off a handler an earlier config chained (``dataclasses.replace``) when it is not."""
+        handler = self.on_event
+        if isinstance(handler, _Counted):
+            handler = handler.handler
+        if self.metrics:
+            from .metrics import default_metrics  # noqa: PLC0415 - the extra, only when on
+
+            handler = _Counted(default_metrics().record, handler)
+        object.__setattr__(self, "on_event", handler)
 
     def _follow_the_chosen_timeouts(self, unchosen: set[str]) -> None:
         """Give the timeouts nobody chose values that agree with the chosen ones: the idle
@@ -378,6 +418,10 @@ class SessionConfig:
             raise ConfigError(f"csrf must be 'off', 'origin' or 'token', not {self.csrf!r}")
         if self.transport not in ("cookie", "header"):
             raise ConfigError(f"transport must be 'cookie' or 'header', not {self.transport!r}")
+        if self.access_tokens is not None and not callable(
+            getattr(self.access_tokens, "authenticate", None)
+        ):
+            raise ConfigError("access_tokens must be a coatcheck.tokens.Tokens")
         for name in ("csrf_header", "csrf_field", "session_header"):
             value = getattr(self, name)
             if not isinstance(value, str) or not _TOKEN.fullmatch(value):
@@ -427,6 +471,8 @@ class SessionConfig:
             )
         if self.on_event is not None and not callable(self.on_event):
             raise ConfigError("on_event must be a callable taking a SessionEvent")
+        if not isinstance(self.metrics, bool):
+            raise ConfigError(f"metrics must be True or False, not {self.metrics!r}")
 
     @property
     def cookie_key(self) -> str:
@@ -457,7 +503,7 @@ def option_names(*groups: str) -> tuple[str, ...]:
     declared order: integrations derive their own option lists and config keys from this.
 
     >>> option_names("transport")
-    ('transport', 'session_header')
+    ('transport', 'session_header', 'access_tokens')
     """
     unknown = set(groups) - set(GROUPS)
     if unknown:

@@ -164,9 +164,23 @@ class SessionEngine:
         user_id: str | None = None,
         reason: str | None = None,
         count: int = 1,
+        *,
+        created: float | None = None,
     ) -> None:
-        """Report a lifecycle step to the audit log and to ``on_event``; never raises."""
-        events.emit(self._on_event, self.config.clock(), kind, key, user_id, reason, count)
+        """Report a lifecycle step to the audit log and to ``on_event``; never raises.
+        ``created``: when the session an ending event ends was created (the event's ``lived``)."""
+        at = self.config.clock()
+        events.emit(self._on_event, at, kind, key, user_id, reason, count, created)
+
+    def _created(self, record: Record | None) -> float | None:
+        """When the session in ``record`` was created, for an event that ends it: None when no
+        one listens (then nothing is decoded) or the record does not say."""
+        if record is None or self._on_event is None:
+            return None
+        try:
+            return codec.decode(unseal(self._ring, record.data, record.key))[1]
+        except codec.DecodeError:
+            return None
 
     # -- load --------------------------------------------------------------------------------
 
@@ -277,7 +291,9 @@ class SessionEngine:
                 kind: EventKind = "expired" if expired else "rejected"
                 # A record that is not what it claims names no user: its user column is
                 # untrusted.
-                self.emit(kind, key, record.user_id if record and expired else None, session)
+                user = record.user_id if record and expired else None
+                created = self._created(record) if expired else None
+                self.emit(kind, key, user, session, created=created)
             return (yield from self._rejected(now, current, client))
         assert isinstance(session, Session)
         return session
@@ -492,7 +508,7 @@ class SessionEngine:
         ended, user = asked.ended, asked.ended_user
         if ended is not None:
             yield ("delete", (ended,))
-            self.emit("logged_out", ended, user)
+            self.emit("logged_out", ended, user, created=asked.ended_created)
         if asked.ending == Ending.EVERYWHERE and user is not None:
             count = yield ("delete_by_user", (user,))
             self.emit("revoked", None, user, "logout everywhere", count)
@@ -616,11 +632,13 @@ class SessionEngine:
             raise LimitExceeded("sessions per user", 0, status=403)
         for record in others[:excess]:
             yield ("delete", (record.key,))
-            self.emit("revoked", record.key, user_id, "sessions per user")
+            self.emit(
+                "revoked", record.key, user_id, "sessions per user", created=self._created(record)
+            )
 
     def _destroy(self, session: Session, stored: Stored) -> Plan[str | None]:
         yield ("delete", (stored.key,))
-        self.emit("expired", stored.key, session.user_id, "absolute")
+        self.emit("expired", stored.key, session.user_id, "absolute", created=session.created_at)
         return self._gone(session)
 
     def _touch(
@@ -663,7 +681,8 @@ class SessionEngine:
                 current = yield ("load", (key,))
             if current is None or current.expires_at <= now:
                 # Deleted or expired meanwhile: never resurrect it.
-                self.emit("expired", key, user, "ended during the request")
+                created = session.created_at
+                self.emit("expired", key, user, "ended during the request", created=created)
                 return self._gone(session)
             raw, merged = self._replay(session, current)
             # Never move back an expiry the other writer slid.

@@ -52,6 +52,12 @@ class SessionEvent:
     ``"binding"``); ``count`` is how many sessions a ``revoked`` event ended, or how many
     expired records a ``purged`` event deleted (a purge the app runs itself, every
     ``purge_interval``; it names no session).
+
+    ``lived`` is how many seconds the session had lived since it was created, on an event that
+    ends one session when that is known: ``expired`` (found on load, or during the request) and
+    ``revoked`` for one session (a user's oldest, past ``max_sessions_per_user``); None
+    otherwise. The engine works it out only when someone listens (``on_event``, or
+    ``metrics``).
     """
 
     kind: EventKind
@@ -60,6 +66,7 @@ class SessionEvent:
     reason: str | None
     at: float
     count: int = 1
+    lived: float | None = None
 
     def describe(self) -> str:
         """The event as one safe log line."""
@@ -76,6 +83,30 @@ class SessionEvent:
 
 
 EventHandler = Callable[[SessionEvent], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Chained:
+    """An ``on_event`` handler with one of coatcheck's own listeners in front of it: what
+    :class:`~coatcheck.config.SessionConfig` makes of the application's handler when
+    ``metrics`` is on. Each event goes to ``listener``, then to ``handler`` (the application's,
+    if any).
+
+    >>> seen = []
+    >>> chained = Chained(lambda event: seen.append("metrics"), lambda event: seen.append("app"))
+    >>> chained(SessionEvent("created", fingerprint=None, user_id=None, reason=None, at=0.0))
+    >>> seen
+    ['metrics', 'app']
+    """
+
+    listener: EventHandler
+    handler: EventHandler | None
+
+    def __call__(self, event: SessionEvent) -> None:
+        self.listener(event)
+        if self.handler is not None:
+            self.handler(event)
+
 
 _ROUTINE_REJECTIONS = frozenset({"unknown"})
 """Rejections a browser causes in the normal run of things (a cookie outliving its session)."""
@@ -105,11 +136,14 @@ def emit(
     user_id: str | None = None,
     reason: str | None = None,
     count: int = 1,
+    created: float | None = None,
 ) -> None:
     """Report what happened to the session stored at ``key`` (named by its fingerprint): log it
     on the audit logger and hand it to ``handler``. A failing handler is logged, never raised
-    (an audit hook must not fail a request)."""
-    event = SessionEvent(kind, fingerprint(key) if key else None, user_id, reason, at, count)
+    (an audit hook must not fail a request). ``created``: when the session an ending event
+    ends was created (its ``lived`` is the time since)."""
+    lived = None if created is None else max(0.0, at - created)
+    event = SessionEvent(kind, fingerprint(key) if key else None, user_id, reason, at, count, lived)
     log_event(event)
     if handler is not None:
         try:

@@ -4,11 +4,15 @@ An adapter (the ASGI and WSGI middleware, each framework integration) is glue: i
 the request carries, asks here what to do, carries out the engine's store plans, and writes
 what it is told. The steps, in order:
 
-1. **The ID**, read the transport's way (:class:`~coatcheck.transport.IdTransport`).
+1. **The ID**, read the transport's way (:class:`~coatcheck.transport.IdTransport`), or,
+   with ``access_tokens``, a Bearer access token (:meth:`Exchange.bearer`), which stands for
+   the ID: :meth:`Exchange.authenticate` gives its read-only session, or raises
+   :class:`Unauthorized`; such a request has no CSRF check and sets nothing.
 2. **Load**: :meth:`Exchange.open` gives a fresh session (no store call) or the engine's load
    plan; :meth:`Exchange.wants_client` says whether the request's client must be found for it.
-3. **Refusals**: a store that fails, or a limit, is answered by :meth:`Exchange.refusal` (503,
-   429, or 403 for a refused login) instead of the application's response, never a 500.
+3. **Refusals**: a store that fails, a limit, or a bad access token (any of :data:`REFUSED`) is
+   answered by :meth:`Exchange.refusal` (503; 429, or 403 for a refused login; 401) instead of
+   the application's response, never a 500.
 4. **CSRF**: :meth:`Exchange.checks` says whether a request is checked at all; given what it
    carries (:class:`Browser`), :meth:`Exchange.csrf_refusal` gives the 403 (and reports the
    ``rejected`` event) or None.
@@ -38,7 +42,7 @@ from .clients import ClientSource, request_scheme
 from .cookies import needs_no_store
 from .engine import Plan, SessionEngine
 from .limits import LimitExceeded
-from .session import Session
+from .session import BearerSession, Session
 from .stores.base import StoreError
 from .transport import IdTransport
 
@@ -46,6 +50,7 @@ logger = logging.getLogger("coatcheck")
 
 UNAVAILABLE_BODY = b"Session store unavailable. Please retry shortly.\n"
 LIMITED_BODY = b"Too many requests for new or unknown sessions. Please retry later.\n"
+INVALID_TOKEN_BODY = b"Invalid access token.\n"
 UNAVAILABLE_RETRY = 5
 """Seconds a client is asked to wait (``Retry-After``) when the store failed."""
 
@@ -90,6 +95,19 @@ def plain(status: int, body: bytes, *extra: tuple[str, str]) -> Refusal:
 
 CSRF_REFUSAL = plain(403, csrf.FORBIDDEN_BODY)
 """The 403 for a request that fails its CSRF check."""
+
+INVALID_TOKEN = plain(401, INVALID_TOKEN_BODY, ("WWW-Authenticate", 'Bearer error="invalid_token"'))
+"""The 401 for a request whose Bearer access token is malformed, badly signed, expired or
+revoked (RFC 6750)."""
+
+
+class Unauthorized(Exception):
+    """A request's Bearer access token was refused (why, in the message: never the token)."""
+
+
+REFUSED = (StoreError, LimitExceeded, Unauthorized)
+"""What loading (or committing) a request's session may raise that :meth:`Exchange.refusal`
+answers: adapters catch these, and nothing else."""
 
 
 STORE_DOWN = plain(503, UNAVAILABLE_BODY, ("Retry-After", str(UNAVAILABLE_RETRY)))
@@ -140,11 +158,20 @@ def drops_secure_cookie(scheme: str, host: str | None) -> bool:
 class Exchange:
     """The lifecycle decisions for one engine (one per middleware or integration)."""
 
-    __slots__ = ("config", "engine", "transport", "unavailable_status", "watching_secure")
+    __slots__ = (
+        "config",
+        "engine",
+        "tokens",
+        "transport",
+        "unavailable_status",
+        "watching_secure",
+    )
 
     def __init__(self, engine: SessionEngine, unavailable_status: int = 503) -> None:
         self.engine = engine
         self.config = engine.config
+        self.tokens = engine.config.access_tokens
+        """Where Bearer access tokens are verified (``access_tokens``), or None."""
         self.transport = IdTransport.of(engine.config)
         self.unavailable_status = unavailable_status
         self.watching_secure = self.config.secure and self.transport.cookie_name is not None
@@ -159,6 +186,29 @@ class Exchange:
         engine = self.engine
         return engine.fresh_needs_client if session_id is None else engine.load_needs_client
 
+    def bearer(self, authorization: str | None) -> str | None:
+        """The access token of an ``Authorization: Bearer`` header value (``""`` when it holds
+        none); None without ``access_tokens``, without the header, or with another scheme."""
+        if self.tokens is None or not authorization:
+            return None
+        scheme, _, token = authorization.strip().partition(" ")
+        return token.strip() if scheme.lower() == "bearer" else None
+
+    def authenticate(self, token: str) -> Plan[Session]:
+        """The plan that verifies an access token (and reads its user's revocation record,
+        unless the tokens are stateless or cached): the request's read-only
+        :class:`~coatcheck.session.BearerSession`, or :class:`Unauthorized`."""
+        tokens = self.tokens
+        assert tokens is not None, "authenticate() needs access_tokens"
+        from .tokens import InvalidToken  # noqa: PLC0415 - loaded with the Tokens given
+
+        try:
+            claims = yield from tokens.authenticate(token)
+        except InvalidToken as exc:
+            raise Unauthorized(type(exc).__name__) from None
+        config = self.config
+        return BearerSession.of(claims, config.clock(), config.max_size)
+
     def open(self, session_id: str | None, client: ClientSource) -> Session | Plan[Session]:
         """A fresh session (no cookie: no store call), or the plan that loads the one named."""
         if session_id is None:
@@ -167,11 +217,14 @@ class Exchange:
 
     # -- 3: refusals --------------------------------------------------------------------------
 
-    def refusal(self, exc: StoreError | LimitExceeded) -> Refusal:
+    def refusal(self, exc: StoreError | LimitExceeded | Unauthorized) -> Refusal:
         """The answer instead of the application's: 503 when the store failed (logged), 429 over
-        a limit (403 for a login refused by ``max_sessions_per_user``)."""
+        a limit (403 for a login refused by ``max_sessions_per_user``), 401 for a refused access
+        token."""
         if isinstance(exc, LimitExceeded):
             return plain(exc.status, LIMITED_BODY, ("Retry-After", str(exc.retry_after)))
+        if isinstance(exc, Unauthorized):
+            return INVALID_TOKEN
         return unavailable(exc, self.unavailable_status)
 
     # -- 4: CSRF ------------------------------------------------------------------------------
@@ -191,6 +244,8 @@ class Exchange:
     def csrf_refusal(self, session: Session, browser: Browser) -> Refusal | None:
         """The 403 for a checked request whose browser headers (or token) show it came from
         another site, reported as a ``rejected`` event; None when it passes."""
+        if type(session) is BearerSession:  # no ambient credential: nothing to forge
+            return None
         config = self.config
         scheme = request_scheme(
             browser.scheme, browser.peer, browser.forwarded_proto, config.trusted_proxies

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from enum import IntEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from . import codec, csrf
 from .codec import JSONValue, SessionTooLarge
@@ -90,6 +90,9 @@ class Asked:
     """The store key of the record a logout ends (None when it was never stored)."""
     ended_user: str | None = None
     """That record's user, whose other sessions EVERYWHERE ends."""
+    ended_created: float | None = None
+    """When that record's session was created (how long it lived, for the ``logged_out``
+    event)."""
 
 
 NOTHING_ASKED = Asked()
@@ -499,13 +502,14 @@ class Session(dict[str, JSONValue]):
         asked, stored = self.asked, self.stored
         ended = stored.key if stored is not None else asked.ended
         user = self._user_id if self._user_id is not None else asked.ended_user
+        created = self._created_at if stored is not None else asked.ended_created
         wide = everywhere or asked.ending in (Ending.OTHERS, Ending.EVERYWHERE)
         bound = self._binding  # the client stays the same one
         dict.clear(self)
         self._reset(self.opened_at)
         self._binding = bound
         ending = Ending.EVERYWHERE if wide and user is not None else Ending.LOGOUT
-        self.asked = Asked(Rotation.NONE, ending, ended, user)
+        self.asked = Asked(Rotation.NONE, ending, ended, user, created)
 
     # -- the dict, with every mutation checked and recorded ---------------------------------
 
@@ -597,3 +601,66 @@ class Session(dict[str, JSONValue]):
     def fromkeys(cls, iterable: Iterable[Any], value: Any = None) -> Any:
         """Not supported: sessions come from the middleware (or :meth:`fresh`)."""
         raise TypeError("use Session.fresh() or a session from the middleware")
+
+
+class ReadOnlySession(TypeError):
+    """A change asked of a :class:`BearerSession` (it is never stored)."""
+
+
+class BearerSession(Session):
+    """The session of a request authenticated by a Bearer access token
+    (:mod:`coatcheck.tokens`): its user is the token's, and :attr:`claims` holds what the
+    token says (``sid``, the handle of the refresh-token session it was issued from, names that
+    session without being its ID). It has no data and is never stored: the request carries no
+    session ID to store it under, and sets none. Writing to it, or asking it to log in, out or
+    regenerate, raises :class:`ReadOnlySession` (an API client logs out by revoking its tokens;
+    state an API client keeps belongs under its user or its ``sid``).
+    """
+
+    __slots__ = ("claims",)
+
+    claims: Any
+    """The verified token's :class:`~coatcheck.tokens.Claims`."""
+
+    @classmethod
+    def of(cls, claims: Any, now: float, max_size: int) -> BearerSession:
+        """The session of a request whose access token gave ``claims`` (a ``user_id``)."""
+        session = cast(BearerSession, cls.fresh(now=now, max_size=max_size))
+        session._user_id = claims.user_id
+        session.claims = claims
+        return session
+
+    @property
+    def worth_storing(self) -> bool:
+        """Never: a Bearer request's session is not stored."""
+        return False
+
+    def _refuse(self, what: str) -> ReadOnlySession:
+        return ReadOnlySession(
+            f"a Bearer request's session is read-only ({what}): the access token names no "
+            "session to store it in"
+        )
+
+    def _grow(self, key: str, value: JSONValue) -> None:
+        raise self._refuse(f"setting {key!r}")
+
+    def _shrink(self, key: str) -> None:
+        raise self._refuse(f"removing {key!r}")
+
+    def clear(self) -> None:
+        raise self._refuse("clear()")
+
+    def regenerate(self) -> None:
+        raise self._refuse("regenerate()")
+
+    def _rotate(self, rotation: Rotation) -> None:
+        raise self._refuse(rotation.name.lower())
+
+    def privileges_changed(self) -> None:
+        raise self._refuse("privileges_changed()")
+
+    def logout(self, *, everywhere: bool = False) -> None:
+        raise self._refuse("logout(): revoke the tokens instead")
+
+    def csrf_token(self) -> str:
+        raise self._refuse("csrf_token(): a Bearer request needs none")

@@ -20,11 +20,12 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from . import csrf
+from ._observed import with_metrics
 from .clients import ClientSource, found_client
 from .config import SessionConfig
 from .cookies import private_headers
 from .engine import SessionEngine, run
-from .exchange import Browser, Exchange, Refusal
+from .exchange import REFUSED, Browser, Exchange, Refusal, Unauthorized
 from .limits import LimitExceeded
 from .session import Session
 from .stores.base import Store, StoreError
@@ -60,17 +61,22 @@ class SessionMiddleware:
         if not isinstance(store, Store):
             raise TypeError(f"the WSGI middleware needs a sync Store, not {type(store).__name__}")
         self.app = app
-        self.store = store
         self.engine = SessionEngine(config if config else SessionConfig.from_options(**options))
+        self.store = with_metrics(store, self.engine.config.metrics)
         self.unavailable_status = unavailable_status
         self.exchange = Exchange(self.engine, unavailable_status)
         self.transport = self.exchange.transport
         self._id_key = self.transport.environ_key
         self._parse_id = self.transport.parse
         self._id_response_header = _title(self.transport.response_header)
+        self._bearer_on = self.exchange.tokens is not None
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         engine, store = self.engine, self.store
+        if self._bearer_on:
+            token = self.exchange.bearer(environ.get("HTTP_AUTHORIZATION"))
+            if token is not None:
+                return self._serve_bearer(environ, start_response, token)
         header = environ.get(self._id_key)
         cookie_value = self._parse_id(header) if header else None
         wanted = engine.fresh_needs_client if cookie_value is None else engine.load_needs_client
@@ -125,6 +131,17 @@ class SessionMiddleware:
             return refused
         return body
 
+    def _serve_bearer(
+        self, environ: dict[str, Any], start_response: StartResponse, token: str
+    ) -> Iterable[bytes]:
+        """Serve a request authenticated by its access token: a read-only session of its user,
+        no CSRF check, nothing committed or set; a 401 when the token is refused."""
+        try:
+            environ[ENVIRON_KEY] = run(self.exchange.authenticate(token), self.store)
+        except REFUSED as exc:
+            return self._refuse(start_response, exc)
+        return self.app(environ, start_response)
+
     def _csrf_refusal(self, environ: dict[str, Any], session: Session) -> Refusal | None:
         """The 403 for an unsafe request that fails the CSRF check, or None (a form body is
         left re-readable)."""
@@ -150,9 +167,10 @@ class SessionMiddleware:
         return exchange.csrf_refusal(session, browser)
 
     def _refuse(
-        self, start_response: StartResponse, exc: StoreError | LimitExceeded
+        self, start_response: StartResponse, exc: StoreError | LimitExceeded | Unauthorized
     ) -> list[bytes]:
-        """Answer instead of the app: 503 when the store failed, 429 (or 403) over a limit."""
+        """Answer instead of the app: 503 when the store failed, 429 (or 403) over a limit, 401
+        for a refused access token."""
         refusal = self.exchange.refusal(exc)
         start_response(refusal.status_line, list(refusal.headers))
         return [refusal.body]

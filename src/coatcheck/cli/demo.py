@@ -5,7 +5,8 @@ The demo reads its store once before it serves: a bad URL or an unreachable stor
 on stderr and a non-zero exit. The store URL is shown only redacted
 (:func:`coatcheck.stores.redacted`). ``X-Forwarded-For`` is believed only from the demo's own
 nginx (``--instances``); uvicorn's proxy-header handling is off, so that the peer address
-reaches coatcheck untouched and its ``trusted_proxies`` alone decide.
+reaches coatcheck untouched and its ``trusted_proxies`` alone decide. Each instance runs with
+``metrics=True`` and serves them at ``GET /metrics`` (:mod:`coatcheck.metrics`).
 """
 
 from __future__ import annotations
@@ -214,6 +215,7 @@ def _run_instance(
     is believed, unless it is ``behind_nginx``: then the demo's own nginx, on loopback, relays
     each client's address (it replaces any the client sent) and only loopback is trusted."""
     try:
+        import prometheus_client  # noqa: F401, PLC0415 - GET /metrics
         import uvicorn  # noqa: PLC0415
 
         from ..shop import create_app  # noqa: PLC0415
@@ -232,6 +234,7 @@ def _run_instance(
         max_creations_per_client=int(options["max_new_sessions"]),
         trusted_proxies=NGINX_PEERS if behind_nginx else (),
         token_ttl=options.get("token_ttl"),
+        metrics=True,
     )
     url = f"http://{host}:{port}/"
     if name == "shop" and as_json:

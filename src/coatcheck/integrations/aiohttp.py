@@ -52,10 +52,11 @@ from typing import TYPE_CHECKING, ClassVar
 from aiohttp import hdrs, web
 
 from .. import csrf
+from .._observed import with_metrics
 from ..clients import ClientSource, found_client
 from ..config import SessionConfig
 from ..engine import SessionEngine, run_async
-from ..exchange import Browser, Exchange, Refusal
+from ..exchange import REFUSED, Browser, Exchange, Refusal, Unauthorized
 from ..limits import LimitExceeded
 from ..session import Session
 from ..stores.base import AsyncStore, Store, StoreError, as_async
@@ -157,8 +158,8 @@ class SessionMiddleware:
         unavailable_status: int = 503,
         **options: Unpack[SessionOptions],
     ) -> None:
-        self.store = as_async(store)
         self.engine = SessionEngine(config if config else SessionConfig.from_options(**options))
+        self.store = as_async(with_metrics(store, self.engine.config.metrics))
         self.unavailable_status = unavailable_status
         self.exchange = Exchange(self.engine, unavailable_status)
 
@@ -169,6 +170,9 @@ class SessionMiddleware:
 
     async def __call__(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         engine = self.engine
+        token = self.exchange.bearer(request.headers.get(hdrs.AUTHORIZATION))
+        if token is not None:
+            return await self._serve_bearer(request, handler, token)
         cookie_value = self._session_id(request)
         wanted = self.exchange.wants_client(cookie_value)
         client = self._client_source(request) if wanted else None
@@ -212,6 +216,17 @@ class SessionMiddleware:
             return self._refusal(exc, pending.failed)
         finally:
             pending.closed = True
+
+    async def _serve_bearer(
+        self, request: web.Request, handler: Handler, token: str
+    ) -> web.StreamResponse:
+        """Serve a request authenticated by its access token: a read-only session of its user,
+        no CSRF check, nothing committed or set; a 401 when the token is refused."""
+        try:
+            request[SESSION_KEY] = await run_async(self.exchange.authenticate(token), self.store)
+        except REFUSED as exc:
+            return self._refusal(exc)
+        return await handler(request)
 
     async def _csrf_refusal(self, request: web.Request, session: Session) -> web.Response | None:
         """The 403 for an unsafe request (or a WebSocket handshake: cross-site WebSocket
@@ -301,11 +316,14 @@ class SessionMiddleware:
         )
 
     def _refusal(
-        self, exc: StoreError | LimitExceeded, replaces: web.StreamResponse | None = None
+        self,
+        exc: StoreError | LimitExceeded | Unauthorized,
+        replaces: web.StreamResponse | None = None,
     ) -> web.Response:
         """The answer instead of the handler's: 503 when the store failed, 429 (or 403) over a
-        limit. When it ``replaces`` a response that began preparing (a stream whose commit
-        failed), it is framed as that one was, since the connection's writer already is."""
+        limit, 401 for a refused access token. When it ``replaces`` a response that began
+        preparing (a stream whose commit failed), it is framed as that one was, since the
+        connection's writer already is."""
         response = _answer(self.exchange.refusal(exc))
         if replaces is not None:
             if replaces.chunked or replaces.content_length is None:

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 from werkzeug.datastructures import Headers
 from werkzeug.http import dump_cookie
 
+from .._observed import with_metrics
 from ..config import SessionConfig, option_names
 from ..cookies import CookieWriter
 from ..engine import SessionEngine
@@ -69,15 +70,17 @@ def configured_store(
     settings: Mapping[str, Any], instance_path: str, asynchronous: bool = False
 ) -> Store | AsyncStore:
     """``COATCHECK_STORE``, else the store ``COATCHECK_STORE_URL`` names (its async face when
-    ``asynchronous``), else SQLite in the app's instance folder."""
-    store = settings.get("COATCHECK_STORE")
-    if store is not None:
-        return store  # type: ignore[no-any-return]
-    url = settings.get("COATCHECK_STORE_URL")
-    if url is not None:
-        return from_url(url, asynchronous=asynchronous)
-    os.makedirs(instance_path, exist_ok=True)
-    return SQLiteStore(os.path.join(instance_path, SQLITE_FILE))
+    ``asynchronous``), else SQLite in the app's instance folder; timed into the metrics with
+    ``COATCHECK_METRICS``."""
+    store: Store | AsyncStore | None = settings.get("COATCHECK_STORE")
+    if store is None:
+        url = settings.get("COATCHECK_STORE_URL")
+        if url is not None:
+            store = from_url(url, asynchronous=asynchronous)
+        else:
+            os.makedirs(instance_path, exist_ok=True)
+            store = SQLiteStore(os.path.join(instance_path, SQLITE_FILE))
+    return with_metrics(store, bool(settings.get("COATCHECK_METRICS", False)))
 
 
 class CookieSettings(Protocol):

@@ -68,7 +68,13 @@ from flask.json.tag import TaggedJSONSerializer
 from flask.sessions import NullSession, SessionInterface, SessionMixin, session_json_serializer
 from flask.wrappers import Request, Response
 from werkzeug.datastructures import Headers
-from werkzeug.exceptions import Forbidden, HTTPException, ServiceUnavailable, TooManyRequests
+from werkzeug.exceptions import (
+    Forbidden,
+    HTTPException,
+    ServiceUnavailable,
+    TooManyRequests,
+    Unauthorized,
+)
 
 from .. import csrf
 from ..config import SessionConfig
@@ -76,13 +82,17 @@ from ..cookies import find_cookie
 from ..engine import SessionEngine, run
 from ..exchange import (
     CSRF_REFUSAL,
+    INVALID_TOKEN,
     LIMITED_BODY,
+    REFUSED,
     STORE_DOWN,
     UNAVAILABLE_BODY,
     Exchange,
     Refusal,
 )
+from ..exchange import Unauthorized as TokenRefused
 from ..limits import LimitExceeded
+from ..session import BearerSession
 from ..session import Session as CoatcheckSession
 from ..stores import Store, StoreError
 from ..wsgi import client_source
@@ -101,6 +111,7 @@ __all__ = [
     "CoatcheckSessionInterface",
     "CsrfRefused",
     "FlaskSession",
+    "InvalidAccessToken",
     "Session",
     "SessionLimitRefused",
     "SessionLimited",
@@ -163,11 +174,27 @@ class SessionLimitRefused(_OverLimit, Forbidden):
     """The 403 a login gets past ``max_sessions_per_user`` under the ``"refuse"`` policy."""
 
 
-def refusal_exception(exchange: Exchange, exc: StoreError | LimitExceeded) -> HTTPException:
-    """The answer instead of the app's: 503 when the store failed, 429 (or 403) over a limit."""
+class InvalidAccessToken(_Refused, Unauthorized):
+    """The 401 a request gets when its Bearer access token is refused (malformed, badly signed,
+    expired or revoked), with ``WWW-Authenticate: Bearer error="invalid_token"``."""
+
+    description = INVALID_TOKEN.body.decode()
+
+    def __init__(self, refusal: Refusal | None = None) -> None:
+        super().__init__()
+        self.refusal = refusal or INVALID_TOKEN
+
+
+def refusal_exception(
+    exchange: Exchange, exc: StoreError | LimitExceeded | TokenRefused
+) -> HTTPException:
+    """The answer instead of the app's: 503 when the store failed, 429 (or 403) over a limit,
+    401 for a refused access token."""
     refusal = exchange.refusal(exc)
     if isinstance(exc, StoreError):
         return SessionStoreUnavailable(refusal)
+    if isinstance(exc, TokenRefused):
+        return InvalidAccessToken(refusal)
     if exc.status == 403:
         return SessionLimitRefused(exc, refusal)
     return SessionLimited(exc, refusal)
@@ -374,6 +401,14 @@ class CoatcheckSessionInterface(SessionInterface):
 
     def open_session(self, app: flask.Flask, request: Request) -> FlaskSession | None:
         default_permanent = bool(app.config.get("SESSION_PERMANENT", True))
+        token = self.exchange.bearer(request.headers.get("Authorization"))
+        if token is not None:  # authenticated by its access token alone
+            try:
+                bearer = run(self.exchange.authenticate(token), self.store)
+            except REFUSED as exc:
+                request.environ[REFUSAL_KEY] = refusal_exception(self.exchange, exc)
+                return None
+            return FlaskSession(bearer, self.serializer, default_permanent, None)
         value = self._session_id(app, request)
         engine = self.engines[True]  # both engines want the same of a client
         wanted = self.exchange.wants_client(value)
@@ -391,8 +426,8 @@ class CoatcheckSessionInterface(SessionInterface):
         return FlaskSession(session, self.serializer, default_permanent, value)
 
     def save_session(self, app: flask.Flask, session: SessionMixin, response: Response) -> None:
-        if not isinstance(session, FlaskSession):
-            return
+        if not isinstance(session, FlaskSession) or type(session.coatcheck) is BearerSession:
+            return  # a Bearer request's session is never stored, and sets nothing
         transport = self.exchange.transport
         vary = "Cookie" if transport.cookie_name is not None else transport.request_header
         if session.accessed:

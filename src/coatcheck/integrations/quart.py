@@ -48,8 +48,10 @@ from .. import csrf
 from ..clients import found_client
 from ..config import SessionConfig
 from ..cookies import find_cookie
-from ..engine import run_async
+from ..engine import Plan, run_async
+from ..exchange import REFUSED
 from ..limits import LimitExceeded
+from ..session import BearerSession
 from ..session import Session as CoatcheckSession
 from ..stores import AsyncStore, Store, StoreError, as_async
 from .app_config import (
@@ -93,21 +95,26 @@ class CoatcheckSessionInterface(SessionInterface):
     async def open_session(self, app: quart.Quart, request: BaseRequestWebsocket) -> SessionMixin:
         exchange, headers = self.exchange, request.headers
         transport = exchange.transport
-        if transport.cookie_name is None:
-            session_id = transport.read(headers.get(transport.request_header))
-        else:  # Quart's SESSION_COOKIE_NAME; HTTP/2 may split the Cookie header
-            cookies = "; ".join(headers.getlist("Cookie"))
-            session_id = find_cookie(cookies, self.get_cookie_name(app))
-        client = None
-        if exchange.wants_client(session_id):
-            forwarded, agent = headers.get("X-Forwarded-For"), headers.get("User-Agent")
-            proxies = self.config.trusted_proxies
-            client = partial(found_client, request.remote_addr, forwarded, agent, proxies)
-        opened = exchange.open(session_id, client)
+        token = exchange.bearer(headers.get("Authorization"))
+        session_id = None
+        if token is not None:  # authenticated by its access token alone
+            opened: CoatcheckSession | Plan[CoatcheckSession] = exchange.authenticate(token)
+        else:
+            if transport.cookie_name is None:
+                session_id = transport.read(headers.get(transport.request_header))
+            else:  # Quart's SESSION_COOKIE_NAME; HTTP/2 may split the Cookie header
+                cookies = "; ".join(headers.getlist("Cookie"))
+                session_id = find_cookie(cookies, self.get_cookie_name(app))
+            client = None
+            if exchange.wants_client(session_id):
+                forwarded, agent = headers.get("X-Forwarded-For"), headers.get("User-Agent")
+                proxies = self.config.trusted_proxies
+                client = partial(found_client, request.remote_addr, forwarded, agent, proxies)
+            opened = exchange.open(session_id, client)
         if not isinstance(opened, CoatcheckSession):
             try:
                 opened = await run_async(opened, self.store)
-            except (StoreError, LimitExceeded) as exc:
+            except REFUSED as exc:
                 return UnavailableSession(refusal_exception(exchange, exc))
         permanent = bool(app.config.get("SESSION_PERMANENT", True))
         return FlaskSession(opened, self.serializer, permanent, session_id)
@@ -115,8 +122,8 @@ class CoatcheckSessionInterface(SessionInterface):
     async def save_session(
         self, app: quart.Quart, session: SessionMixin, response: Response | WerkzeugResponse | None
     ) -> None:
-        if not isinstance(session, FlaskSession):
-            return
+        if not isinstance(session, FlaskSession) or type(session.coatcheck) is BearerSession:
+            return  # a Bearer request's session is never stored, and sets nothing
         session.settle()  # Flask's rules: nested changes, emptied sessions, `permanent`
         engine = self.engines[session.permanent]
         try:

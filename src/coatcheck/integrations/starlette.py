@@ -110,6 +110,7 @@ class CoatcheckOptions(TransportOptions, DefenceOptions, total=False):
     encryption_keys: Sequence[bytes | str]
     rotation_grace: Seconds
     on_event: EventHandler | None
+    metrics: bool
     purge_interval: Seconds | None
     purge_batch: int
 

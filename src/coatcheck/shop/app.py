@@ -15,12 +15,16 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 
+from .._observed import Observed
 from ..asgi import ASGIApp, Message, Receive, Scope, Send, SessionMiddleware
 from ..stores import AsyncStore, AsyncStoreAdapter, MemoryStore, NotSupported, Store, StoreError
 from . import api, pages
 from .context import Shop
 from .lost import LostSessions
 from .tokens import JWKS_PATH, BearerRoutes, make_tokens
+
+METRICS_PATH = "/metrics"
+"""Where the shop serves its metrics (``metrics=True``)."""
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -89,7 +93,11 @@ def create_app(
 
     API clients may log in for tokens instead (``POST /api/token``) and send ``Authorization:
     Bearer``: those requests pass around the session middleware (:mod:`coatcheck.shop.tokens`);
-    ``token_ttl`` is the access tokens' lifetime in seconds (5 minutes by default)."""
+    ``token_ttl`` is the access tokens' lifetime in seconds (5 minutes by default).
+
+    With ``metrics=True`` the store's calls are timed too (:func:`coatcheck.metrics.instrumented`)
+    and ``GET /metrics`` serves every metric of prometheus-client's default registry, in its
+    text format."""
     options.setdefault("secure", False)
     options.setdefault("csrf", "token")
     # No X-Forwarded-For is believed unless the caller names its proxies: `coatcheck demo`
@@ -109,6 +117,11 @@ def create_app(
     app.add_exception_handler(RequestValidationError, _bad_request)
     app.add_exception_handler(NotSupported, _not_supported)
     app.add_exception_handler(StoreError, _store_failed)
+    if options.get("metrics"):
+        from ..metrics import instrumented  # noqa: PLC0415 - the extra, only when on
+
+        store = instrumented(store)
+        app.add_api_route(METRICS_PATH, _metrics, methods=["GET"], include_in_schema=False)
     sessions = SessionMiddleware(app, store=store, **options)
     shop = Shop(
         store=sessions.store,
@@ -134,7 +147,16 @@ async def _jwks(request: Request) -> Response:
     return Response(body, media_type=JWKS_CONTENT_TYPE, headers={"cache-control": "max-age=300"})
 
 
+async def _metrics(request: Request) -> Response:
+    """The metrics, in Prometheus's text format (``metrics=True``)."""
+    from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest  # noqa: PLC0415
+
+    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+
 def _per_process(store: AsyncStore) -> bool:
     """Whether ``store`` is this process's memory, which no other instance sees."""
-    inner = store.store if isinstance(store, AsyncStoreAdapter) else store
+    inner: object = store
+    while isinstance(inner, AsyncStoreAdapter | Observed):  # through the metrics' wrapper too
+        inner = inner.store
     return isinstance(inner, MemoryStore)

@@ -37,6 +37,7 @@ from django.core.signals import setting_changed
 from django.utils.crypto import salted_hmac
 
 from ... import events
+from ..._observed import with_metrics
 from ...config import ConfigError, SessionConfig, option_names
 from ...encryption import KeyRing
 from ...engine import SessionEngine
@@ -161,6 +162,7 @@ def build() -> Backing:
     if not isinstance(store, Store):  # pragma: no cover - from_url gives sync stores by default
         raise ImproperlyConfigured("COATCHECK_STORE_URL must name a store with a sync face")
     ring = KeyRing(config.encryption_keys) if config.encryption_keys else None
+    store = with_metrics(store, config.metrics)
     return Backing(store, as_async(store), config, absolute_timeout, ring)
 
 

@@ -18,9 +18,11 @@ from ...clients import found_client
 from ...cookies import needs_no_store
 from ...engine import run
 from ...limits import LimitExceeded
+from ...session import BearerSession
 from ...stores.base import StoreError
 from ...transport import IdTransport
 from .config import backing
+from .session_store import BearerSessionStore
 
 logger = logging.getLogger("coatcheck")
 
@@ -33,9 +35,9 @@ def refused(refusal: exchange.Refusal) -> HttpResponse:
     return response
 
 
-def unavailable(exc: StoreError | LimitExceeded) -> HttpResponse:
-    """The response to a request whose session could not be loaded or saved (503), or that
-    went over a limit (429)."""
+def unavailable(exc: StoreError | LimitExceeded | exchange.Unauthorized) -> HttpResponse:
+    """The response to a request whose session could not be loaded or saved (503), that went
+    over a limit (429), or whose access token was refused (401)."""
     return refused(backing().exchange.refusal(exc))
 
 
@@ -70,6 +72,16 @@ class SessionMiddleware(DjangoSessionMiddleware):  # type: ignore[misc]  # Djang
 
     def process_request(self, request: HttpRequest) -> Any:
         base = backing()
+        token = base.exchange.bearer(request.META.get("HTTP_AUTHORIZATION"))
+        if token is not None:  # authenticated by its access token alone
+            try:
+                bearer = run(base.exchange.authenticate(token), base.store)
+            except exchange.REFUSED as exc:
+                return unavailable(exc)
+            assert isinstance(bearer, BearerSession)
+            request.session = BearerSessionStore(bearer)
+            request._dont_enforce_csrf_checks = True  # no ambient credential to forge
+            return None
         transport = base.exchange.transport
         if transport.cookie_name is None:  # the ID in a header, and never in a cookie
             session_key = transport.read(request.META.get(transport.environ_key))
@@ -97,6 +109,8 @@ class SessionMiddleware(DjangoSessionMiddleware):  # type: ignore[misc]  # Djang
         return None
 
     def process_response(self, request: HttpRequest, response: HttpResponse) -> Any:
+        if isinstance(getattr(request, "session", None), BearerSessionStore):
+            return response  # never stored, sets nothing (a cookie sent along is left alone)
         try:
             response = super().process_response(request, response)
         except (StoreError, LimitExceeded) as exc:

@@ -54,6 +54,7 @@ from ...engine import (
     run_async,
 )
 from ...ids import fingerprint, is_well_formed, new_id, store_key
+from ...session import BearerSession, ReadOnlySession
 from ...stores.base import Purgeable, Record, StoreError
 from .config import backing
 
@@ -466,3 +467,62 @@ class SessionStore(SessionBase):  # type: ignore[misc]  # Django ships no type i
         if not isinstance(base.store, Purgeable):
             return 0
         return await base.async_store.purge_expired(base.config.clock())
+
+
+class BearerSessionStore(SessionBase):  # type: ignore[misc]  # Django ships no type information
+    """``request.session`` for a request authenticated by its Bearer access token
+    (``access_tokens``): no data, never stored, no cookie; :attr:`user_id` and :attr:`claims` are
+    the token's. Writing to it, or cycling, flushing or saving it, raises
+    :class:`~coatcheck.session.ReadOnlySession` (an API client logs out by revoking its tokens).
+    """
+
+    def __init__(self, bearer: BearerSession) -> None:
+        super().__init__(None)
+        self._session_cache: dict[str, Any] = {}
+        self.user_id: str | None = bearer.user_id
+        """The token's user (``sub``)."""
+        self.claims: Any = bearer.claims
+        """The verified token's :class:`~coatcheck.tokens.Claims` (``sid`` names the
+        refresh-token session it came from, never by its ID)."""
+
+    def _refuse(self, what: str) -> ReadOnlySession:
+        return ReadOnlySession(f"a Bearer request's session is read-only ({what})")
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        raise self._refuse(f"setting {key!r}")
+
+    def __delitem__(self, key: str) -> None:
+        raise self._refuse(f"removing {key!r}")
+
+    def pop(self, key: str, default: Any = None) -> Any:
+        raise self._refuse(f"removing {key!r}")
+
+    def setdefault(self, key: str, value: Any) -> Any:
+        raise self._refuse(f"setting {key!r}")
+
+    def update(self, dict_: Any) -> None:
+        raise self._refuse("update()")
+
+    def clear(self) -> None:
+        raise self._refuse("clear()")
+
+    def load(self) -> dict[str, Any]:
+        return {}
+
+    def exists(self, session_key: str | None) -> bool:
+        return False
+
+    def create(self) -> None:
+        raise self._refuse("create()")
+
+    def save(self, must_create: bool = False) -> None:
+        raise self._refuse("save()")
+
+    def delete(self, session_key: str | None = None) -> None:
+        raise self._refuse("delete(): revoke the tokens instead")
+
+    def cycle_key(self) -> None:
+        raise self._refuse("cycle_key()")
+
+    def flush(self) -> None:
+        raise self._refuse("flush(): revoke the tokens instead")
