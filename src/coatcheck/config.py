@@ -78,6 +78,7 @@ class StorageOptions(TypedDict, total=False):
     """What is stored and how (the ``"storage"`` group)."""
 
     max_size: int
+    compress_over: int | None
     hash_secret: bytes | None
     encryption_keys: Sequence[bytes | str]
     purge_interval: Seconds | None
@@ -232,6 +233,10 @@ class SessionConfig:
     given: 60, or half ``idle_timeout`` when that is shorter."""
     max_size: int = field(default=64 * 1024, metadata=_STORAGE)
     """Largest serialized session data, in bytes."""
+    compress_over: int | None = field(default=1024, metadata=_STORAGE)
+    """Store sessions larger than this many bytes compressed (zstd with the ``compression``
+    extra, zlib otherwise; see :mod:`coatcheck.compression`); None never compresses. Records
+    load whichever way they were written."""
     hash_secret: bytes | None = field(default=None, repr=False, metadata=_STORAGE)
     """Key the at-rest hash of IDs (HMAC-SHA-256) instead of plain SHA-256."""
     encryption_keys: tuple[bytes, ...] = field(default=(), repr=False, metadata=_STORAGE)
@@ -418,6 +423,14 @@ class SessionConfig:
             raise ConfigError(f"csrf must be 'off', 'origin' or 'token', not {self.csrf!r}")
         if self.transport not in ("cookie", "header"):
             raise ConfigError(f"transport must be 'cookie' or 'header', not {self.transport!r}")
+        if self.compress_over is not None and (
+            isinstance(self.compress_over, bool)
+            or not isinstance(self.compress_over, int)
+            or self.compress_over < 0
+        ):
+            raise ConfigError(
+                f"compress_over must be None or bytes (0 or more), not {self.compress_over!r}"
+            )
         if self.access_tokens is not None and not callable(
             getattr(self.access_tokens, "authenticate", None)
         ):

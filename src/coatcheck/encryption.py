@@ -29,6 +29,7 @@ from collections.abc import Callable
 from collections.abc import Iterable as Many
 from dataclasses import dataclass
 
+from . import compression
 from .codec import DecodeError
 from .limits import is_counter
 from .stores.base import Iterable, NotSupported, Store
@@ -60,15 +61,24 @@ def parse_key(key: bytes | str) -> bytes:
     return raw
 
 
-def seal(ring: KeyRing | None, blob: bytes, store_key: str) -> bytes:
-    """What a store is given for ``blob``: the blob itself, or, with a ``ring``, sealed."""
+def seal(
+    ring: KeyRing | None, blob: bytes, store_key: str, compress_over: int | None = None
+) -> bytes:
+    """What a store is given for ``blob``: the blob itself, compressed when it is larger than
+    ``compress_over`` bytes (:mod:`coatcheck.compression`), then, with a ``ring``, sealed."""
+    if compress_over is not None and len(blob) > compress_over:
+        blob = compression.compress(blob)
     return blob if ring is None else ring.seal(blob, store_key)
 
 
 def unseal(ring: KeyRing | None, data: bytes, store_key: str) -> bytes:
-    """The envelope a stored record holds (opened when there is a ``ring``); DecodeError if
-    no key of the ring opens it."""
-    return data if ring is None else ring.open(data, store_key)
+    """The envelope a stored record holds (opened when there is a ``ring``, decompressed when
+    compressed); DecodeError if no key of the ring opens it, or it does not decompress."""
+    if ring is not None:
+        data = ring.open(data, store_key)
+    if data and data[0] == 0:  # marked (compressed); an envelope begins with "{"
+        return compression.decompress(data)
+    return data
 
 
 def is_sealed(data: bytes) -> bool:

@@ -148,6 +148,7 @@ class SessionEngine:
         self._idle_seconds = float(config.idle_timeout)
         self._absolute_seconds = float(config.absolute_timeout)
         self._touch_seconds = float(config.touch_interval)
+        self._compress_over = config.compress_over
         self.load_needs_client = (
             self.fresh_needs_client or config.max_rejections_per_client is not None
         )
@@ -579,7 +580,8 @@ class SessionEngine:
         for _ in range(MAX_CREATE_ATTEMPTS):
             session_id = new_id()
             key = store_key(session_id, self.config.hash_secret)
-            record = Record(key, seal(self._ring, blob, key), expires_at, 1, user, deadline)
+            sealed = seal(self._ring, blob, key, self._compress_over)
+            record = Record(key, sealed, expires_at, 1, user, deadline)
             call: StoreCall
             if replaces is None or graced:
                 call = ("create", (record,))
@@ -659,7 +661,7 @@ class SessionEngine:
         for attempt in range(MAX_SAVE_ATTEMPTS):
             if attempt:  # writers colliding on one session take turns instead of spinning
                 yield backoff(attempt)
-            sealed = seal(self._ring, blob, key)
+            sealed = seal(self._ring, blob, key, self._compress_over)
             record = record_of((key, sealed, expires_at, version + 1, user, deadline))
             kept = (expires_at, user) == held
             step: StoreCall = (

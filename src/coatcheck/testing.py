@@ -264,6 +264,17 @@ class StoreConformance:
         assert harness.call("create", record) is True
         assert harness.call("load", record.key) == record
 
+    def test_a_large_session_is_kept_compressed_and_loads_whole(self, harness: Harness) -> None:
+        """A 48 KB compressible session takes well under 8 KB at rest (the engine compresses
+        envelopes past ``compress_over``), in binary the store keeps byte for byte."""
+        notes = " ".join(f"item {n % 40}: wool coat, size M, quantity 1" for n in range(1300))
+        assert len(notes) > 48_000
+        session_id = harness.new_session(notes=notes)
+        record = harness.call("load", key_of(session_id))
+        assert record.data[:1] == b"\x00"  # marked: not a JSON envelope
+        assert len(record.data) < 8_000
+        assert dict(harness.load(session_id)) == {"notes": notes}
+
     def test_create_refuses_a_key_that_exists_and_changes_nothing(self, harness: Harness) -> None:
         key = key_of(new_id())
         first = Record(key, b"first", harness.clock.now + 100)

@@ -108,6 +108,7 @@ class CoatcheckOptions(TransportOptions, DefenceOptions, total=False):
     ``idle_timeout`` and ``clock``, keyword arguments of their own here)."""
 
     encryption_keys: Sequence[bytes | str]
+    compress_over: int | None
     rotation_grace: Seconds
     on_event: EventHandler | None
     metrics: bool

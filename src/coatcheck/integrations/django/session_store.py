@@ -190,7 +190,8 @@ class SessionStore(SessionBase):  # type: ignore[misc]  # Django ships no type i
         blob = codec.envelope(body, stored.created_at, stored.auth_at, None, stored.binding, user)
         deadline = base.deadline(stored.auth_at)
         expires_at = now + expiry_age if deadline is None else min(now + expiry_age, deadline)
-        record = Record(key, seal(base.ring, blob, key), expires_at, version, user, deadline)
+        sealed = seal(base.ring, blob, key, base.config.compress_over)
+        record = Record(key, sealed, expires_at, version, user, deadline)
         return record, stored._replace(version=version, raw=blob, expires_at=expires_at)
 
     # -- plans: each store operation once, for both faces ----------------------------------
