@@ -26,6 +26,7 @@ from coatcheck.cli import commands
 from coatcheck.cli.disk_stores import record_count
 from coatcheck.engine import run
 from coatcheck.ids import fingerprint, store_key
+from coatcheck.limits import PURGE_LEASE, counter_record
 from coatcheck.stores import Record, Store, from_url
 
 from .operator_stores import (
@@ -115,6 +116,22 @@ def test_stats_prints_tables_and_counts_expired_records_not_yet_purged(sqlite_ur
     assert {"live sessions │ 3", "logged in │ 2", "anonymous │ 1", "users │ 1"} <= lines
     assert "expired, not yet purged │ 2" in lines
     assert "ada │ 2" in lines
+
+
+def test_stats_counts_no_limit_counter_purge_lease_or_token_record_as_a_session(
+    sqlite_url: str,
+) -> None:
+    store = open_store(sqlite_url)
+    populate(store, {"ada": 1}, anonymous=1)
+    until = time.time() + 600
+    store.create(counter_record(store_key("a-window"), 3, until, 1))
+    store.create(Record(store_key("the-lease"), PURGE_LEASE, until, 1))
+    store.create(Record(store_key("revoked"), b'{"revoked":{}}', until, 1, None, until))
+    store.create(Record(store_key("spent"), b'{"spent":"x"}', until, 1, None, until))
+    result = coatcheck("stats", "--store", sqlite_url, "--json")
+    counts = json.loads(result.stdout)
+    assert (counts["live"], counts["anonymous"], counts["logged_in"]) == (2, 1, 1)
+    assert counts["eviction_policy"] is None  # not a Redis
 
 
 def test_the_store_can_come_from_coatcheck_store_url_as_the_apps_settings_name_it(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import secrets
 import subprocess
 import sys
@@ -296,5 +298,62 @@ def test_a_full_redis_evicts_live_sessions_unless_the_policy_is_noeviction(
             client.close()
             assert sessions < 2000
         store.close()
+    finally:
+        server.kill()
+
+
+@pytest.mark.parametrize(
+    ("settings", "warned"),
+    [
+        (("--maxmemory", "64mb", "--maxmemory-policy", "allkeys-lru"), "allkeys-lru"),
+        (("--maxmemory", "64mb", "--maxmemory-policy", "volatile-ttl"), "volatile-ttl"),
+        (("--maxmemory", "64mb", "--maxmemory-policy", "noeviction"), None),
+        (("--maxmemory", "0", "--maxmemory-policy", "allkeys-lru"), None),  # no limit: no evicting
+    ],
+)
+def test_a_redis_that_may_evict_sessions_is_reported_before_the_first_is_written(
+    settings: tuple[str, ...],
+    warned: str | None,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """docs/stores.md: a warning naming maxmemory-policy and the safe choice, once per store
+    (sync and async), and `coatcheck stats` says it too."""
+    from click.testing import CliRunner
+
+    from coatcheck.cli import commands
+
+    server = PrivateRedis(tmp_path, *settings, "--appendonly", "no")
+    server.start()
+    url = f"redis://127.0.0.1:{server.port}/0"
+    try:
+        store = RedisStore.from_url(url)
+        assert store.eviction_policy() == warned
+        now = time.time()
+        with caplog.at_level("WARNING", logger="coatcheck"):
+            for n in range(3):
+                assert store.create(Record(f"{n}" * 64, b"{}", now + 60))
+        store.close()
+        warnings = [r.getMessage() for r in caplog.records if "maxmemory-policy" in r.getMessage()]
+        if warned is None:
+            assert warnings == []
+        else:
+            assert len(warnings) == 1  # once, before the first session
+            assert f"maxmemory-policy is {warned}" in warnings[0]
+            assert "noeviction" in warnings[0]
+
+        async def async_policy() -> str | None:
+            async_store = AsyncRedisStore.from_url(url)
+            try:
+                return await async_store.eviction_policy()
+            finally:
+                await async_store.close()
+
+        assert asyncio.run(async_policy()) == warned
+        result = CliRunner().invoke(commands, ["stats", "--store", url, "--json"])
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.stdout)["eviction_policy"] == warned
+        text = CliRunner().invoke(commands, ["stats", "--store", url]).output
+        assert ("maxmemory-policy" in text) == (warned is not None)
     finally:
         server.kill()

@@ -264,3 +264,11 @@ def _timestamp(value: object) -> float:
     if (type(value) is float or type(value) is int) and 0 <= value <= LATEST:  # not NaN
         return float(value)
     raise DecodeError("stored session has a bad timestamp")
+
+
+def is_token_record(record: object) -> bool:
+    """Whether a stored record is one of :mod:`coatcheck.tokens`' own (a revocation or spent
+    record) rather than a session: tools that list sessions pass them by. A sealed one cannot be
+    told apart."""
+    data = getattr(record, "data", b"")
+    return isinstance(data, bytes) and data.startswith((b'{"revoked":', b'{"spent":'))

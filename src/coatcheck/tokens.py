@@ -118,7 +118,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal, NamedTuple, Union, cast
 
-from .codec import JSONValue
+from .codec import JSONValue, is_token_record
 from .encryption import KeyRing, is_sealed
 from .engine import Plan, SessionEngine, WriteConflict, backoff
 from .ids import is_well_formed, store_key
@@ -1004,13 +1004,6 @@ class _Spent(NamedTuple):
         if (type(sid), type(user_id), type(successor)) != (str, str, str):
             return None
         return cls(sid, user_id, successor)
-
-
-def is_token_record(record: object) -> bool:
-    """Whether a stored record is one of the tokens' own (a revocation or spent record) rather
-    than a session: tools that list sessions pass them by. A sealed one cannot be told apart."""
-    data = getattr(record, "data", b"")
-    return isinstance(data, bytes) and data.startswith((b'{"revoked":', b'{"spent":'))
 
 
 class _Cache:

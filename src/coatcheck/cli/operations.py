@@ -210,6 +210,8 @@ def stats(store_url: str | None, top: int, as_json: bool) -> None:
         for record in records:
             counts.add(record, now)
             progress.advance(task)
+        eviction = getattr(store, "eviction_policy", None)  # Redis: may it evict sessions?
+        counts.eviction_policy = eviction() if callable(eviction) else None
     if as_json:
         print_json(counts.as_json(top))
         return
@@ -230,6 +232,10 @@ def stats(store_url: str | None, top: int, as_json: bool) -> None:
         summary.add_row(label, str(value))
     console = output_console()
     console.print(summary)
+    if counts.eviction_policy is not None:  # a Redis store: redis-py is there
+        from ..stores.redis.layout import eviction_warning  # noqa: PLC0415
+
+        console.print(f"[bold]Warning:[/bold] {eviction_warning(counts.eviction_policy)}")
     if top and counts.users:
         busiest = Table(title=f"Top {top} users")
         busiest.add_column("user", overflow="fold")

@@ -16,6 +16,8 @@ import dataclasses
 from collections.abc import Iterable
 from typing import Any
 
+from ..codec import is_token_record
+from ..limits import is_counter
 from ..stores import Record
 
 
@@ -30,6 +32,8 @@ class StoreStats:
     total_bytes: int = 0
     max_bytes: int = 0
     per_user: collections.Counter[str] = dataclasses.field(default_factory=collections.Counter)
+    eviction_policy: str | None = None
+    """The ``maxmemory-policy`` under which the store (a Redis) may evict live sessions."""
 
     @classmethod
     def of(cls, records: Iterable[Record], now: float) -> StoreStats:
@@ -39,6 +43,10 @@ class StoreStats:
         return stats
 
     def add(self, record: Record, now: float) -> None:
+        """Count ``record``, unless it is no session (a limit counter, the purge lease, a
+        token's revocation or spent record)."""
+        if is_counter(record) or is_token_record(record):
+            return
         if record.expires_at <= now:
             self.expired += 1
             return
@@ -78,4 +86,5 @@ class StoreStats:
                 "max": self.max_bytes,
             },
             "top_users": [{"user": user, "sessions": n} for user, n in self.top_users(top)],
+            "eviction_policy": self.eviction_policy,
         }

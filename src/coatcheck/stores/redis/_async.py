@@ -7,16 +7,20 @@ is stale. The key layout and the scripts are in :mod:`coatcheck.stores.redis.lay
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
 import redis.asyncio.cluster as cluster_module
 import redis.asyncio.sentinel as sentinel_module
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from ..base import AsyncStore, Record
 from . import layout
 from .layout import DEFAULT_PREFIX, reported, session_key, user_key
+
+logger = logging.getLogger("coatcheck")
 
 
 class AsyncRedisStore(AsyncStore):
@@ -44,6 +48,7 @@ class AsyncRedisStore(AsyncStore):
         self._list_user = client.register_script(layout.LIST_USER)
         self._delete_user = client.register_script(layout.DELETE_USER)
         self._index_add = client.register_script(layout.INDEX_ADD)
+        self._policy_checked = False
 
     @classmethod
     def from_url(
@@ -128,7 +133,27 @@ class AsyncRedisStore(AsyncStore):
                 await self._file(record.user_id, key, record.expires_at)
         return record, touched
 
+    async def eviction_policy(self) -> str | None:
+        """The ``maxmemory-policy`` under which this Redis may evict live sessions (any but
+        ``noeviction`` once ``maxmemory`` is set), or None: one ``INFO memory``. None too when
+        Redis will not say (a managed Redis may refuse INFO)."""
+        try:
+            info = await self.client.info("memory")
+        except RedisError:
+            return None
+        return layout.evicting_policy(info)
+
+    async def _check_eviction(self) -> None:
+        """Warn, once per store, before its first session is written, when Redis may evict
+        sessions; a failure to ask is no failure of the write."""
+        self._policy_checked = True
+        policy = await self.eviction_policy()
+        if policy is not None:
+            logger.warning("%s", layout.eviction_warning(policy))
+
     async def create(self, record: Record) -> bool:
+        if not self._policy_checked:
+            await self._check_eviction()
         keys = [session_key(self.prefix, record.key)]
         with reported("create"):
             created = await self._create(keys=keys, args=layout.write_args(self.prefix, record))

@@ -5,16 +5,20 @@ Generated from ``_async.py`` by ``scripts/unasync.py``: edit that file, not this
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from typing import Any
 
 import redis.cluster as cluster_module
 import redis.sentinel as sentinel_module
 from redis import Redis
+from redis.exceptions import RedisError
 
 from ..base import Iterable, Record, Store, UserIndex
 from . import layout
 from .layout import DEFAULT_PREFIX, reported, session_key, user_key
+
+logger = logging.getLogger("coatcheck")
 
 
 class RedisStore(Store, UserIndex, Iterable):
@@ -42,6 +46,7 @@ class RedisStore(Store, UserIndex, Iterable):
         self._list_user = client.register_script(layout.LIST_USER)
         self._delete_user = client.register_script(layout.DELETE_USER)
         self._index_add = client.register_script(layout.INDEX_ADD)
+        self._policy_checked = False
 
     @classmethod
     def from_url(
@@ -124,7 +129,27 @@ class RedisStore(Store, UserIndex, Iterable):
                 self._file(record.user_id, key, record.expires_at)
         return record, touched
 
+    def eviction_policy(self) -> str | None:
+        """The ``maxmemory-policy`` under which this Redis may evict live sessions (any but
+        ``noeviction`` once ``maxmemory`` is set), or None: one ``INFO memory``. None too when
+        Redis will not say (a managed Redis may refuse INFO)."""
+        try:
+            info = self.client.info("memory")
+        except RedisError:
+            return None
+        return layout.evicting_policy(info)
+
+    def _check_eviction(self) -> None:
+        """Warn, once per store, before its first session is written, when Redis may evict
+        sessions; a failure to ask is no failure of the write."""
+        self._policy_checked = True
+        policy = self.eviction_policy()
+        if policy is not None:
+            logger.warning("%s", layout.eviction_warning(policy))
+
     def create(self, record: Record) -> bool:
+        if not self._policy_checked:
+            self._check_eviction()
         keys = [session_key(self.prefix, record.key)]
         with reported("create"):
             created = self._create(keys=keys, args=layout.write_args(self.prefix, record))

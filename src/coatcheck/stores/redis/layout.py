@@ -275,6 +275,37 @@ def from_rows(prefix: str, flat: list[bytes]) -> list[Record]:
     return records
 
 
+SAFE_POLICY = "noeviction"
+"""The only ``maxmemory-policy`` under which Redis never evicts a live session when it is full
+(it refuses writes instead: a 503 for a new session, never a user logged out at random)."""
+
+
+def evicting_policy(info: Mapping[Any, Any]) -> str | None:
+    """The ``maxmemory-policy`` under which a Redis (``INFO memory``, or a cluster's: one
+    section per node) may evict live sessions: any but ``noeviction`` once ``maxmemory`` is
+    set (``volatile-*`` ones too, since every session has a TTL); None when none may."""
+    sections = [info] if "maxmemory_policy" in info else list(info.values())
+    for section in sections:
+        if not isinstance(section, Mapping):
+            continue
+        policy = section.get("maxmemory_policy")
+        if isinstance(policy, bytes):
+            policy = policy.decode()
+        if policy and policy != SAFE_POLICY and int(section.get("maxmemory", 0) or 0) > 0:
+            return str(policy)
+    return None
+
+
+def eviction_warning(policy: str) -> str:
+    """The warning for a Redis whose ``maxmemory-policy`` may evict live sessions."""
+    return (
+        f"Redis maxmemory-policy is {policy} and maxmemory is set: when Redis is full it "
+        "evicts live sessions, logging users out at random. Set maxmemory-policy "
+        f"{SAFE_POLICY} (Redis then refuses new writes when full, and coatcheck answers them "
+        "with a 503), or run sessions on a Redis of their own with the memory they need."
+    )
+
+
 @contextlib.contextmanager
 def reported(call: str) -> Iterator[None]:
     """Turn redis-py's connection and timeout errors into :class:`StoreUnavailable`."""
