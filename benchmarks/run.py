@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from . import frameworks, http_load, inprocess, instructions, memory, purge, store_ops
+from . import frameworks, http_load, inprocess, instructions, memory, purge, store_ops, tokens
 from .apps import BARE
 from .report import Target, machine, targets_table
 
@@ -19,7 +19,8 @@ T = TypeVar("T")
 
 DEFAULT_OUTPUT = http_load.ROOT / "docs" / "benchmarks.md"
 INSTRUCTIONS_TITLE = "Instructions per request, in-process (callgrind)"
-ONLY = ("instructions",)
+TOKENS_TITLE = "Access tokens against sessions: the cost of one check"
+ONLY = ("instructions", "tokens")
 """What ``--only`` can select: benchmarks whose section is rewritten alone, the rest kept."""
 PREAMBLE = """\
 # Benchmarks
@@ -75,6 +76,33 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
         metavar="K",
         help="instructions: memory layouts each count is averaged over",
     )
+    parser.add_argument(
+        "--redis",
+        default=tokens.REDIS_URL,
+        metavar="URL",
+        help="tokens: the Redis the revocation reads and session loads go to",
+    )
+    parser.add_argument(
+        "--tokens-rounds",
+        type=int,
+        default=tokens.ROUNDS,
+        metavar="R",
+        help="tokens: interleaved timing rounds",
+    )
+    parser.add_argument(
+        "--tokens-requests",
+        type=int,
+        default=tokens.REQUESTS,
+        metavar="N",
+        help="tokens: operations counted per callgrind run",
+    )
+    parser.add_argument(
+        "--tokens-layouts",
+        type=int,
+        default=tokens.LAYOUTS,
+        metavar="K",
+        help="tokens: memory layouts each instruction count is made in (the median is kept)",
+    )
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="report to write")
     args = parser.parse_args(argv)
     if args.baseline_src is not None and args.baseline_ref is not None:
@@ -103,6 +131,8 @@ def main(argv: list[str] | None = None) -> int:
         return _frameworks_only(args.only_frameworks or list(frameworks.MODULES), settings)
     if args.only == "instructions":
         return _instructions_only(args)
+    if args.only == "tokens":
+        return _tokens_only(args)
     ops = _timed("store calls per request", store_ops.measure)
     footprint = _timed(f"memory per session ({memory.SESSIONS:,} sessions)", memory.measure)
     purges = _timed("MemoryStore purge scaling", purge.measure)
@@ -134,6 +164,8 @@ def main(argv: list[str] | None = None) -> int:
         counts, command = _timed("instructions per request (callgrind)", lambda: _count(args))
         counted = counts.markdown(command)
         targets += counts.targets()
+    token_costs = _timed("access tokens against sessions", lambda: _tokens(args))
+    targets += token_costs.targets()
 
     sections = [
         ("Machine", machine()),
@@ -145,6 +177,10 @@ def main(argv: list[str] | None = None) -> int:
         ("5. MemoryStore purge scaling", purge.markdown(purges)),
         *framework_sections,
         (f"{6 + len(framework_sections)}. {INSTRUCTIONS_TITLE}", counted),
+        (
+            f"{7 + len(framework_sections)}. {TOKENS_TITLE}",
+            token_costs.markdown(_tokens_command(args)),
+        ),
     ]
     report = PREAMBLE + "".join(f"\n## {title}\n\n{body.strip()}\n" for title, body in sections)
     args.output.parent.mkdir(parents=True, exist_ok=True)
@@ -187,6 +223,44 @@ def _instructions_only(args: argparse.Namespace) -> int:
     report = args.output.read_text() if args.output.exists() else PREAMBLE
     args.output.write_text(put_section(report, INSTRUCTIONS_TITLE, body))
     print(f"\n## {INSTRUCTIONS_TITLE}\n\n{body.strip()}\n")
+    print(f"wrote its section of {args.output}")
+    for target in result.targets():
+        print(f"  {'holds' if target.holds else 'MISSED'}: {target.name} ({target.measured})")
+    return 0
+
+
+def _tokens(args: argparse.Namespace) -> tokens.TokensResult:
+    return tokens.measure(
+        args.redis,
+        rounds=args.tokens_rounds,
+        requests=args.tokens_requests,
+        layouts=args.tokens_layouts,
+    )
+
+
+def _tokens_command(args: argparse.Namespace) -> str:
+    """The command that repeats the tokens benchmark as it was run."""
+    command = "scripts/bench --only tokens"
+    if args.redis != tokens.REDIS_URL:
+        command += f" --redis {args.redis}"
+    for option, default in (
+        ("rounds", tokens.ROUNDS),
+        ("requests", tokens.REQUESTS),
+        ("layouts", tokens.LAYOUTS),
+    ):
+        value = getattr(args, f"tokens_{option}")
+        if value != default:
+            command += f" --tokens-{option} {value}"
+    return command
+
+
+def _tokens_only(args: argparse.Namespace) -> int:
+    """Measure access tokens against sessions and rewrite that one section of the report."""
+    result = _timed("access tokens against sessions", lambda: _tokens(args))
+    body = result.markdown(_tokens_command(args))
+    report = args.output.read_text() if args.output.exists() else PREAMBLE
+    args.output.write_text(put_section(report, TOKENS_TITLE, body))
+    print(f"\n## {TOKENS_TITLE}\n\n{body.strip()}\n")
     print(f"wrote its section of {args.output}")
     for target in result.targets():
         print(f"  {'holds' if target.holds else 'MISSED'}: {target.name} ({target.measured})")

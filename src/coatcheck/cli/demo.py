@@ -355,6 +355,19 @@ def _what_to_expect(store: str, sticky: bool) -> str:
 @click.option("--memcached", "memcached_address", default="127.0.0.1:11211", show_default=True)
 @click.option("--samples", type=click.IntRange(10), default=300, show_default=True)
 @click.option("--seconds", type=click.FloatRange(0.05), default=1.0, show_default=True)
+@click.option(
+    "--credentials",
+    default="stateless-jwt,hybrid,sticky",
+    show_default=True,
+    help="rows beside the stores (comma-separated; empty for none)",
+)
+@click.option(
+    "--token-ttl",
+    type=click.FloatRange(0.1, 60),
+    default=2.0,
+    show_default=True,
+    help="seconds a stateless JWT lives in its revocation-lag measurement",
+)
 @click.option("--markdown", type=click.Path(dir_okay=False, path_type=Path), help="write here")
 @click.option("--chart", type=click.Path(dir_okay=False, path_type=Path), help="PNG, here")
 @json_option
@@ -366,14 +379,19 @@ def compare(
     memcached_address: str,
     samples: int,
     seconds: float,
+    credentials: str,
+    token_ttl: float,
     markdown: Path | None,
     chart: Path | None,
     as_json: bool,
 ) -> None:
     """Measure, for each reachable store: coupled to one server? survives an app restart?
-    shared across 3 instances? load and save latency, sessions written per second.
+    shared across 3 instances? load and save latency, sessions written per second; and, for each
+    store and for a stateless JWT, the hybrid (a JWT and a revocation read) and sticky sessions:
+    revocation lag, store calls per request, credential bytes per request.
 
-    --json prints {"stores": [...], "wrote": [files]}, each store's latencies in milliseconds."""
+    --json prints {"stores": [...], "credentials": [...], "wrote": [files]}, each store's
+    latencies in milliseconds."""
     from rich.console import Console  # noqa: PLC0415
     from rich.table import Table  # noqa: PLC0415
 
@@ -383,18 +401,30 @@ def compare(
     unknown = sorted(set(wanted) - set(STORE_NAMES))
     if unknown:
         raise click.UsageError(f"unknown store(s) {unknown}; choose from {list(STORE_NAMES)}")
+    rows = [name.strip() for name in credentials.split(",") if name.strip()]
+    unknown = sorted(set(rows) - set(comparison.CREDENTIALS))
+    if unknown:
+        raise click.UsageError(
+            f"unknown credential row(s) {unknown}; choose from {list(comparison.CREDENTIALS)}"
+        )
     everything = comparison.candidates(redis_url, postgresql_url, mariadb_url, memcached_address)
     console = Console(highlight=False, stderr=False)
     measurements = []
+    measured = []
     for candidate in everything:
         if candidate.name in wanted:
             with Console(stderr=True).status(f"measuring {candidate.name}"):
-                measurements.append(comparison.measure(candidate, samples, seconds))
+                measurement = comparison.measure(candidate, samples, seconds)
+            measurements.append(measurement)
+            if measurement.status == "measured":
+                measured.append(candidate)
+    with Console(stderr=True).status(f"measuring {', '.join(rows) or 'nothing else'}"):
+        beside = comparison.beside_the_stores(rows, measured, token_ttl)
     if not as_json:
         table = Table(title="Session stores, measured on this machine")
         for header in comparison.HEADERS:
             table.add_column(header, overflow="fold")
-        for measurement in measurements:
+        for measurement in [*measurements, *beside]:
             table.add_row(*comparison.row(measurement))
         console.print(table)
     wrote: list[str] = []
@@ -405,7 +435,7 @@ def compare(
             console.print(f"wrote {path}")
 
     if markdown is not None:
-        markdown.write_text(comparison.markdown(measurements, samples, seconds))
+        markdown.write_text(comparison.markdown([*measurements, *beside], samples, seconds))
         written(markdown)
     if chart is not None:
         try:
@@ -417,4 +447,10 @@ def compare(
             ) from exc
         written(chart)
     if as_json:
-        print_json({"stores": [comparison.as_json(m) for m in measurements], "wrote": wrote})
+        print_json(
+            {
+                "stores": [comparison.as_json(m) for m in measurements],
+                "credentials": [comparison.credential_row_json(m) for m in beside],
+                "wrote": wrote,
+            }
+        )
