@@ -9,9 +9,20 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
-from . import frameworks, http_load, inprocess, instructions, memory, purge, store_ops, tokens
+from . import (
+    compression,
+    frameworks,
+    http_load,
+    inprocess,
+    instructions,
+    memory,
+    purge,
+    sizing,
+    store_ops,
+    tokens,
+)
 from .apps import BARE
 from .report import Target, machine, targets_table
 
@@ -20,7 +31,9 @@ T = TypeVar("T")
 DEFAULT_OUTPUT = http_load.ROOT / "docs" / "benchmarks.md"
 INSTRUCTIONS_TITLE = "Instructions per request, in-process (callgrind)"
 TOKENS_TITLE = "Access tokens against sessions: the cost of one check"
-ONLY = ("instructions", "tokens")
+COMPRESSION_TITLE = "Compression at rest: the saving and the cost"
+SIZING_TITLE = "Bytes per session at rest: Redis, PostgreSQL, SQLite"
+ONLY = ("instructions", "tokens", "compression", "sizing")
 """What ``--only`` can select: benchmarks whose section is rewritten alone, the rest kept."""
 PREAMBLE = """\
 # Benchmarks
@@ -133,6 +146,10 @@ def main(argv: list[str] | None = None) -> int:
         return _instructions_only(args)
     if args.only == "tokens":
         return _tokens_only(args)
+    if args.only == "compression":
+        return _section_only(args, COMPRESSION_TITLE, compression.measure)
+    if args.only == "sizing":
+        return _section_only(args, SIZING_TITLE, sizing.measure)
     ops = _timed("store calls per request", store_ops.measure)
     footprint = _timed(f"memory per session ({memory.SESSIONS:,} sessions)", memory.measure)
     purges = _timed("MemoryStore purge scaling", purge.measure)
@@ -166,6 +183,8 @@ def main(argv: list[str] | None = None) -> int:
         targets += counts.targets()
     token_costs = _timed("access tokens against sessions", lambda: _tokens(args))
     targets += token_costs.targets()
+    compressed = _timed("compression at rest", compression.measure)
+    sized = _timed("bytes per session at rest", sizing.measure)
 
     sections = [
         ("Machine", machine()),
@@ -181,6 +200,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{7 + len(framework_sections)}. {TOKENS_TITLE}",
             token_costs.markdown(_tokens_command(args)),
         ),
+        (f"{8 + len(framework_sections)}. {COMPRESSION_TITLE}", compressed.markdown()),
+        (f"{9 + len(framework_sections)}. {SIZING_TITLE}", sized.markdown()),
     ]
     report = PREAMBLE + "".join(f"\n## {title}\n\n{body.strip()}\n" for title, body in sections)
     args.output.parent.mkdir(parents=True, exist_ok=True)
@@ -264,6 +285,20 @@ def _tokens_only(args: argparse.Namespace) -> int:
     print(f"wrote its section of {args.output}")
     for target in result.targets():
         print(f"  {'holds' if target.holds else 'MISSED'}: {target.name} ({target.measured})")
+    return 0
+
+
+class Section(Protocol):
+    def markdown(self) -> str: ...
+
+
+def _section_only(args: argparse.Namespace, title: str, measure: Callable[[], Section]) -> int:
+    """Run one benchmark and rewrite that one section of the report."""
+    body = _timed(title, measure).markdown()
+    report = args.output.read_text() if args.output.exists() else PREAMBLE
+    args.output.write_text(put_section(report, title, body))
+    print(f"\n## {title}\n\n{body.strip()}\n")
+    print(f"wrote its section of {args.output}")
     return 0
 
 
