@@ -14,7 +14,6 @@ Run with ``python -m benchmarks.run --only compression``.
 from __future__ import annotations
 
 import datetime
-import platform
 import statistics
 import time
 import zlib
@@ -25,7 +24,7 @@ import zstandard
 
 from coatcheck import codec, compression
 
-from .report import _cpu_model, table
+from .report import own_run, table
 
 SIZES = {"1 KiB": 1024, "50 KiB": 50 * 1024}
 ROUNDS = 21
@@ -80,14 +79,11 @@ class CompressionResult:
 
     def markdown(self, command: str = "scripts/bench --only compression") -> str:
         lines = [
-            "This section's own run:",
-            "",
-            f"- date: {self.measured_at}",
-            f"- CPU: {_cpu_model()}",
-            f"- Python: {platform.python_implementation()} {platform.python_version()}",
-            f"- zlib: {zlib.ZLIB_RUNTIME_VERSION} (level {compression.ZLIB_LEVEL}), "
-            f"zstandard: {self.zstd_version} (level {compression.ZSTD_LEVEL})",
-            "",
+            *own_run(
+                self.measured_at,
+                f"zlib: {zlib.ZLIB_RUNTIME_VERSION} (level {compression.ZLIB_LEVEL}), "
+                f"zstandard: {self.zstd_version} (level {compression.ZSTD_LEVEL})",
+            ),
             __doc__.split("\n\n", 1)[1].rsplit("\n\nRun with", 1)[0].replace("\n", " "),
             "",
             f"Reproduce: `{command}`",

@@ -89,3 +89,17 @@ def machine() -> str:
     ]
     items += [(name, _package_version(name)) for name in PACKAGES]
     return "\n".join(f"- {name}: {value}" for name, value in items)
+
+
+def own_run(measured_at: str, *details: str) -> list[str]:
+    """The opening lines of a section measured on its own: when, on what, and ``details``
+    (versions, settings) as more items of the list."""
+    return [
+        "This section's own run:",
+        "",
+        f"- date: {measured_at}",
+        f"- CPU: {_cpu_model()}",
+        f"- Python: {platform.python_implementation()} {platform.python_version()}",
+        *(f"- {detail}" for detail in details),
+        "",
+    ]

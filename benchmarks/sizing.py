@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import platform
 import secrets
 import sqlite3
 import tempfile
@@ -37,7 +36,7 @@ from coatcheck.config import SessionConfig
 from coatcheck.engine import SessionEngine, run
 from coatcheck.stores import Store, from_url
 
-from .report import _cpu_model, table
+from .report import own_run, table
 
 COUNT = 2000
 TEN_MILLION = 10_000_000
@@ -164,13 +163,9 @@ class SizingResult:
 
     def markdown(self, command: str = "scripts/bench --only sizing") -> str:
         lines = [
-            "This section's own run:",
-            "",
-            f"- date: {self.measured_at}",
-            f"- CPU: {_cpu_model()}",
-            f"- Python: {platform.python_implementation()} {platform.python_version()}",
-            *(f"- {name}: {version}" for name, version in self.versions.items()),
-            "",
+            *own_run(
+                self.measured_at, *(f"{name}: {version}" for name, version in self.versions.items())
+            ),
             _described(),
             "",
             f"A session's envelope is {self.envelope_bytes:,} bytes as plain JSON. "
