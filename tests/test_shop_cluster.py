@@ -159,3 +159,25 @@ def test_sticky_memory_works_until_its_instance_dies() -> None:
         assert lost.status_code == 401
         log_in(http)
         assert http.get("/api/me").status_code == 200  # pinned again, to a live one
+
+
+def test_an_access_token_one_instance_issued_is_accepted_by_every_instance() -> None:
+    """The demo hands its instances one signing key: a token from one is good at all of them,
+    and each publishes the same key."""
+    with (
+        redis_store_url() as store,
+        run_demo("--store", store, "--instances", "2") as demo,
+        httpx.Client(base_url=demo.url) as http,
+    ):
+        issued = http.post("/api/token", json={"username": "alice", "password": "coatcheck"})
+        assert issued.status_code == 200, issued.text
+        bearer = {"authorization": f"Bearer {issued.json()['access_token']}"}
+        served = set()
+        for _ in range(4):  # round-robin: both instances answer
+            me = http.get("/api/me", headers=bearer)
+            assert me.status_code == 200, me.text
+            assert me.json()["user"] == "alice"
+            served.add(pid_of(me))
+        assert len(served) == 2
+        published = {json.dumps(http.get("/.well-known/jwks.json").json()) for _ in range(4)}
+        assert len(published) == 1

@@ -197,6 +197,19 @@ def demo(
     _run_instance(store, host, port, instance_name, options, behind_nginx, as_json)
 
 
+def _shared_signing_key() -> dict[str, str] | None:
+    """The instances' environment with one access-token signing key for all of them, so that a
+    token one issued is accepted by the others (None without the tokens extra)."""
+    from ..shop.tokens import SIGNING_KEY_ENV  # noqa: PLC0415
+
+    try:
+        from ..tokens import TokenKey  # noqa: PLC0415
+    except ImportError:
+        return None
+    key = json.dumps(TokenKey.generate("EdDSA").to_jwk(private=True))
+    return {**os.environ, SIGNING_KEY_ENV: key}
+
+
 def _announce(line: dict[str, object]) -> None:
     """One JSON line on stdout, at once (a script waits for it)."""
     print(json.dumps(line), flush=True)
@@ -273,7 +286,7 @@ def _run_cluster(
             arguments += [f"--{option.replace('_', '-')}", repr(value)]
         return arguments
 
-    cluster = Cluster(command, count, host, port, sticky)
+    cluster = Cluster(command, count, host, port, sticky, env=_shared_signing_key())
     _stop_on_sigterm()
     try:
         try:

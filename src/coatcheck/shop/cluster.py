@@ -14,7 +14,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -140,6 +140,8 @@ class Cluster:
     host: str
     port: int
     sticky: bool = False
+    env: Mapping[str, str] | None = None
+    """The instances' environment (None: this process's)."""
     instances: list[Instance] = field(default_factory=list)
     nginx: subprocess.Popen[bytes] | None = None
     _prefix: Path | None = None
@@ -156,7 +158,7 @@ class Cluster:
         try:
             for number in range(1, self.count + 1):
                 name, port = f"shop-{number}", free_port(self.host)
-                process = subprocess.Popen(self.command(name, port))  # noqa: S603 - our own argv
+                process = subprocess.Popen(self.command(name, port), env=self.env)  # noqa: S603
                 self.instances.append(Instance(name, port, process))
             for instance in self.instances:
                 self._wait(instance.name, instance.port, instance.process)

@@ -18,8 +18,9 @@ sent along with a Bearer token is ignored: the request acts as the token's user 
 Every Bearer request is checked against the store's revocation record (``revocation_lag`` 0),
 so "log out everywhere" in the browser refuses a phone's live access token on its next call.
 
-The signing key is made when the shop starts, in its process: with ``--instances``, each
-instance signs and verifies with its own key, so a token one issued is refused by the others.
+The signing key is made when the shop starts; with ``--instances``, the demo makes one and hands
+it to every instance (:data:`SIGNING_KEY_ENV`, in their environment, never on a command line),
+so a token one instance issued is accepted by all of them, as the JWKS each serves says.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import contextlib
 import dataclasses
 import json
 import logging
+import os
 import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
@@ -53,6 +55,9 @@ REFRESH_PATH = "/api/token/refresh"
 JWKS_PATH = "/.well-known/jwks.json"
 BEARER = "coatcheck.shop.bearer"
 """The ASGI scope key under which :class:`BearerRoutes` leaves a Bearer request's token."""
+SIGNING_KEY_ENV = "COATCHECK_DEMO_TOKEN_KEY"
+"""The environment variable that hands the instances of ``--instances`` their shared signing
+key (a private JWK); an instance without it makes its own."""
 INVALID_TOKEN = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
 """The challenge of a 401 for a Bearer token that is malformed, badly signed, expired or
 revoked (RFC 6750)."""
@@ -69,7 +74,8 @@ def make_tokens(config: SessionConfig, ttl: float | None = None) -> Tokens | Non
         logger.warning("the shop's API tokens are off: %s", exc)
         return None
     engine = SessionEngine(dataclasses.replace(config, transport="header"))
-    ring = TokenKeyRing([TokenKey.generate("EdDSA")])
+    shared = os.environ.get(SIGNING_KEY_ENV)
+    ring = TokenKeyRing([TokenKey.from_jwk(shared) if shared else TokenKey.generate("EdDSA")])
     return Tokens(
         engine,
         ring,
