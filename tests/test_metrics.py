@@ -799,3 +799,43 @@ def test_the_dashboard_names_every_metric_and_only_those_that_exist(
         "Store errors",
         "Compare-and-set conflicts",
     ]
+
+
+def test_a_tiered_stores_fast_tier_is_reported_at_each_scrape(tmp_path: Path) -> None:
+    """With metrics=True, a TieredStore's state goes to the default registry: down while its
+    fast tier (a Redis nothing listens on, here) fails, and its calls by outcome."""
+    from coatcheck.stores import SQLiteStore, TieredStore, from_url
+
+    from .servers import free_port
+
+    fast = from_url(f"redis://127.0.0.1:{free_port()}/0?timeout=0.5")
+    assert isinstance(fast, Store)
+    store = TieredStore(fast, SQLiteStore(tmp_path / "durable.db"))
+    app = starlette_app(store, config=SessionConfig(metrics=True, secure=False))
+    with TestClient(app) as client:
+        assert client.post("/write", json={"a": 1}).status_code == 200
+    labels = {"store": "tiered"}
+    assert REGISTRY.get_sample_value("coatcheck_fast_tier_down", labels) == 1.0
+    failures = {**labels, "outcome": "failure"}
+    assert (REGISTRY.get_sample_value("coatcheck_fast_tier_calls_total", failures) or 0) >= 1
+    store.close()
+
+
+def test_a_healthy_fast_tier_counts_its_hits_and_misses(tmp_path: Path) -> None:
+    from coatcheck.stores import SQLiteStore, TieredStore
+
+    metrics = SessionMetrics(CollectorRegistry())
+    store = TieredStore(MemoryStore(), SQLiteStore(tmp_path / "durable.db"))
+    metrics.watch_tiers(store, name="sessions")
+    harness = Harness(store, None)
+    session_id = harness.new_session(a=1)
+    for _ in range(3):
+        harness.load(session_id)
+    registry = metrics.registry
+    assert registry is not None
+    labels = {"store": "sessions"}
+    assert registry.get_sample_value("coatcheck_fast_tier_down", labels) == 0.0
+    hits = registry.get_sample_value(
+        "coatcheck_fast_tier_calls_total", {**labels, "outcome": "hit"}
+    )
+    assert hits == store.stats.fast_hits >= 3

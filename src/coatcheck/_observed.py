@@ -262,9 +262,14 @@ def with_metrics(store: Store | AsyncStore, metrics: bool) -> Store | AsyncStore
 def with_metrics(store: Store | AsyncStore, metrics: bool) -> Store | AsyncStore:
     """The store a middleware or integration drives: with ``metrics`` (the option) on, its every
     call timed into the default metrics (:func:`coatcheck.metrics.instrumented`), unless the
-    application already wrapped it so; as it is otherwise (nothing imported, nothing added)."""
+    application already wrapped it so, and a tiered store's fast tier reported
+    (:meth:`~coatcheck.metrics.SessionMetrics.watch_tiers`); as it is otherwise (nothing
+    imported, nothing added)."""
     if not metrics:
         return store
-    from .metrics import instrumented, is_timed  # noqa: PLC0415 - the extra, only when on
+    from .metrics import default_metrics, instrumented, is_timed  # noqa: PLC0415 - the extra
+    from .stores.tiered import AsyncTieredStore, TieredStore  # noqa: PLC0415
 
+    if isinstance(store, TieredStore | AsyncTieredStore):  # its fast tier's state, at scrapes
+        default_metrics().watch_tiers(store)
     return store if is_timed(store) else instrumented(store)

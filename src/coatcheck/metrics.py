@@ -50,14 +50,20 @@ from __future__ import annotations
 
 import functools
 import time
-from typing import get_args, overload
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Protocol, get_args, overload
 
 from ._observed import OPERATIONS, Observed, observed, store_name
 from .events import Chained, EventHandler, EventKind, SessionEvent
 from .stores.base import AsyncStore, MissingExtra, NotSupported, Store
 
+if TYPE_CHECKING:
+    from .stores.tiered import TierStats
+
 try:
     from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+    from prometheus_client.registry import Collector
 except ImportError as exc:  # pragma: no cover - the extra is missing
     raise MissingExtra(
         f"coatcheck.metrics needs the metrics extra: pip install 'coatcheck[metrics]' ({exc})",
@@ -157,6 +163,17 @@ class SessionMetrics:
             registry=registry,
         )
         self._counters = {kind: self.events.labels(kind) for kind in COUNTED}
+        self._tiers = _TierCollector()
+        if registry is not None:
+            registry.register(self._tiers)
+
+    def watch_tiers(self, store: Tiered, *, name: str = "tiered") -> None:
+        """Report a :class:`~coatcheck.stores.TieredStore` (or its async twin) at each scrape:
+        ``coatcheck_fast_tier_down{store}`` (1 while sessions are served from the durable
+        store alone) and ``coatcheck_fast_tier_calls_total{store,outcome}`` (``hit``,
+        ``miss``, ``failure``, ``degraded``), read from the store's own counters (nothing is
+        added to a request)."""
+        self._tiers.stores[name] = store
 
     def record(self, event: SessionEvent) -> None:
         """Count ``event``, and observe how long its session lived when it says (an
@@ -207,6 +224,52 @@ class _Timer:
                 self.errors[operation].inc()
         elif result is False and operation == "save":
             self.conflicts.inc()
+
+
+class Tiered(Protocol):
+    """What the metrics read of a tiered store."""
+
+    @property
+    def degraded(self) -> bool: ...
+    @property
+    def stats(self) -> TierStats: ...
+
+
+_OUTCOMES = (
+    ("hit", "fast_hits"),
+    ("miss", "fast_misses"),
+    ("failure", "fast_failures"),
+    ("degraded", "degraded_calls"),
+)
+
+
+class _TierCollector(Collector):
+    """The fast tiers' state, read from their stores when Prometheus scrapes."""
+
+    def __init__(self) -> None:
+        self.stores: dict[str, Tiered] = {}
+
+    def describe(self) -> list[Metric]:
+        return []  # collected only when watched: nothing to check at registration
+
+    def collect(self) -> Iterator[Metric]:
+        down = GaugeMetricFamily(
+            "coatcheck_fast_tier_down",
+            "1 while a TieredStore serves sessions from its durable store alone.",
+            labels=["store"],
+        )
+        calls = CounterMetricFamily(
+            "coatcheck_fast_tier_calls",
+            "A TieredStore's loads and calls, by how its fast tier served them.",
+            labels=["store", "outcome"],
+        )
+        for name, store in self.stores.items():
+            down.add_metric([name], 1.0 if store.degraded else 0.0)
+            stats = store.stats
+            for outcome, field in _OUTCOMES:
+                calls.add_metric([name, outcome], float(getattr(stats, field)))
+        yield down
+        yield calls
 
 
 @functools.cache

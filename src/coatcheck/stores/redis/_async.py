@@ -125,6 +125,8 @@ class AsyncRedisStore(AsyncStore):
     async def load_touching(
         self, key: str, now: float, expires_at: float, min_gain: float
     ) -> tuple[Record | None, bool]:
+        if not self._policy_checked:
+            await self._check_eviction()
         args = [self.prefix, repr(expires_at), repr(min_gain), repr(now)]
         with reported("load"):
             row = await self._load_touching(keys=[session_key(self.prefix, key)], args=args)
@@ -144,8 +146,8 @@ class AsyncRedisStore(AsyncStore):
         return layout.evicting_policy(info)
 
     async def _check_eviction(self) -> None:
-        """Warn, once per store, before its first session is written, when Redis may evict
-        sessions; a failure to ask is no failure of the write."""
+        """Warn, once per store, at its first request's load or first new session, when Redis
+        may evict sessions; a failure to ask is no failure of the call."""
         self._policy_checked = True
         policy = await self.eviction_policy()
         if policy is not None:

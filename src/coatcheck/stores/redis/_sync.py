@@ -121,6 +121,8 @@ class RedisStore(Store, UserIndex, Iterable):
     def load_touching(
         self, key: str, now: float, expires_at: float, min_gain: float
     ) -> tuple[Record | None, bool]:
+        if not self._policy_checked:
+            self._check_eviction()
         args = [self.prefix, repr(expires_at), repr(min_gain), repr(now)]
         with reported("load"):
             row = self._load_touching(keys=[session_key(self.prefix, key)], args=args)
@@ -140,8 +142,8 @@ class RedisStore(Store, UserIndex, Iterable):
         return layout.evicting_policy(info)
 
     def _check_eviction(self) -> None:
-        """Warn, once per store, before its first session is written, when Redis may evict
-        sessions; a failure to ask is no failure of the write."""
+        """Warn, once per store, at its first request's load or first new session, when Redis
+        may evict sessions; a failure to ask is no failure of the call."""
         self._policy_checked = True
         policy = self.eviction_policy()
         if policy is not None:
