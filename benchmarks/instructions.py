@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Any
 
 # Only the standard library and .report here: a child shifts its memory layout before it imports
 # Starlette, coatcheck or the benchmark apps (in the functions below).
-from .report import Target, _cpu_model, _package_version, table, verdict
+from .report import Target, _cpu_model, _package_version, table, targets_table, verdict
 
 if TYPE_CHECKING:
     from .http_load import Scenario
@@ -71,14 +71,34 @@ ASGI_COATCHECK = "coatcheck-memory"
 WSGI_BARE = "wsgi-bare"
 WSGI_COATCHECK = "wsgi-coatcheck-memory"
 VARIANTS = (ASGI_BARE, ASGI_COATCHECK, WSGI_BARE, WSGI_COATCHECK)
-FLOOR_OF = {ASGI_COATCHECK: ASGI_BARE, WSGI_COATCHECK: WSGI_BARE}
-"""Each coatcheck variant's bare app: the same requests with no session layer."""
+FLOOR = "floor"
+STARSESSIONS = "starsessions"
+SIGNED_COOKIE = "starlette-cookie"
+ASGI_SQLITE = "coatcheck-sqlite"
+PEERS = (FLOOR, STARSESSIONS, SIGNED_COOKIE, ASGI_SQLITE)
+"""Starlette apps counted in the working tree only (benchmarks.apps): the floor, the peers,
+coatcheck on SQLite. Issue 17's targets are read from them."""
+FLOOR_OF = {
+    ASGI_COATCHECK: ASGI_BARE,
+    WSGI_COATCHECK: WSGI_BARE,
+    **dict.fromkeys(PEERS, ASGI_BARE),
+}
+"""Each session variant's bare app: the same requests with no session layer."""
+ANONYMOUS_CEILING = 1.10
+"""Issue 17: an anonymous request costs at most 10% more than on bare Starlette."""
+FLOOR_CEILINGS = {"read-only": 2.5, "writing": 3.0}
+"""Issue 17: on MemoryStore, coatcheck adds at most this many times what the floor adds."""
 DESCRIPTIONS = {
     ASGI_BARE: "bare Starlette, no session middleware (benchmarks.apps)",
     ASGI_COATCHECK: "Starlette behind coatcheck.asgi.SessionMiddleware + MemoryStore"
     " (benchmarks.apps)",
     WSGI_BARE: "a plain WSGI function serving the same routes, no session layer",
     WSGI_COATCHECK: "that WSGI function behind coatcheck.wsgi.SessionMiddleware + MemoryStore",
+    FLOOR: "benchmarks.floor.FloorMiddleware: the least a server-side session does (find, hash,"
+    " look up, parse; serialize to see a change; no expiry, versions, checks or events)",
+    STARSESSIONS: "starsessions SessionMiddleware + SessionAutoloadMiddleware + InMemoryStore",
+    SIGNED_COOKIE: "starlette.middleware.sessions.SessionMiddleware (the signed cookie)",
+    ASGI_SQLITE: "Starlette behind coatcheck.asgi.SessionMiddleware + SQLiteStore (temp file)",
 }
 
 Message = MutableMapping[str, Any]
@@ -192,7 +212,8 @@ async def _asgi_run(variant: str, scenario: str, count: int, warmup: int) -> dic
     from .http_load import BARE_COOKIE
     from .inprocess import _discard, _receive, _scope, _session_cookie
 
-    app = apps.build(variant)
+    folder = tempfile.mkdtemp(prefix="coatcheck-instructions-sqlite-")
+    app = apps.build(variant, sqlite_path=os.path.join(folder, "sessions.db"))
     cookie = await _session_cookie(app)
     sent: list[Message] = []
 
@@ -251,7 +272,7 @@ def _wsgi_run(variant: str, scenario: str, count: int, warmup: int) -> dict[str,
 def child(argv: list[str]) -> int:
     """Run one variant's requests (what callgrind counts); print what was run, as JSON."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks.instructions")
-    parser.add_argument("variant", choices=VARIANTS)
+    parser.add_argument("variant", choices=(*VARIANTS, *PEERS))
     parser.add_argument("scenario")
     parser.add_argument("count", type=int)
     parser.add_argument("--warmup", type=int, default=WARMUP)
@@ -319,13 +340,22 @@ class InstructionsResult:
     def compared(self) -> bool:
         return len(self.trees) > 1
 
+    def variants(self, tree: str) -> list[str]:
+        """The apps counted in ``tree`` (the peers only in the working tree)."""
+        return list(self.per_layout[tree])
+
+    @property
+    def peers(self) -> bool:
+        return FLOOR in self.per_layout[self.trees[0].label]
+
     def targets(self) -> list[Target]:
-        """With a baseline: each coatcheck count no higher than the baseline's (within noise)."""
+        """Issue 17's, when the floor and the peers were counted; with a baseline, each
+        coatcheck count no higher than the baseline's (within noise)."""
+        found = self.floor_targets() if self.peers else []
         if not self.compared:
-            return []
+            return found
         current, baseline = self.trees[0].label, self.trees[1].label
-        found = []
-        for variant in FLOOR_OF:
+        for variant in (ASGI_COATCHECK, WSGI_COATCHECK):
             for scenario in _scenarios():
                 ours = self.count(current, variant, scenario.name)
                 before = self.count(baseline, variant, scenario.name)
@@ -339,13 +369,52 @@ class InstructionsResult:
                 )
         return found
 
+    def floor_targets(self) -> list[Target]:
+        """Issue 17: an anonymous request within 10% of bare Starlette; on MemoryStore, what
+        coatcheck adds within 2.5x (reading) and 3.0x (writing) of what the floor adds; and
+        fewer instructions added than each peer, in every scenario."""
+        tree = self.trees[0].label
+        anonymous = _scenarios()[0].name
+        ours = self.count(tree, ASGI_COATCHECK, anonymous)
+        bare = self.count(tree, ASGI_BARE, anonymous)
+        found = [
+            Target(
+                f"{ASGI_COATCHECK}, {anonymous}: at most {ANONYMOUS_CEILING - 1:.0%} over bare",
+                f"{ours:,.0f} vs {bare:,.0f} ({ours / bare - 1:+.1%})",
+                ours <= bare * ANONYMOUS_CEILING,
+            )
+        ]
+        for scenario, ceiling in FLOOR_CEILINGS.items():
+            added = self.added(tree, ASGI_COATCHECK, scenario)
+            floor = self.added(tree, FLOOR, scenario)
+            found.append(
+                Target(
+                    f"{ASGI_COATCHECK}, {scenario}: adds at most {ceiling}x what the floor adds",
+                    f"{added:+,.0f} vs {floor:+,.0f} ({added / floor:.2f}x)",
+                    added <= floor * ceiling,
+                )
+            )
+        for peer in (STARSESSIONS, SIGNED_COOKIE):
+            for each in _scenarios():
+                added = self.added(tree, ASGI_COATCHECK, each.name)
+                theirs = self.added(tree, peer, each.name)
+                found.append(
+                    Target(
+                        f"{ASGI_COATCHECK}, {each.name}: adds fewer instructions than {peer}",
+                        f"{added:+,.0f} vs {theirs:+,.0f}",
+                        added < theirs,
+                    )
+                )
+        return found
+
     def markdown(self, command: str) -> str:
         names = [s.name for s in _scenarios()]
         roles = ("the working tree", "the baseline")[: len(self.trees)]
         trees = ", ".join(
             f"`{tree.label}` ({role})" for tree, role in zip(self.trees, roles, strict=True)
         )
-        variants = "\n".join(f"- `{v}`: {DESCRIPTIONS[v]}" for v in VARIANTS)
+        counted = self.variants(self.trees[0].label)
+        variants = "\n".join(f"- `{v}`: {DESCRIPTIONS[v]}" for v in counted)
         text = f"""\
 This section's own run:
 
@@ -387,7 +456,7 @@ Reproduce: `{command}`
             for name in names:
                 headers += [f"{name}", "added"]
             rows = []
-            for variant in VARIANTS:
+            for variant in self.variants(tree.label):
                 row: list[object] = [variant]
                 for name in names:
                     added = self.added(tree.label, variant, name)
@@ -425,6 +494,13 @@ Instructions per request, `{tree.label}` ("added": less the bare app of the same
 `{current}` against `{baseline}`, request by request ("no higher": within {TOLERANCE:.1%}):
 
 {table(headers, rows, left=2)}
+"""
+        if self.peers:
+            text += f"""
+Issue 17's targets, from the working tree's counts above (the floor and the peers added to
+bare Starlette's requests as coatcheck's are):
+
+{targets_table(self.floor_targets())}
 """
         return text
 
@@ -573,10 +649,13 @@ def measure(
     current: Tree | None = None,
     jobs: int | None = None,
     progress: Callable[[str], None] = print,
+    peers: bool = True,
 ) -> InstructionsResult:
     """Count instructions per request in the current tree (and ``baseline``, when given).
 
     ``current`` defaults to this checkout's ``src``; ``baseline.src`` is any other ``src``.
+    With ``peers``, the floor, the peers and coatcheck on SQLite are counted in the current
+    tree too (issue 17's targets).
     """
     if shutil.which("valgrind") is None:
         raise SystemExit("valgrind is not installed (apt-get install valgrind)")
@@ -599,14 +678,19 @@ def measure(
         _copy_tree(ROOT / "benchmarks", bench / "benchmarks")
         # The trees' runs of one kind side by side, each app's run of no requests next to its
         # others: what the machine does meanwhile (an install) reaches both trees alike.
+        apps_of = {
+            tree.label: [*VARIANTS, *(PEERS if peers and number == 0 else ())]
+            for number, tree in enumerate(trees)
+        }
         runs = [
             _Run(tree, variant, scenario.name, count, layout)
             for layout in range(layouts)
-            for variant in VARIANTS
+            for variant in (*VARIANTS, *PEERS)
             for scenario in scenarios
             for count in (requests, 0)
             if count or scenario.name == first  # one run of no requests per tree, app, layout
             for tree in trees
+            if variant in apps_of[tree.label]
         ]
         for run in runs:
             if run.count == 0 and run.layout == 0:
@@ -646,7 +730,7 @@ def measure(
                 ]
                 for scenario in scenarios
             }
-            for variant in VARIANTS
+            for variant in apps_of[copy.label]
         }
     return result
 
