@@ -158,6 +158,19 @@ class MemoryStore(Store, UserIndex, Purgeable, Iterable):
             self._used(key, entry)
             return True
 
+    def save_keeping_expiry(self, record: Record, expected_version: int) -> bool:
+        """A :meth:`save` whose expiry and user are those stored (most writes): the indexes
+        stay as they are, only the data and the version change."""
+        key = _pack(record.key)
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None or entry.version != expected_version:
+                return False
+            entry.data, entry.version = record.data, record.version
+            if self.max_entries is not None:
+                self._used(key, entry)
+            return True
+
     def touch(self, key: str, expires_at: float) -> None:
         packed = _pack(key)
         with self._lock:
