@@ -91,7 +91,9 @@ def test_compare_measures_what_each_store_is_known_for(tmp_path: Path) -> None:
     assert cells["redis"][6:] == ["0.00", "1 (network)", cookie]
     stateless = cells["stateless JWT"]
     assert stateless[:6] == ["—"] * 6
-    assert re.fullmatch(r"0\.[5-9]\d \(expiry; ttl 0\.5 s\)", stateless[6]), stateless
+    # Refused only at its expiry: the lag is what was left of its 0.5 s life at the logout
+    # (less the moments since it was issued), plus up to one 10 ms poll.
+    assert re.fullmatch(r"0\.[2-5]\d \(expiry; ttl 0\.5 s\)", stateless[6]), stateless
     assert stateless[7] == "0"
     hybrid = cells["hybrid JWT (revocation read on redis)"]  # the store reached over the network
     assert hybrid[6:8] == ["0.00", "1 (network)"]
