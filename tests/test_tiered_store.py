@@ -43,7 +43,7 @@ from coatcheck.stores import (
 )
 from coatcheck.stores.redis import AsyncRedisStore, RedisStore
 from coatcheck.stores.tiered import EPOCH_KEY, TierEvent
-from coatcheck.testing import CountingStore, StoreConformance, cookie_id
+from coatcheck.testing import CountingStore, FakeClock, StoreConformance, cookie_id
 
 from .apps import starlette_app
 from .operator_stores import (
@@ -336,11 +336,13 @@ def test_a_write_whose_fast_copy_failed_is_never_read_back_older(
     """Redis dies between a request's load and its save: the durable store takes the save, the
     fast tier's follow-up fails. Redis comes back with the session as it was before the save;
     that copy is never read."""
+    clock = FakeClock(0.0)
     store = TieredStore(
         quick_redis(private_redis.port),
         open_store(sqlite_url),
         check_interval=60,
         retry_interval=REST,
+        clock=clock,
     )
     sid = new_session(store, cart=["tea"])
     session = run(ENGINE.load(sid), store)
@@ -348,7 +350,7 @@ def test_a_write_whose_fast_copy_failed_is_never_read_back_older(
     session["cart"] = ["tea", "jam"]
     run(ENGINE.commit(session), store)
     private_redis.start()
-    time.sleep(REST)
+    clock.advance(REST)
     assert data_of(store, sid) == {"cart": ["tea", "jam"]}
     assert not store.degraded
     store.close()
@@ -365,7 +367,10 @@ def test_a_fast_tier_back_with_older_data_than_it_acknowledged(
     or with ``appendfsync always``."""
     url = f"redis://127.0.0.1:{private_redis.port}/0"
     fast = quick_redis(private_redis.port) if seen else RedisStore.from_url(url, prefix="tier:")
-    store = TieredStore(fast, open_store(sqlite_url), check_interval=60, retry_interval=REST)
+    clock = FakeClock(0.0)
+    store = TieredStore(
+        fast, open_store(sqlite_url), check_interval=60, retry_interval=REST, clock=clock
+    )
     sid = new_session(store, cart=["tea"])
     with redis.Redis(port=private_redis.port) as client:
         client.save()  # the snapshot: the session's first version
@@ -375,7 +380,7 @@ def test_a_fast_tier_back_with_older_data_than_it_acknowledged(
         assert data_of(store, sid) == {"cart": ["tea", "jam"]}  # from the durable store
     private_redis.extra = ("--appendonly", "no")  # so it loads the snapshot
     private_redis.start()
-    time.sleep(REST)
+    clock.advance(REST)
     assert data_of(store, sid) == {"cart": ["tea", "jam"] if seen else ["tea"]}
     store.close()
 
@@ -487,20 +492,22 @@ def test_an_instance_that_saw_no_failure_follows_the_new_epoch_within_check_inte
     durable = open_store(sqlite_url)
     x = TieredStore(quick_redis(private_redis.port), durable, retry_interval=REST)
     url = f"redis://127.0.0.1:{private_redis.port}/0"
-    y = TieredStore(RedisStore.from_url(url, prefix="tier:"), durable, check_interval=2)
+    y_clock = FakeClock(0.0)
+    y = TieredStore(
+        RedisStore.from_url(url, prefix="tier:"), durable, check_interval=2, clock=y_clock
+    )
     z = TieredStore(RedisStore.from_url(url, prefix="tier:"), durable, check_interval=0)
     sid = new_session(x, cart=["tea"])
     assert data_of(y, sid) == data_of(z, sid) == {"cart": ["tea"]}
-    y_read = time.monotonic()
 
     private_redis.kill()
     write(x, sid, cart=["tea", "jam"])
     private_redis.start()
 
     assert data_of(z, sid) == {"cart": ["tea", "jam"]}
-    if time.monotonic() - y_read < 1.5:  # the window is open: y still trusts the old epoch
-        assert data_of(y, sid) == {"cart": ["tea"]}
-    time.sleep(max(0.0, y_read + 2 - time.monotonic()))
+    y_clock.advance(1.5)  # the window is open: y still trusts the old epoch
+    assert data_of(y, sid) == {"cart": ["tea"]}
+    y_clock.advance(0.5)  # its check_interval is over
     assert data_of(y, sid) == {"cart": ["tea", "jam"]}
     for store in (x, y, z):
         store.fast.close()

@@ -26,6 +26,7 @@ from ._capabilities import (
 from ._state import (
     EPOCH_KEY,
     PUT_ATTEMPTS,
+    Clock,
     Epoch,
     TierEventHandler,
     TierState,
@@ -57,6 +58,9 @@ class AsyncTieredStore(AsyncStore):
     tries it again), calls go to the durable store alone, and each change is followed by one
     more durable call that moves the epoch on.
 
+    ``clock`` is what the two intervals are counted on (``time.monotonic``; tests give their
+    own).
+
     ``on_event`` is called with a :class:`~coatcheck.stores.tiered.TierEvent` when the fast tier
     fails (``degraded``) and when it answers again (``recovered``); both are logged on the
     ``coatcheck.stores.tiered`` logger (a warning, and an info line), and :attr:`stats` counts
@@ -72,13 +76,17 @@ class AsyncTieredStore(AsyncStore):
         check_interval: float = 1.0,
         retry_interval: float = 2.0,
         on_event: TierEventHandler | None = None,
+        clock: Clock = time.monotonic,
     ) -> None:
         self.fast = fast
         """The store loads are read from: a cache of the durable one."""
         self.durable = durable
         """The store that holds the truth: every write reaches it first."""
         self.state = TierState(
-            check_interval=check_interval, retry_interval=retry_interval, on_event=on_event
+            check_interval=check_interval,
+            retry_interval=retry_interval,
+            on_event=on_event,
+            clock=clock,
         )
         """This instance's view of the epoch and of the fast tier's health."""
         self.offload_async = offloads(fast, durable)

@@ -52,19 +52,19 @@ def epoch_record(version: int) -> Record:
 class Epoch:
     """An epoch as one instance read it: the prefix of the fast tier's keys in it, its
     version in the durable store (the compare-and-set token of a bump), and when it was read
-    (``time.monotonic``)."""
+    (on the store's ``clock``, ``time.monotonic`` unless given)."""
 
     prefix: str
     version: int
     read_at: float
 
     @classmethod
-    def of(cls, record: Record) -> Epoch | None:
-        """The epoch an epoch record holds; None if the record does not hold one."""
+    def of(cls, record: Record, read_at: float) -> Epoch | None:
+        """The epoch an epoch record holds, read at ``read_at``; None if it holds none."""
         match = _EPOCH.fullmatch(record.data)
         if match is None:
             return None
-        return cls(f"{int(match[1])}-{record.version}-", record.version, time.monotonic())
+        return cls(f"{int(match[1])}-{record.version}-", record.version, read_at)
 
 
 TierEventKind = Literal["degraded", "recovered"]
@@ -110,14 +110,25 @@ class TierStats:
     """Times this instance moved the epoch on."""
 
 
+Clock = Callable[[], float]
+"""Where a tiered store reads the time its intervals are counted on (seconds, monotonic)."""
+
+
 class TierState:
     """One instance's view: the epoch it trusts, whether the fast tier rests, what it owes."""
 
     def __init__(
-        self, *, check_interval: float, retry_interval: float, on_event: TierEventHandler | None
+        self,
+        *,
+        check_interval: float,
+        retry_interval: float,
+        on_event: TierEventHandler | None,
+        clock: Clock = time.monotonic,
     ) -> None:
         if check_interval < 0 or retry_interval < 0:
             raise ValueError("check_interval and retry_interval must be 0 or more seconds")
+        self.clock = clock
+        """What ``check_interval`` and ``retry_interval`` are counted on (seconds, monotonic)."""
         self.check_interval = check_interval
         self.retry_interval = retry_interval
         self.on_event = on_event
@@ -132,7 +143,7 @@ class TierState:
 
     def resting(self) -> bool:
         """Whether calls leave the fast tier alone now (counted as degraded calls)."""
-        if time.monotonic() < self._resting_until:
+        if self.clock() < self._resting_until:
             self.stats.degraded_calls += 1
             return True
         return False
@@ -140,14 +151,14 @@ class TierState:
     def current(self) -> Epoch | None:
         """The epoch read less than ``check_interval`` ago; None if it must be read again."""
         epoch = self.epoch
-        if epoch is None or time.monotonic() - epoch.read_at >= self.check_interval:
+        if epoch is None or self.clock() - epoch.read_at >= self.check_interval:
             return None
         return epoch
 
     def adopt(self, record: Record, *, bumped: bool) -> Epoch | None:
         """Trust the epoch ``record`` holds (read, or just written by a bump); None if it
         holds none."""
-        epoch = Epoch.of(record)
+        epoch = Epoch.of(record, self.clock())
         if epoch is None:
             return None
         self.epoch = epoch
@@ -168,7 +179,7 @@ class TierState:
         """A call on the fast tier failed: rest it for ``retry_interval``, owe a bump, and say
         so (once per outage)."""
         self.stats.fast_failures += 1
-        self._resting_until = time.monotonic() + self.retry_interval
+        self._resting_until = self.clock() + self.retry_interval
         self.owed = True
         if self.degraded:
             logger.debug("the fast tier failed again: %s", safe(str(error)))
