@@ -24,7 +24,7 @@ import zstandard
 
 from coatcheck import codec, compression
 
-from .report import own_run, table
+from .report import described, own_run, table
 
 SIZES = {"1 KiB": 1024, "50 KiB": 50 * 1024}
 ROUNDS = 21
@@ -84,7 +84,7 @@ class CompressionResult:
                 f"zlib: {zlib.ZLIB_RUNTIME_VERSION} (level {compression.ZLIB_LEVEL}), "
                 f"zstandard: {self.zstd_version} (level {compression.ZSTD_LEVEL})",
             ),
-            __doc__.split("\n\n", 1)[1].rsplit("\n\nRun with", 1)[0].replace("\n", " "),
+            described(__doc__),
             "",
             f"Reproduce: `{command}`",
             "",

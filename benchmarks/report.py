@@ -103,3 +103,10 @@ def own_run(measured_at: str, *details: str) -> list[str]:
         *(f"- {detail}" for detail in details),
         "",
     ]
+
+
+def described(doc: str | None) -> str:
+    """A benchmark module's description for its section: its docstring less the title line and
+    the closing "Run with" paragraph, as Markdown (paragraphs and lists kept)."""
+    body = (doc or "").split("\n\n", 1)[1].rsplit("\n\nRun with", 1)[0]
+    return body.replace("\n  ", " ")

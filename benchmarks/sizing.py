@@ -36,7 +36,7 @@ from coatcheck.config import SessionConfig
 from coatcheck.engine import SessionEngine, run
 from coatcheck.stores import Store, from_url
 
-from .report import own_run, table
+from .report import described, own_run, table
 
 COUNT = 2000
 TEN_MILLION = 10_000_000
@@ -166,7 +166,7 @@ class SizingResult:
             *own_run(
                 self.measured_at, *(f"{name}: {version}" for name, version in self.versions.items())
             ),
-            _described(),
+            described(__doc__),
             "",
             f"A session's envelope is {self.envelope_bytes:,} bytes as plain JSON. "
             f"Reproduce: `{command}`",
@@ -180,12 +180,6 @@ class SizingResult:
             table(["store", "stored as", "bytes per session", "10 million sessions"], rows, left=2)
         )
         return "\n".join(lines)
-
-
-def _described() -> str:
-    """The module's description, as Markdown (its paragraphs and its list kept)."""
-    body = (__doc__ or "").split("\n\n", 1)[1].rsplit("\n\nRun with", 1)[0]
-    return body.replace("\n  ", " ")
 
 
 def _versions() -> dict[str, str]:

@@ -187,13 +187,11 @@ class SessionEngine:
 
     def fresh(self, client: ClientSource = None) -> Session:
         """A new, empty session, for a request that brought no cookie (no store call)."""
+        bound = self.binding_of(client_of(client)) if self.binds else None
         config = self.config
-        if self.binds:
-            bound = self.binding_of(client_of(client))
-            return Session.fresh(
-                now=config.clock(), max_size=config.max_size, client=client, binding=bound
-            )
-        return Session.fresh(now=config.clock(), max_size=config.max_size, client=client)
+        return Session.fresh(
+            now=config.clock(), max_size=config.max_size, client=client, binding=bound
+        )
 
     def binding_of(self, client: Client | None) -> str:
         """What a session started by ``client`` is bound to (``bind_to``): a keyed digest."""

@@ -101,6 +101,19 @@ INVALID_TOKEN = plain(401, INVALID_TOKEN_BODY, ("WWW-Authenticate", 'Bearer erro
 revoked (RFC 6750)."""
 
 
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer`` header value (``""`` when it holds none); None
+    without a value, or for another scheme.
+
+    >>> bearer_token("Bearer abc"), bearer_token("bearer  abc "), bearer_token("Basic abc")
+    ('abc', 'abc', None)
+    """
+    if not authorization:
+        return None
+    scheme, _, token = authorization.strip().partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else None
+
+
 class Unauthorized(Exception):
     """A request's Bearer access token was refused (why, in the message: never the token)."""
 
@@ -189,10 +202,7 @@ class Exchange:
     def bearer(self, authorization: str | None) -> str | None:
         """The access token of an ``Authorization: Bearer`` header value (``""`` when it holds
         none); None without ``access_tokens``, without the header, or with another scheme."""
-        if self.tokens is None or not authorization:
-            return None
-        scheme, _, token = authorization.strip().partition(" ")
-        return token.strip() if scheme.lower() == "bearer" else None
+        return None if self.tokens is None else bearer_token(authorization)
 
     def authenticate(self, token: str) -> Plan[Session]:
         """The plan that verifies an access token (and reads its user's revocation record,

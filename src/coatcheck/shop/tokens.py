@@ -38,6 +38,7 @@ from ..asgi import ASGIApp, Receive, Scope, Send
 from ..config import SessionConfig
 from ..encryption import KeyRing, seal, unseal
 from ..engine import SessionEngine, WriteConflict
+from ..exchange import bearer_token
 from ..ids import store_key
 from ..stores import AsyncStore, Record
 
@@ -86,15 +87,14 @@ def make_tokens(config: SessionConfig, ttl: float | None = None) -> Tokens | Non
     )
 
 
-def bearer_token(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
+def request_bearer_token(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
     """The token of the request's ``Authorization: Bearer`` header (``""`` when it holds
     none); None when there is no such header."""
     for name, value in headers:
-        if name.lower() != b"authorization":
-            continue
-        scheme, _, token = value.decode("latin-1").strip().partition(" ")
-        if scheme.lower() == "bearer":
-            return token.strip()
+        if name.lower() == b"authorization":
+            token = bearer_token(value.decode("latin-1"))
+            if token is not None:
+                return token
     return None
 
 
@@ -114,7 +114,7 @@ class BearerRoutes:
                 await self.app(scope, receive, send)
                 return
             if path.startswith("/api/"):
-                token = bearer_token(scope.get("headers", ()))
+                token = request_bearer_token(scope.get("headers", ()))
                 if token is not None:
                     await self.app({**scope, BEARER: token}, receive, send)
                     return
