@@ -3,7 +3,7 @@
 Each payload is a session's envelope as the engine stores it (a cart of the demo shop's
 products, grown to size): its bytes at rest without compression, with zlib and with zstd, and
 the time to compress it and to decompress it. The time is the median of interleaved rounds (the
-three ways one after the other in every round, so that the machine's drift reaches them alike),
+two algorithms one after the other in every round, so that the machine's drift reaches them alike),
 in microseconds per operation. The two operations run once per write (compress) and once per
 request that loads the session (decompress); a session under ``compress_over`` (1 KiB by
 default) costs neither, only a length comparison.

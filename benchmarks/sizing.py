@@ -7,7 +7,7 @@ them by default (compressed past 1 KiB). What they take is measured from the sto
 
 - **Redis**: ``MEMORY USAGE`` of every key the sessions made (``SAMPLES 0``: exact), session
   hashes and the users' indexes, so Redis's own per-key overhead is counted;
-- **PostgreSQL**: ``pg_total_relation_size`` of the sessions' table (heap, TOAST and both
+- **PostgreSQL**: ``pg_total_relation_size`` of the sessions' table (heap, TOAST and its
   indexes) after ``VACUUM``, less that of the empty table;
 - **SQLite**: the database's pages (``page_count * page_size``) after a checkpoint, less the
   empty database's.
