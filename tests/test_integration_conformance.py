@@ -34,7 +34,7 @@ import pytest
 
 from coatcheck.engine import run
 from coatcheck.ids import is_well_formed, new_id
-from coatcheck.stores import Store, from_url
+from coatcheck.stores import MemoryStore, Store, from_url
 from coatcheck.tokens import TokenKey, TokenKeyRing, Tokens
 
 from . import integration_apps as apps
@@ -251,7 +251,7 @@ class IntegrationConformance:
     @pytest.fixture
     def store_down(self, serve: Serve, transport: Transport) -> Iterator[Client]:
         """The application on a Redis store at a port nothing listens on."""
-        setup = Setup(f"redis://127.0.0.1:{free_port()}/0?timeout=0.5", transport)
+        setup = Setup(f"redis://127.0.0.1:{free_port()}/0?timeout=0.5", transport, tokens=True)
         with serve(setup) as served:
             client = Client(served, transport)
             yield client
@@ -431,6 +431,13 @@ class IntegrationConformance:
         assert write.headers["retry-after"] == "5"
         read = client.send("GET", "/read", new_id())
         assert_refused(client, read, 503, UNAVAILABLE_BODY)
+
+    def test_bearer_store_down(self, store_down: Client) -> None:
+        """A valid access token whose revocation record cannot be read (the store is down) is
+        a 503, as a session that cannot be loaded is: never a 500, never served unchecked."""
+        pair = run(access_tokens().login("dora"), MemoryStore())  # issued elsewhere
+        response = store_down.send("GET", "/read", headers=bearer(pair.access_token))
+        assert_refused(store_down, response, 503, UNAVAILABLE_BODY)
 
     def test_rejection_limit(self, limited: Client) -> None:
         """Past its limit of IDs naming no session, a client gets 429 with Retry-After."""
