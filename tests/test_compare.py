@@ -9,21 +9,18 @@ here, and a stateless token's lag follows the ttl it is given, taking that long 
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
-import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import pytest
-
 from coatcheck.cli import comparison
 from coatcheck.stores import MemoryStore, Record
 
 from .services import REDIS_URL, require
+from .shop_servers import require_nginx
 
 SESSION_COOKIE = len("Cookie: __Host-session=") + 43 + len("\r\n")
 """The header a Secure production cookie session sends: its name and a 43-character ID."""
@@ -227,7 +224,6 @@ def test_a_session_that_outlives_its_logout_shows_a_lag() -> None:
 
 
 def test_a_hybrid_that_cannot_read_its_revocations_lags_until_expiry() -> None:
-    pytest.importorskip("jwt")
     kept = comparison.token_credential(
         MemoryStore(), "in process", stateless=False, ttl=0.5, leeway=0.0
     )
@@ -246,10 +242,7 @@ def test_a_hybrid_that_cannot_read_its_revocations_lags_until_expiry() -> None:
 
 
 def test_sticky_sessions_are_measured_through_nginx() -> None:
-    if shutil.which("nginx", path="/usr/sbin:/usr/local/sbin:/sbin:/usr/bin") is None:
-        pytest.skip("nginx is not installed")
-    if importlib.util.find_spec("fastapi") is None:
-        pytest.skip("the demo extra is not installed")
+    require_nginx()  # skipped outside CI without nginx; under CI=true a failure
     sticky = comparison.sticky_sessions(requests=5)
     assert sticky.status == "measured"
     credential = sticky.credential
