@@ -28,7 +28,7 @@ from starsessions import InMemoryStore, SessionAutoloadMiddleware
 from starsessions import SessionMiddleware as StarsessionsMiddleware
 
 from coatcheck.asgi import SessionMiddleware
-from coatcheck.stores import MemoryStore, SQLiteStore, Store
+from coatcheck.stores import AsyncStore, MemoryStore, SQLiteStore, Store
 
 from .floor import FloorMiddleware
 
@@ -112,7 +112,7 @@ def starlette_app(middleware: Sequence[Middleware] = ()) -> Starlette:
     return Starlette(routes=ROUTES, middleware=middleware)
 
 
-def coatcheck_app(store: Store, clock: Callable[[], float] = time.time) -> Starlette:
+def coatcheck_app(store: Store | AsyncStore, clock: Callable[[], float] = time.time) -> Starlette:
     """The app behind coatcheck's middleware on ``store``, over plain http."""
     return starlette_app(
         [

@@ -1,22 +1,23 @@
 """A yardstick, not a session layer: the least any server-side session can do per request.
 
-It finds the cookie, checks the ID's format, hashes it (the store keeps only hashes), looks the
-hash up in a dict and parses the stored JSON; on the response it serializes the data to see
-whether it changed, stores it if so, and marks the response ``Cache-Control: no-store``. It has
-no expiry, no versions (so concurrent writers lose updates), no CSRF check, no limits and no
-events. The HTTP benchmark runs it beside the real layers: its ratio to bare Starlette is a
-ceiling that no server-side session of this design reaches on this machine.
+It finds the cookie, hashes the ID (a store keeps only hashes), looks the hash up and parses the
+stored JSON (orjson); on the way out it serializes the data to see whether it changed and stores
+it if so. Nothing else: no check of the ID's format, no expiry, no versions (so concurrent
+writers lose updates), no CSRF check, no limits, no events, no response header but the cookie of
+a new session. The store is a dict, or Redis: one ``GET`` on a read, ``GET`` then ``SET EX`` on
+a write, through redis-py's asyncio client. The benchmarks count it beside the real layers: what
+it adds to bare Starlette is the floor that issue 17's targets are multiples of.
 """
 
 from __future__ import annotations
 
 import hashlib
-import re
 import secrets
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 import orjson
+from redis.asyncio import Redis
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -24,60 +25,75 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-_ID = re.compile(r"[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]")
-NO_STORE = (b"cache-control", b"no-store")
 
-
-def _cookie(scope: Scope, name: str) -> str | None:
+def _cookie(scope: Scope, marker: bytes) -> bytes | None:
+    """The value of the cookie that ``marker`` (``b"name="``) begins, if the request sent it."""
     for header, value in scope["headers"]:
         if header == b"cookie":
-            text: str = value.decode("latin-1")
-            for pair in text.split(";"):
-                key, _, found = pair.partition("=")
-                if key.strip() == name:
-                    return found.strip()
+            start = value.find(marker)
+            if start == 0 or (start > 0 and value[start - 1] in b" ;"):
+                start += len(marker)
+                end = value.find(b";", start)
+                found: bytes = value[start:] if end < 0 else value[start:end]
+                return found
     return None
 
 
 class FloorMiddleware:
-    """Server-side sessions cut to the bone (see the module docstring); for benchmarks only."""
+    """Server-side sessions cut to the bone (see the module docstring): in a dict, or in Redis
+    when given a ``client`` (keys under ``prefix``, each living ``ttl`` seconds)."""
 
-    def __init__(self, app: ASGIApp, cookie_name: str = "session") -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        cookie_name: str = "session",
+        *,
+        client: Redis | None = None,
+        prefix: str = "floor:",
+        ttl: int = 1800,
+    ) -> None:
         self.app = app
         self.cookie_name = cookie_name
+        self.marker = f"{cookie_name}=".encode()
         self.store: dict[str, bytes] = {}
+        self.client = client
+        self.prefix = prefix
+        self.ttl = ttl
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        value = _cookie(scope, self.cookie_name)
+        value = _cookie(scope, self.marker)
         key: str | None = None
-        stored: bytes | None = None
+        stored: bytes | str | None = None  # redis-py types what GET gives so
         data: dict[str, Any] = {}
-        if value is not None and _ID.fullmatch(value):
-            key = hashlib.sha256(value.encode()).hexdigest()
-            stored = self.store.get(key)
+        if value is not None:
+            key = hashlib.sha256(value).hexdigest()
+            if self.client is None:
+                stored = self.store.get(key)
+            else:
+                stored = await self.client.get(self.prefix + key)
             if stored is not None:
                 data = orjson.loads(stored)
         scope["session"] = data
 
         async def send_with_session(message: Message) -> None:
-            nonlocal key
             if message["type"] == "http.response.start":
-                headers = list(message.get("headers", ()))
                 body = orjson.dumps(data)
                 if body != stored and (data or stored is not None):
-                    if stored is None:
+                    key_now = key
+                    if stored is None:  # a new session: a new ID, and its cookie
                         session_id = secrets.token_urlsafe(32)
-                        key = hashlib.sha256(session_id.encode()).hexdigest()
+                        key_now = hashlib.sha256(session_id.encode()).hexdigest()
                         cookie = f"{self.cookie_name}={session_id}; Path=/; HttpOnly; SameSite=Lax"
-                        headers.append((b"set-cookie", cookie.encode()))
-                    assert key is not None
-                    self.store[key] = body
-                if stored is not None or key is not None:
-                    headers.append(NO_STORE)
-                    message = {**message, "headers": headers}
+                        headers = [*message.get("headers", ()), (b"set-cookie", cookie.encode())]
+                        message = {**message, "headers": headers}
+                    assert key_now is not None
+                    if self.client is None:
+                        self.store[key_now] = body
+                    else:
+                        await self.client.set(self.prefix + key_now, body, ex=self.ttl)
             await send(message)
 
         await self.app(scope, receive, send_with_session)

@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import compileall
+import contextlib
 import datetime
 import gc
 import io
@@ -35,10 +36,12 @@ import json
 import os
 import platform
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Iterable, MutableMapping
+import time
+from collections.abc import Callable, Iterable, Iterator, MutableMapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -75,9 +78,16 @@ FLOOR = "floor"
 STARSESSIONS = "starsessions"
 SIGNED_COOKIE = "starlette-cookie"
 ASGI_SQLITE = "coatcheck-sqlite"
-PEERS = (FLOOR, STARSESSIONS, SIGNED_COOKIE, ASGI_SQLITE)
-"""Starlette apps counted in the working tree only (benchmarks.apps): the floor, the peers,
-coatcheck on SQLite. Issue 17's targets are read from them."""
+ASGI_REDIS = "coatcheck-redis"
+FLOOR_REDIS = "floor-redis"
+STARSESSIONS_REDIS = "starsessions-redis"
+REDIS_APPS = (ASGI_REDIS, FLOOR_REDIS, STARSESSIONS_REDIS)
+"""The apps whose sessions live in Redis: a private redis-server of the run's own."""
+PEERS = (FLOOR, STARSESSIONS, SIGNED_COOKIE, ASGI_SQLITE, *REDIS_APPS)
+"""Starlette apps counted in the working tree only: the floors, the peers, coatcheck on SQLite
+and on Redis. Issue 17's targets are read from them."""
+REDIS_URL_ENV = "COATCHECK_INSTRUCTIONS_REDIS"
+"""The children's Redis (the parent's private server), keys under a prefix of each child's."""
 FLOOR_OF = {
     ASGI_COATCHECK: ASGI_BARE,
     WSGI_COATCHECK: WSGI_BARE,
@@ -88,6 +98,13 @@ ANONYMOUS_CEILING = 1.10
 """Issue 17: an anonymous request costs at most 10% more than on bare Starlette."""
 FLOOR_CEILINGS = {"read-only": 2.5, "writing": 3.0}
 """Issue 17: on MemoryStore, coatcheck adds at most this many times what the floor adds."""
+REDIS_CEILINGS = {"read-only": 1.3, "writing": 1.3}
+"""Issue 17: on Redis, coatcheck adds at most this many times what the Redis floor adds."""
+ROUND_TRIPS = {"anonymous": 0, "read-only": 1, "writing": 2}
+"""Issue 17: coatcheck's round trips to Redis per request, as before it."""
+STATS_REQUESTS = 2000
+"""Requests per scenario in the Redis statistics pass (no valgrind): round trips and server
+time per request."""
 DESCRIPTIONS = {
     ASGI_BARE: "bare Starlette, no session middleware (benchmarks.apps)",
     ASGI_COATCHECK: "Starlette behind coatcheck.asgi.SessionMiddleware + MemoryStore"
@@ -99,6 +116,10 @@ DESCRIPTIONS = {
     STARSESSIONS: "starsessions SessionMiddleware + SessionAutoloadMiddleware + InMemoryStore",
     SIGNED_COOKIE: "starlette.middleware.sessions.SessionMiddleware (the signed cookie)",
     ASGI_SQLITE: "Starlette behind coatcheck.asgi.SessionMiddleware + SQLiteStore (temp file)",
+    ASGI_REDIS: "Starlette behind coatcheck.asgi.SessionMiddleware + AsyncRedisStore",
+    FLOOR_REDIS: "the floor on Redis: GET to load, SET EX to store (redis-py's asyncio client)",
+    STARSESSIONS_REDIS: "starsessions (rolling) + SessionAutoloadMiddleware +"
+    " starsessions.stores.redis.RedisStore",
 }
 
 Message = MutableMapping[str, Any]
@@ -207,13 +228,80 @@ class _WsgiDriver:
                 close()
 
 
-async def _asgi_run(variant: str, scenario: str, count: int, warmup: int) -> dict[str, object]:
+def _asgi_app(variant: str) -> Any:
+    """The Starlette app of ``variant``; a Redis one stores under a prefix of its own."""
     from . import apps
+
+    if variant not in REDIS_APPS:
+        folder = tempfile.mkdtemp(prefix="coatcheck-instructions-sqlite-")
+        return apps.build(variant, sqlite_path=os.path.join(folder, "sessions.db"))
+    from redis.asyncio import Redis
+    from starlette.middleware import Middleware
+
+    from coatcheck.stores import from_url
+
+    from .floor import FloorMiddleware
+    from .frameworks import starlette
+
+    url, prefix = os.environ[REDIS_URL_ENV], f"instructions-{os.getpid()}:"
+    if variant == ASGI_REDIS:
+        return apps.coatcheck_app(from_url(f"{url}?prefix={prefix}", asynchronous=True))
+    if variant == STARSESSIONS_REDIS:
+        return starlette.build(starlette.STARSESSIONS, url, prefix)
+    client = Redis.from_url(url)
+    floor = Middleware(
+        FloorMiddleware,
+        cookie_name=apps.COOKIE_NAME,
+        client=client,
+        prefix=prefix,
+        ttl=apps.IDLE_SECONDS,
+    )
+    return apps.starlette_app([floor])
+
+
+async def _commands_sent(run: Callable[[], Any], count: int) -> dict[str, object]:
+    """Round trips to Redis (commands the client sent) and the server's time (``INFO
+    commandstats`` usec of those commands) per request, over ``count`` requests run by ``run``."""
+    from redis import Redis
+    from redis.asyncio.connection import AbstractConnection
+
+    admin = Redis.from_url(os.environ[REDIS_URL_ENV])
+    sent: dict[str, int] = {}
+    original = AbstractConnection.send_command
+
+    async def counted(self: Any, *args: Any, **kwargs: Any) -> None:
+        name = str(args[0]).lower()
+        sent[name] = sent.get(name, 0) + 1
+        await original(self, *args, **kwargs)
+
+    admin.config_resetstat()
+    AbstractConnection.send_command = counted  # type: ignore[method-assign]
+    try:
+        for _ in range(count):
+            await run()
+    finally:
+        AbstractConnection.send_command = original  # type: ignore[method-assign]
+    stats: dict[str, Any] = admin.info("commandstats")
+    admin.close()
+    usec = {
+        name: stats[f"cmdstat_{name}"]["usec"] / count
+        for name in sent
+        if f"cmdstat_{name}" in stats
+    }
+    return {
+        "round_trips": sum(sent.values()) / count,
+        "commands": {name: calls / count for name, calls in sent.items()},
+        "usec": usec,
+    }
+
+
+async def _asgi_run(
+    variant: str, scenario: str, count: int, warmup: int, stats: bool = False
+) -> dict[str, object]:
     from .http_load import BARE_COOKIE
     from .inprocess import _discard, _receive, _scope, _session_cookie
 
-    folder = tempfile.mkdtemp(prefix="coatcheck-instructions-sqlite-")
-    app = apps.build(variant, sqlite_path=os.path.join(folder, "sessions.db"))
+    app = _asgi_app(variant)
     cookie = await _session_cookie(app)
     sent: list[Message] = []
 
@@ -227,12 +315,17 @@ async def _asgi_run(variant: str, scenario: str, count: int, warmup: int) -> dic
             await app(_scope(each.path, cookie if each.with_cookie else None), _receive, _discard)
     gc.collect()
     gc.freeze()  # no full collection rescans the start-up heap during the counted requests
-    if count:
-        chosen = next(s for s in _scenarios() if s.name == scenario)
-        path, sends = chosen.path, cookie if chosen.with_cookie else None
-        for _ in range(count):
-            await app(_scope(path, sends), _receive, _discard)
-    return {"read": read_body.decode(), "cookie": cookie != BARE_COOKIE}
+    chosen = next(s for s in _scenarios() if s.name == scenario)
+    path, sends = chosen.path, cookie if chosen.with_cookie else None
+    seen: dict[str, object] = {"read": read_body.decode(), "cookie": cookie != BARE_COOKIE}
+    if stats:
+        seen["stats"] = await _commands_sent(
+            lambda: app(_scope(path, sends), _receive, _discard), count
+        )
+        return seen
+    for _ in range(count):
+        await app(_scope(path, sends), _receive, _discard)
+    return seen
 
 
 def _wsgi_run(variant: str, scenario: str, count: int, warmup: int) -> dict[str, object]:
@@ -277,6 +370,11 @@ def child(argv: list[str]) -> int:
     parser.add_argument("count", type=int)
     parser.add_argument("--warmup", type=int, default=WARMUP)
     parser.add_argument("--layout", type=int, default=0)
+    parser.add_argument(
+        "--redis-stats",
+        action="store_true",
+        help="count round trips and Redis's time instead (a Redis app, no valgrind)",
+    )
     args = parser.parse_args(argv)
     _shift(args.layout)
     if args.scenario not in [s.name for s in _scenarios()]:
@@ -284,7 +382,8 @@ def child(argv: list[str]) -> int:
     if args.variant in (WSGI_BARE, WSGI_COATCHECK):
         seen = _wsgi_run(args.variant, args.scenario, args.count, args.warmup)
     else:
-        seen = asyncio.run(_asgi_run(args.variant, args.scenario, args.count, args.warmup))
+        run = _asgi_run(args.variant, args.scenario, args.count, args.warmup, args.redis_stats)
+        seen = asyncio.run(run)
     import coatcheck
 
     seen["coatcheck"] = str(Path(coatcheck.__file__).resolve().parent.parent)
@@ -315,6 +414,9 @@ class InstructionsResult:
     """Instructions per request in each layout, by tree label, variant and scenario."""
     valgrind: str = ""
     measured_at: str = ""
+    redis: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    """Per Redis app and scenario: ``round_trips``, ``commands`` and ``usec`` (Redis's time, by
+    command) per request, from a pass without valgrind."""
 
     def count(self, tree: str, variant: str, scenario: str) -> float:
         """The mean over layouts."""
@@ -394,18 +496,72 @@ class InstructionsResult:
                     added <= floor * ceiling,
                 )
             )
-        for peer in (STARSESSIONS, SIGNED_COOKIE):
+        contests = [(ASGI_COATCHECK, STARSESSIONS), (ASGI_COATCHECK, SIGNED_COOKIE)]
+        if ASGI_REDIS in self.per_layout[tree]:
+            found += self.redis_targets()
+            contests.append((ASGI_REDIS, STARSESSIONS_REDIS))
+        for ours_app, peer in contests:
             for each in _scenarios():
-                added = self.added(tree, ASGI_COATCHECK, each.name)
+                added = self.added(tree, ours_app, each.name)
                 theirs = self.added(tree, peer, each.name)
                 found.append(
                     Target(
-                        f"{ASGI_COATCHECK}, {each.name}: adds fewer instructions than {peer}",
+                        f"{ours_app}, {each.name}: adds fewer instructions than {peer}",
                         f"{added:+,.0f} vs {theirs:+,.0f}",
                         added < theirs,
                     )
                 )
         return found
+
+    def redis_targets(self) -> list[Target]:
+        """Issue 17 on Redis: within 1.3x of what the Redis floor adds, reading and writing,
+        in the round trips it made before."""
+        tree = self.trees[0].label
+        found = []
+        for scenario, ceiling in REDIS_CEILINGS.items():
+            added = self.added(tree, ASGI_REDIS, scenario)
+            floor = self.added(tree, FLOOR_REDIS, scenario)
+            found.append(
+                Target(
+                    f"{ASGI_REDIS}, {scenario}: adds at most {ceiling}x what {FLOOR_REDIS} adds",
+                    f"{added:+,.0f} vs {floor:+,.0f} ({added / floor:.2f}x)",
+                    added <= floor * ceiling,
+                )
+            )
+        if self.redis:
+            for scenario, wanted in ROUND_TRIPS.items():
+                made = self.redis[ASGI_REDIS][scenario]["round_trips"]
+                found.append(
+                    Target(
+                        f"{ASGI_REDIS}, {scenario}: {wanted} round trip(s) to Redis",
+                        f"{made:g}",
+                        made == wanted,
+                    )
+                )
+        return found
+
+    def redis_markdown(self) -> str:
+        """Round trips and Redis's own time per request, beside the instruction counts."""
+        rows = []
+        for variant, scenarios in self.redis.items():
+            for name, stats in scenarios.items():
+                commands = ", ".join(
+                    f"{calls:g} {command.upper()}" for command, calls in stats["commands"].items()
+                )
+                usec = sum(stats["usec"].values())
+                rows.append(
+                    [variant, name, f"{stats['round_trips']:g}", commands or "none", f"{usec:.1f}"]
+                )
+        headers = ["app", "scenario", "round trips", "commands", "Redis µs"]
+        return f"""
+Round trips to Redis and Redis's own time per request, from a separate pass without valgrind
+({STATS_REQUESTS} requests of each scenario, after the same warm-up, on a private redis-server of
+the run's own): the commands the client sent (counted in redis-py's connection), and the `usec`
+that `INFO commandstats` gives those commands (a script's time includes the commands it runs).
+Redis's times are wall-clock and drift with the machine; the commands do not.
+
+{table(headers, rows, left=3)}
+"""
 
     def markdown(self, command: str) -> str:
         names = [s.name for s in _scenarios()]
@@ -495,6 +651,8 @@ Instructions per request, `{tree.label}` ("added": less the bare app of the same
 
 {table(headers, rows, left=2)}
 """
+        if self.redis:
+            text += self.redis_markdown()
         if self.peers:
             text += f"""
 Issue 17's targets, from the working tree's counts above (the floor and the peers added to
@@ -565,10 +723,75 @@ class _Run:
     layout: int
 
 
+_REDIS: dict[str, str] = {}
+"""The private Redis of the run in progress (its URL under :data:`REDIS_URL_ENV`)."""
+
+
 def _environment(src: Path) -> dict[str, str]:
     env = dict(os.environ)
-    env.update(PYTHONHASHSEED="0", PYTHONPATH=str(src), PYTHONDONTWRITEBYTECODE="1")
+    env.update(PYTHONHASHSEED="0", PYTHONPATH=str(src), PYTHONDONTWRITEBYTECODE="1", **_REDIS)
     return env
+
+
+@contextlib.contextmanager
+def private_redis() -> Iterator[str]:
+    """A redis-server of the run's own (no persistence) on a free port, stopped at the end: the
+    children's commands are the only ones it counts."""
+    if shutil.which("redis-server") is None:
+        raise SystemExit("redis-server is not installed (apt-get install redis-server)")
+    from .http_load import HOST, _free_port
+
+    port = _free_port()
+    with tempfile.TemporaryDirectory(prefix="coatcheck-instructions-redis-") as folder:
+        process = subprocess.Popen(
+            [
+                "redis-server",
+                "--port",
+                str(port),
+                "--bind",
+                HOST,
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                folder,
+            ],
+            stdout=subprocess.DEVNULL,
+        )
+        try:
+            deadline = time.monotonic() + 10
+            while True:
+                try:
+                    socket.create_connection((HOST, port), timeout=0.5).close()
+                    break
+                except OSError:
+                    if time.monotonic() > deadline or process.poll() is not None:
+                        raise RuntimeError("the private redis-server did not start") from None
+                    time.sleep(0.05)
+            yield f"redis://{HOST}:{port}/0"
+        finally:
+            process.terminate()
+            process.wait(10)
+
+
+def _redis_stats(tree: Tree, variant: str, scenario: str, bench: Path) -> dict[str, Any]:
+    """Round trips and Redis's time per request for one app and scenario (no valgrind; one
+    child at a time, so that the private server counts that child's commands alone)."""
+    run = _Run(tree, variant, scenario, STATS_REQUESTS, 0)
+    done = subprocess.run(
+        [*_arguments(run, WARMUP), "--redis-stats"],
+        cwd=bench,
+        env=_environment(tree.src),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode:
+        raise RuntimeError(f"{run} --redis-stats failed:\n{done.stderr[-3000:]}")
+    _check(run, done.stdout)
+    stats: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])["stats"]
+    return stats
 
 
 def _arguments(run: _Run, warmup: int) -> list[str]:
@@ -692,18 +915,33 @@ def measure(
             for tree in trees
             if variant in apps_of[tree.label]
         ]
-        for run in runs:
-            if run.count == 0 and run.layout == 0:
-                _rehearse(run, bench)
         workers = jobs or os.cpu_count() or 1
-        progress(f"  {len(runs)} runs under callgrind, {workers} at a time")
-        before = _imported_from()
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            counted = pool.map(
-                lambda numbered: _total(numbered[1], warmup, bench, scratch / f"{numbered[0]}.out"),
-                enumerate(runs),
-            )
-            totals = dict(zip(runs, counted, strict=True))
+        redis_apps = [v for v in REDIS_APPS if v in apps_of[trees[0].label]]
+        redis_stats: dict[str, dict[str, dict[str, Any]]] = {}
+        with contextlib.ExitStack() as servers:
+            if redis_apps:
+                _REDIS[REDIS_URL_ENV] = servers.enter_context(private_redis())
+                servers.callback(_REDIS.clear)
+            for run in runs:
+                if run.count == 0 and run.layout == 0:
+                    _rehearse(run, bench)
+            progress(f"  {len(runs)} runs under callgrind, {workers} at a time")
+            before = _imported_from()
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                counted = pool.map(
+                    lambda numbered: _total(
+                        numbered[1], warmup, bench, scratch / f"{numbered[0]}.out"
+                    ),
+                    enumerate(runs),
+                )
+                totals = dict(zip(runs, counted, strict=True))
+            if redis_apps:
+                progress(f"  round trips and Redis's time: {STATS_REQUESTS} requests each")
+            for variant in redis_apps:
+                redis_stats[variant] = {
+                    scenario.name: _redis_stats(trees[0], variant, scenario.name, bench)
+                    for scenario in scenarios
+                }
         if _imported_from() != before:
             progress(
                 "  WARNING: site-packages or benchmarks/ changed during the runs (an install?);"
@@ -716,6 +954,7 @@ def measure(
         trees=given,
         valgrind=_valgrind_version(),
         measured_at=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        redis=redis_stats,
     )
     for copy, tree in zip(trees, given, strict=True):
         result.per_layout[tree.label] = {

@@ -113,8 +113,7 @@ concurrent increments would be lost with either.)
 
 aiohttp-session loads the session only when a handler asks for it and writes it only when it
 changed, so its read-only requests neither slide the expiry nor re-send the cookie; coatcheck's
-read-only requests do slide it (a touch folded into the load's round trip, at most once per
-touch interval).
+read-only requests do slide it (a touch after the load, at most once per touch interval).
 """
     server = "aiohttp's own server (`web.run_app`, asyncio loop, no access log), one process"
     notes = notes.format(connections=settings.connections, writers=brackets.WRITERS)

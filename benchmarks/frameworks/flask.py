@@ -127,7 +127,7 @@ under its own key prefix. Load: `wrk {" ".join(settings.wrk_flags())}` on {HOST}
 
 Both apps use Flask's defaults: permanent sessions, `SESSION_REFRESH_EACH_REQUEST = True` (so
 Flask-Session writes the session to Redis on every request; coatcheck re-sends the cookie and
-extends the expiry in Redis at most once per touch interval, in the read's own round trip).
+extends the expiry in Redis at most once per touch interval, a round trip of its own on a read).
 
 {table(headers, rows)}
 
