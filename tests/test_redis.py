@@ -101,18 +101,25 @@ def test_one_round_trip_per_store_call(prefix: str) -> None:
         session.logout()
         run(engine.commit(session), store)
 
-    assert traffic(read) == 1  # no touch due
+    assert traffic(read) == 1  # no touch due: one HGETALL
     clock.advance(61)
-    assert traffic(read) == 1  # a touch due: the load did it
+    assert traffic(read) == 2  # a touch due (once per touch_interval): load, then touch
     touched = store.load(store_key(session_id))
     assert touched is not None
     assert touched.expires_at == pytest.approx(clock.now + 1800, abs=0.01)
+    assert traffic(read) == 1  # touched: the next read is one load again
     clock.advance(61)  # a touch is due again, and this time the request also writes
+    before = commands(observer)
     session = run(engine.load(session_id), store)
     session["cart"] = [1, 2]
     cookie = run(engine.commit(session), store)
-    assert cookie is not None  # the load slid the expiry: the cookie slides with it
+    after = commands(observer)
+    assert sum(after.get(c, 0) - before.get(c, 0) for c in sent_by_store) == 2  # the save slid it
+    assert cookie is not None  # the save moved the expiry: the cookie slides with it
     assert "Max-Age=1800" in cookie
+    moved = store.load(store_key(session_id))
+    assert moved is not None
+    assert moved.expires_at == pytest.approx(clock.now + 1800, abs=0.01)
     assert traffic(write) == 2  # load, compare-and-set save
     assert traffic(logout) == 2  # load, delete
     session = run(engine.load(None), store)
@@ -125,8 +132,8 @@ def test_one_round_trip_per_store_call(prefix: str) -> None:
 
 def test_a_touch_on_every_request_is_still_one_round_trip(prefix: str) -> None:
     """``touch_interval=0`` (a sliding expiry on every request, as Flask-Session and
-    express-session users set it): the load extends the expiry, and nothing follows it, however
-    long the request took."""
+    express-session users set it): the load extends the expiry in its own round trip (a script,
+    under ``SCRIPTED_TOUCH_BELOW``), and nothing follows it, however long the request took."""
     store = RedisStore.from_url(REDIS_URL, prefix=prefix)
     clock = FakeClock(time.time())
     engine = SessionEngine(SessionConfig(secure=False, clock=clock, touch_interval=0))

@@ -14,7 +14,7 @@ from typing import Any
 import redis.asyncio.cluster as cluster_module
 import redis.asyncio.sentinel as sentinel_module
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError
 
 from ..base import AsyncStore, Record
 from . import layout
@@ -104,12 +104,22 @@ class AsyncRedisStore(AsyncStore):
         client = cluster_type.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
         return cls(client, prefix=prefix, cluster=True)
 
+    async def _eval(self, script: Any, keys: list[str], args: list[Any]) -> Any:
+        """Run a registered script: ``EVALSHA``, and its source once if Redis lacks it (after a
+        restart). Straight to the client: redis-py's own wrapper costs more on every call."""
+        client = self.client
+        try:
+            return await client.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
+        except NoScriptError:
+            script.sha = await client.script_load(script.script)
+            return await client.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
+
     async def _file(self, user: bytes | str | None, key: str, expires_at: float) -> None:
         """Cluster only: add a session to its user's index (the scripts cannot reach it)."""
         if self.cluster and user:
             name = user.decode() if isinstance(user, bytes) else user
             args = [layout.expiry_ms(expires_at), session_key(self.prefix, key)]
-            await self._index_add(keys=[user_key(self.prefix, name)], args=args)
+            await self._eval(self._index_add, [user_key(self.prefix, name)], args)
 
     async def _unfile(self, user: bytes | None, key: str) -> None:
         if self.cluster and user:
@@ -127,9 +137,11 @@ class AsyncRedisStore(AsyncStore):
     ) -> tuple[Record | None, bool]:
         if not self._policy_checked:
             await self._check_eviction()
+        if min_gain >= layout.SCRIPTED_TOUCH_BELOW:  # most loads need no touch: no script
+            return await self.load(key), False
         args = [self.prefix, repr(expires_at), repr(min_gain), repr(now)]
         with reported("load"):
-            row = await self._load_touching(keys=[session_key(self.prefix, key)], args=args)
+            row = await self._eval(self._load_touching, [session_key(self.prefix, key)], args)
             record, touched = layout.from_touching(key, row)
             if touched and record is not None:
                 await self._file(record.user_id, key, record.expires_at)
@@ -158,7 +170,7 @@ class AsyncRedisStore(AsyncStore):
             await self._check_eviction()
         keys = [session_key(self.prefix, record.key)]
         with reported("create"):
-            created = await self._create(keys=keys, args=layout.write_args(self.prefix, record))
+            created = await self._eval(self._create, keys, layout.write_args(self.prefix, record))
             if created == 1:
                 await self._file(record.user_id, record.key, record.expires_at)
         return bool(created == 1)
@@ -167,7 +179,7 @@ class AsyncRedisStore(AsyncStore):
         keys = [session_key(self.prefix, record.key)]
         args = [*layout.write_args(self.prefix, record), expected_version]
         with reported("save"):
-            saved = await self._save(keys=keys, args=args)
+            saved = await self._eval(self._save, keys, args)
             if saved == 1:
                 await self._file(record.user_id, record.key, record.expires_at)
         return bool(saved == 1)
@@ -176,19 +188,19 @@ class AsyncRedisStore(AsyncStore):
         keys = [session_key(self.prefix, record.key)]
         args = [record.data, record.version, expected_version]
         with reported("save"):
-            saved = await self._save_data(keys=keys, args=args)
+            saved = await self._eval(self._save_data, keys, args)
         return bool(saved == 1)
 
     async def touch(self, key: str, expires_at: float) -> None:
         keys = [session_key(self.prefix, key)]
         with reported("touch"):
-            user = await self._touch(keys=keys, args=layout.touch_args(self.prefix, expires_at))
+            user = await self._eval(self._touch, keys, layout.touch_args(self.prefix, expires_at))
             if user != 0:
                 await self._file(user, key, expires_at)
 
     async def delete(self, key: str) -> None:
         with reported("delete"):
-            user = await self._delete(keys=[session_key(self.prefix, key)], args=[self.prefix])
+            user = await self._eval(self._delete, [session_key(self.prefix, key)], [self.prefix])
             await self._unfile(user, key)
 
     async def rotate(self, old_key: str, record: Record) -> bool:
@@ -196,14 +208,14 @@ class AsyncRedisStore(AsyncStore):
             return await super().rotate(old_key, record)
         keys = [session_key(self.prefix, record.key), session_key(self.prefix, old_key)]
         with reported("rotate"):
-            rotated = await self._rotate(keys=keys, args=layout.write_args(self.prefix, record))
+            rotated = await self._eval(self._rotate, keys, layout.write_args(self.prefix, record))
         return bool(rotated == 1)
 
     async def list_by_user(self, user_id: str) -> list[Record]:
         index = user_key(self.prefix, user_id)
         if not self.cluster:
             with reported("list_by_user"):
-                rows = await self._list_user(keys=[index])
+                rows = await self._eval(self._list_user, [index], [])
             return layout.from_rows(self.prefix, rows)
         with reported("list_by_user"):
             names = await self.client.zrange(index, 0, -1)
@@ -218,7 +230,7 @@ class AsyncRedisStore(AsyncStore):
         index = user_key(self.prefix, user_id)
         if not self.cluster:
             with reported("delete_by_user"):
-                deleted = await self._delete_user(keys=[index])
+                deleted = await self._eval(self._delete_user, [index], [])
             return int(deleted)
         with reported("delete_by_user"):
             names = await self.client.zrange(index, 0, -1)

@@ -12,7 +12,7 @@ from typing import Any
 import redis.cluster as cluster_module
 import redis.sentinel as sentinel_module
 from redis import Redis
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError
 
 from ..base import Iterable, Record, Store, UserIndex
 from . import layout
@@ -102,12 +102,22 @@ class RedisStore(Store, UserIndex, Iterable):
         client = cluster_type.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
         return cls(client, prefix=prefix, cluster=True)
 
+    def _eval(self, script: Any, keys: list[str], args: list[Any]) -> Any:
+        """Run a registered script: ``EVALSHA``, and its source once if Redis lacks it (after a
+        restart). Straight to the client: redis-py's own wrapper costs more on every call."""
+        client = self.client
+        try:
+            return client.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
+        except NoScriptError:
+            script.sha = client.script_load(script.script)
+            return client.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
+
     def _file(self, user: bytes | str | None, key: str, expires_at: float) -> None:
         """Cluster only: add a session to its user's index (the scripts cannot reach it)."""
         if self.cluster and user:
             name = user.decode() if isinstance(user, bytes) else user
             args = [layout.expiry_ms(expires_at), session_key(self.prefix, key)]
-            self._index_add(keys=[user_key(self.prefix, name)], args=args)
+            self._eval(self._index_add, [user_key(self.prefix, name)], args)
 
     def _unfile(self, user: bytes | None, key: str) -> None:
         if self.cluster and user:
@@ -123,9 +133,11 @@ class RedisStore(Store, UserIndex, Iterable):
     ) -> tuple[Record | None, bool]:
         if not self._policy_checked:
             self._check_eviction()
+        if min_gain >= layout.SCRIPTED_TOUCH_BELOW:  # most loads need no touch: no script
+            return self.load(key), False
         args = [self.prefix, repr(expires_at), repr(min_gain), repr(now)]
         with reported("load"):
-            row = self._load_touching(keys=[session_key(self.prefix, key)], args=args)
+            row = self._eval(self._load_touching, [session_key(self.prefix, key)], args)
             record, touched = layout.from_touching(key, row)
             if touched and record is not None:
                 self._file(record.user_id, key, record.expires_at)
@@ -154,7 +166,7 @@ class RedisStore(Store, UserIndex, Iterable):
             self._check_eviction()
         keys = [session_key(self.prefix, record.key)]
         with reported("create"):
-            created = self._create(keys=keys, args=layout.write_args(self.prefix, record))
+            created = self._eval(self._create, keys, layout.write_args(self.prefix, record))
             if created == 1:
                 self._file(record.user_id, record.key, record.expires_at)
         return bool(created == 1)
@@ -163,7 +175,7 @@ class RedisStore(Store, UserIndex, Iterable):
         keys = [session_key(self.prefix, record.key)]
         args = [*layout.write_args(self.prefix, record), expected_version]
         with reported("save"):
-            saved = self._save(keys=keys, args=args)
+            saved = self._eval(self._save, keys, args)
             if saved == 1:
                 self._file(record.user_id, record.key, record.expires_at)
         return bool(saved == 1)
@@ -172,19 +184,19 @@ class RedisStore(Store, UserIndex, Iterable):
         keys = [session_key(self.prefix, record.key)]
         args = [record.data, record.version, expected_version]
         with reported("save"):
-            saved = self._save_data(keys=keys, args=args)
+            saved = self._eval(self._save_data, keys, args)
         return bool(saved == 1)
 
     def touch(self, key: str, expires_at: float) -> None:
         keys = [session_key(self.prefix, key)]
         with reported("touch"):
-            user = self._touch(keys=keys, args=layout.touch_args(self.prefix, expires_at))
+            user = self._eval(self._touch, keys, layout.touch_args(self.prefix, expires_at))
             if user != 0:
                 self._file(user, key, expires_at)
 
     def delete(self, key: str) -> None:
         with reported("delete"):
-            user = self._delete(keys=[session_key(self.prefix, key)], args=[self.prefix])
+            user = self._eval(self._delete, [session_key(self.prefix, key)], [self.prefix])
             self._unfile(user, key)
 
     def rotate(self, old_key: str, record: Record) -> bool:
@@ -192,14 +204,14 @@ class RedisStore(Store, UserIndex, Iterable):
             return super().rotate(old_key, record)
         keys = [session_key(self.prefix, record.key), session_key(self.prefix, old_key)]
         with reported("rotate"):
-            rotated = self._rotate(keys=keys, args=layout.write_args(self.prefix, record))
+            rotated = self._eval(self._rotate, keys, layout.write_args(self.prefix, record))
         return bool(rotated == 1)
 
     def list_by_user(self, user_id: str) -> list[Record]:
         index = user_key(self.prefix, user_id)
         if not self.cluster:
             with reported("list_by_user"):
-                rows = self._list_user(keys=[index])
+                rows = self._eval(self._list_user, [index], [])
             return layout.from_rows(self.prefix, rows)
         with reported("list_by_user"):
             names = self.client.zrange(index, 0, -1)
@@ -214,7 +226,7 @@ class RedisStore(Store, UserIndex, Iterable):
         index = user_key(self.prefix, user_id)
         if not self.cluster:
             with reported("delete_by_user"):
-                deleted = self._delete_user(keys=[index])
+                deleted = self._eval(self._delete_user, [index], [])
             return int(deleted)
         with reported("delete_by_user"):
             names = self.client.zrange(index, 0, -1)

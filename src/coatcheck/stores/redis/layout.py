@@ -9,10 +9,13 @@ Keys (``prefix`` defaults to ``coatcheck:``):
   own TTL is kept at its latest member's expiry, so an index outlives no session of its user.
   Expired members are pruned whenever the index is read.
 
-Commands per call, each one round trip: load ``HGETALL``; the engine's load, which also
-extends a due expiry (up to the deadline kept in field ``a``), create, save, touch, delete,
-rotate (create the new, drop the old), list by user and delete by user one ``EVALSHA`` of the
-scripts below. Scripts derive a user's index key from the prefix, which a single Redis (or a
+Commands per call, each one round trip: load ``HGETALL``; create, save, touch, delete, rotate
+(create the new, drop the old), list by user and delete by user one ``EVALSHA`` of the scripts
+below. The engine's load is a plain ``HGETALL`` too: a script costs Redis some 20 µs where
+``HGETALL`` costs 2, and the client more besides, so a due touch (at most once per
+``touch_interval``) is a round trip of its own. Only with a touch interval under
+:data:`SCRIPTED_TOUCH_BELOW` (a touch on nearly every request) does the load run a script that
+also extends a due expiry (up to the deadline kept in field ``a``), in the same round trip. Scripts derive a user's index key from the prefix, which a single Redis (or a
 Sentinel-managed one) allows. On a Redis Cluster the two live in different slots: the
 :data:`CLUSTER` scripts leave the index alone and the store updates it with :data:`INDEX_ADD`
 or ``ZREM`` on the index's own node.
@@ -29,6 +32,10 @@ import redis.exceptions
 from ..base import Record, StoreError, StoreUnavailable, stored_number, unreadable
 
 DEFAULT_PREFIX = "coatcheck:"
+
+SCRIPTED_TOUCH_BELOW = 1.0
+"""A touch interval (s) under which the engine's load extends a due expiry in its own round trip
+(a script); from it on, loads are plain ``HGETALL`` and a due touch is a call of its own."""
 
 _HELPERS = """
 local function extend(index, ms)
