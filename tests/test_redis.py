@@ -8,7 +8,7 @@ import secrets
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -20,6 +20,7 @@ from coatcheck.clients import Client
 from coatcheck.config import SessionConfig
 from coatcheck.engine import SessionEngine, run
 from coatcheck.ids import new_id, store_key
+from coatcheck.session import Session
 from coatcheck.stores import AsyncStore, Record, StoreError, StoreUnavailable, from_url
 from coatcheck.stores.redis import AsyncRedisStore, RedisStore
 from coatcheck.testing import FakeClock, StoreConformance, cookie_id
@@ -64,70 +65,85 @@ def commands(client: redis.Redis) -> dict[str, int]:
     return {name.removeprefix("cmdstat_"): int(v["calls"]) for name, v in stats.items()}
 
 
-def test_one_round_trip_per_store_call(prefix: str) -> None:
+class Traffic:
+    """One engine on a Redis store, its clock, and the commands each action sends."""
+
+    def __init__(self, prefix: str) -> None:
+        self.store = RedisStore.from_url(REDIS_URL, prefix=prefix)
+        self.clock = FakeClock(time.time())
+        self.engine = SessionEngine(SessionConfig(secure=False, clock=self.clock))
+        self.observer = redis.Redis.from_url(REDIS_URL)
+
+    def new_session(self) -> str:
+        session = run(self.engine.load(None), self.store)
+        session["cart"] = [1]
+        cookie = run(self.engine.commit(session), self.store)
+        assert cookie is not None
+        return cookie.split(";")[0].split("=")[1]
+
+    def sent(self, action: Callable[[], object]) -> int:
+        """How many commands (a script counts once) ``action`` sent."""
+        before = commands(self.observer)
+        action()
+        after = commands(self.observer)
+        return sum(after.get(c, 0) - before.get(c, 0) for c in ("hgetall", "evalsha", "eval"))
+
+    def request(self, session_id: str, change: Callable[[Session], object] = bool) -> str | None:
+        """One request: load, ``change`` the session, commit; the cookie it sets."""
+        session = run(self.engine.load(session_id), self.store)
+        change(session)
+        return run(self.engine.commit(session), self.store)
+
+    def close(self) -> None:
+        self.observer.close()
+        self.store.close()
+
+
+@pytest.fixture
+def traffic(prefix: str) -> Iterator[Traffic]:
+    watched = Traffic(prefix)
+    yield watched
+    watched.close()
+
+
+def test_one_round_trip_per_store_call(traffic: Traffic) -> None:
     """Each request is as few commands as the issue asks (a script counts once)."""
-    store = RedisStore.from_url(REDIS_URL, prefix=prefix)
-    clock = FakeClock(time.time())
-    engine = SessionEngine(SessionConfig(secure=False, clock=clock))
-    session = run(engine.load(None), store)
-    session["cart"] = [1]
-    cookie = run(engine.commit(session), store)
-    assert cookie is not None
-    session_id = cookie.split(";")[0].split("=")[1]
-    observer = redis.Redis.from_url(REDIS_URL)
-    sent_by_store = {"hgetall", "evalsha", "eval"}
+    session_id = traffic.new_session()
 
-    def traffic(action: object) -> int:
-        before = commands(observer)
-        action()  # type: ignore[operator]
-        after = commands(observer)
-        return sum(after.get(c, 0) - before.get(c, 0) for c in sent_by_store)
-
-    def read() -> None:
-        run(engine.commit(run(engine.load(session_id), store)), store)
-
-    def write() -> None:
-        session = run(engine.load(session_id), store)
+    def write(session: Session) -> None:
         session["cart"] = [1, 2, time.time()]
-        run(engine.commit(session), store)
 
-    def login() -> None:
-        session = run(engine.load(session_id), store)
-        session.login("ada")
-        run(engine.commit(session), store)
+    assert traffic.sent(lambda: traffic.request(session_id)) == 1  # HGETALL
+    assert traffic.sent(lambda: traffic.request(session_id, write)) == 2  # load, compare-and-set
+    assert traffic.sent(lambda: traffic.request(session_id, Session.logout)) == 2  # load, delete
+    session_id = traffic.new_session()
+    login = traffic.request  # load, rotate (create the new, drop the old: one script)
+    assert traffic.sent(lambda: login(session_id, lambda s: s.login("ada"))) == 2
 
-    def logout() -> None:
-        session = run(engine.load(session_id), store)
-        session.logout()
-        run(engine.commit(session), store)
 
-    assert traffic(read) == 1  # no touch due: one HGETALL
+def test_a_due_touch_is_a_call_of_its_own_once_per_touch_interval(traffic: Traffic) -> None:
+    """Loads are a plain HGETALL (no script): a read that finds a touch due touches in a second
+    round trip, at most once per ``touch_interval``; a write that finds one due slides the
+    expiry in its own save."""
+    session_id = traffic.new_session()
+    clock, store = traffic.clock, traffic.store
     clock.advance(61)
-    assert traffic(read) == 2  # a touch due (once per touch_interval): load, then touch
+    assert traffic.sent(lambda: traffic.request(session_id)) == 2  # load, then touch
     touched = store.load(store_key(session_id))
     assert touched is not None
     assert touched.expires_at == pytest.approx(clock.now + 1800, abs=0.01)
-    assert traffic(read) == 1  # touched: the next read is one load again
+    assert traffic.sent(lambda: traffic.request(session_id)) == 1  # touched: one load again
     clock.advance(61)  # a touch is due again, and this time the request also writes
-    before = commands(observer)
-    session = run(engine.load(session_id), store)
-    session["cart"] = [1, 2]
-    cookie = run(engine.commit(session), store)
-    after = commands(observer)
-    assert sum(after.get(c, 0) - before.get(c, 0) for c in sent_by_store) == 2  # the save slid it
-    assert cookie is not None  # the save moved the expiry: the cookie slides with it
-    assert "Max-Age=1800" in cookie
+    cookies: list[str | None] = []
+
+    def write(session: Session) -> None:
+        session["cart"] = [1, 2]
+
+    assert traffic.sent(lambda: cookies.append(traffic.request(session_id, write))) == 2
+    assert "Max-Age=1800" in (cookies[0] or "")  # the save slid the expiry: the cookie too
     moved = store.load(store_key(session_id))
     assert moved is not None
     assert moved.expires_at == pytest.approx(clock.now + 1800, abs=0.01)
-    assert traffic(write) == 2  # load, compare-and-set save
-    assert traffic(logout) == 2  # load, delete
-    session = run(engine.load(None), store)
-    session["cart"] = [1]
-    session_id = (run(engine.commit(session), store) or "").split(";")[0].split("=")[1]
-    assert traffic(login) == 2  # load, rotate (create the new, drop the old: one script)
-    observer.close()
-    store.close()
 
 
 def test_a_touch_on_every_request_is_still_one_round_trip(prefix: str) -> None:

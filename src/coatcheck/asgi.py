@@ -125,7 +125,7 @@ class SessionMiddleware:
             try:
                 # A store driven inline costs no coroutine (this runs on every request).
                 if inline is not None:
-                    session = run(engine.load(cookie_value, client), inline)
+                    session = engine.load_from(inline, cookie_value, client)
                 else:
                     session = await run_async(engine.load(cookie_value, client), self.store)
             except (StoreError, LimitExceeded) as exc:

@@ -279,6 +279,41 @@ class SessionEngine:
         loaded = yield ("load_touching", (key, now, candidate, self._touch_seconds))
         record, touched = loaded
         session = self._revive(record, cookie_value, now, current, client, False, touched)
+        if type(session) is Session:
+            return session
+        return (
+            yield from self._unrevived(session, record, key, cookie_value, now, current, client)
+        )
+
+    def load_from(self, store: Store, cookie_value: str, client: ClientSource = None) -> Session:
+        """:meth:`load`, carried out at once against a sync ``store`` (what :func:`run` does with
+        its plan): a session found, or a fresh one, without the plan's generator. Only the
+        common steps are written here; binding, a refused ID and every session not found go
+        through :meth:`load`'s own."""
+        if self.binds or not is_well_formed(cookie_value):
+            return run(self.load(cookie_value, client), store)
+        config = self.config
+        now = config.clock()
+        key = store_key(cookie_value, config.hash_secret)
+        record, touched = store.load_touching(
+            key, now, now + self._idle_seconds, self._touch_seconds
+        )
+        session = self._revive(record, cookie_value, now, None, client, False, touched)
+        if type(session) is Session:
+            return session
+        return run(self._unrevived(session, record, key, cookie_value, now, None, client), store)
+
+    def _unrevived(
+        self,
+        session: Session | Forward | str,
+        record: Record | None,
+        key: str,
+        cookie_value: str,
+        now: float,
+        current: str | None,
+        client: ClientSource,
+    ) -> Plan[Session]:
+        """The rest of a load whose record was not a session: where it moved, or why not."""
         if type(session) is Forward:  # regenerated moments ago: follow to the new record (once)
             record = yield ("load", (session.target,))
             session = self._revive(record, cookie_value, now, current, client, True, False)

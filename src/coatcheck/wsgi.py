@@ -85,7 +85,7 @@ class SessionMiddleware:
             session = engine.fresh(client)
         else:
             try:
-                session = run(engine.load(cookie_value, client), store)
+                session = engine.load_from(store, cookie_value, client)
             except (StoreError, LimitExceeded) as exc:
                 return self._refuse(start_response, exc)
         environ[ENVIRON_KEY] = session

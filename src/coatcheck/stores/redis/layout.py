@@ -15,8 +15,9 @@ below. The engine's load is a plain ``HGETALL`` too: a script costs Redis some 2
 ``HGETALL`` costs 2, and the client more besides, so a due touch (at most once per
 ``touch_interval``) is a round trip of its own. Only with a touch interval under
 :data:`SCRIPTED_TOUCH_BELOW` (a touch on nearly every request) does the load run a script that
-also extends a due expiry (up to the deadline kept in field ``a``), in the same round trip. Scripts derive a user's index key from the prefix, which a single Redis (or a
-Sentinel-managed one) allows. On a Redis Cluster the two live in different slots: the
+also extends a due expiry (up to the deadline kept in field ``a``), in the same round trip.
+Scripts derive a user's index key from the prefix, which a single Redis (or a Sentinel-managed
+one) allows. On a Redis Cluster the two live in different slots: the
 :data:`CLUSTER` scripts leave the index alone and the store updates it with :data:`INDEX_ADD`
 or ``ZREM`` on the index's own node.
 """
