@@ -200,13 +200,14 @@ def encode(
     return envelope(encode_data(data, max_size), created_at, auth_at, user=user)
 
 
-_DATA_KEY = b',"d":'
+DATA_KEY = b',"d":'
+"""What precedes the data in an envelope :func:`envelope` writes (its last member)."""
 
 
 def data_offset(blob: bytes) -> int:
     """Where the data starts in an envelope :func:`envelope` wrote; -1 when it is not one."""
-    at = blob.find(_DATA_KEY)
-    return -1 if at < 0 or not blob.endswith(b"}") else at + len(_DATA_KEY)
+    at = blob.find(DATA_KEY)
+    return -1 if at < 0 or not blob.endswith(b"}") else at + len(DATA_KEY)
 
 
 Envelope = tuple[dict[str, JSONValue], float, float, "str | None", "str | None", "str | None"]

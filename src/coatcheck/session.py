@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 _MISSING: Any = object()
 _UNKNOWN = -2
+_DATA_KEY_LENGTH = len(codec.DATA_KEY)
 
 
 @dataclass(slots=True)
@@ -266,8 +267,9 @@ class Session(dict[str, JSONValue]):
         if self._forced or stored is None or not stored.raw.endswith(body + b"}"):
             return False
         offset = self._offset
-        if offset == _UNKNOWN:
-            offset = self._offset = codec.data_offset(stored.raw)
+        if offset == _UNKNOWN:  # what codec.data_offset does, inline (the raw ends with "}")
+            at = stored.raw.find(codec.DATA_KEY)
+            offset = self._offset = -1 if at < 0 else at + _DATA_KEY_LENGTH
         return offset == len(stored.raw) - len(body) - 1
 
     def holds(self, body: bytes) -> bool:

@@ -121,16 +121,29 @@ class MemoryStore(Store, UserIndex, Purgeable, Iterable):
     # -- Store -------------------------------------------------------------------------------
 
     def load(self, key: str) -> Record | None:
-        packed = _pack(key)
+        return self.load_touching(key, 0.0, 0.0, 0.0)[0]
+
+    def load_touching(
+        self, key: str, now: float, expires_at: float, min_gain: float
+    ) -> tuple[Record | None, bool]:
+        """Only loads (the engine touches when one is due), in the one call the engine makes
+        on every request that brings a cookie: hence written out here (what :func:`_pack`
+        does, too)."""
+        packed: _Key = key
+        if len(key) == 64:
+            try:
+                packed = bytes.fromhex(key)
+            except ValueError:
+                packed = key
         with self._lock:
             entry = self._entries.get(packed)
             if entry is None:
-                return None
+                return None, False
             if self.max_entries is not None:
                 self._used(packed, entry)
             return record_of(
                 (key, entry.data, entry.expires_at, entry.version, entry.user_id, None)
-            )
+            ), False
 
     def create(self, record: Record) -> bool:
         key = _pack(record.key)
