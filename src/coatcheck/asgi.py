@@ -127,7 +127,7 @@ class SessionMiddleware:
                 if inline is not None:
                     session = engine.load_from(inline, cookie_value, client)
                 else:
-                    session = await run_async(engine.load(cookie_value, client), self.store)
+                    session = await engine.load_from_async(self.store, cookie_value, client)
             except (StoreError, LimitExceeded) as exc:
                 await self._refuse(scope, send, exc)
                 return

@@ -287,21 +287,46 @@ class SessionEngine:
 
     def load_from(self, store: Store, cookie_value: str, client: ClientSource = None) -> Session:
         """:meth:`load`, carried out at once against a sync ``store`` (what :func:`run` does with
-        its plan): a session found, or a fresh one, without the plan's generator. Only the
-        common steps are written here; binding, a refused ID and every session not found go
-        through :meth:`load`'s own."""
+        its plan): a session found, or a fresh one, without the plan's generator, which costs
+        more than the rest of a request's load. Only the common steps are written here (and in
+        :meth:`load_from_async`); binding, a refused ID and every session not found go through
+        :meth:`load`'s own."""
         if self.binds or not is_well_formed(cookie_value):
             return run(self.load(cookie_value, client), store)
-        config = self.config
-        now = config.clock()
-        key = store_key(cookie_value, config.hash_secret)
-        record, touched = store.load_touching(
-            key, now, now + self._idle_seconds, self._touch_seconds
-        )
+        now = self.config.clock()
+        key = store_key(cookie_value, self.config.hash_secret)
+        loaded = store.load_touching(key, now, now + self._idle_seconds, self._touch_seconds)
+        found = self._found(loaded, key, cookie_value, now, client)
+        return found if type(found) is Session else run(cast(Plan[Session], found), store)
+
+    async def load_from_async(
+        self, store: AsyncStore, cookie_value: str, client: ClientSource = None
+    ) -> Session:
+        """:meth:`load_from` against an async ``store``."""
+        if self.binds or not is_well_formed(cookie_value):
+            return await run_async(self.load(cookie_value, client), store)
+        now = self.config.clock()
+        key = store_key(cookie_value, self.config.hash_secret)
+        loaded = await store.load_touching(key, now, now + self._idle_seconds, self._touch_seconds)
+        found = self._found(loaded, key, cookie_value, now, client)
+        if type(found) is Session:
+            return found
+        return await run_async(cast(Plan[Session], found), store)
+
+    def _found(
+        self,
+        loaded: tuple[Record | None, bool],
+        key: str,
+        cookie_value: str,
+        now: float,
+        client: ClientSource,
+    ) -> Session | Plan[Session]:
+        """What a load without binding found: the session, or the plan that finishes it."""
+        record, touched = loaded
         session = self._revive(record, cookie_value, now, None, client, False, touched)
         if type(session) is Session:
             return session
-        return run(self._unrevived(session, record, key, cookie_value, now, None, client), store)
+        return self._unrevived(session, record, key, cookie_value, now, None, client)
 
     def _unrevived(
         self,

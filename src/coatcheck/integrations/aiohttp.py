@@ -180,7 +180,7 @@ class SessionMiddleware:
             session = engine.fresh(client)
         else:
             try:
-                session = await run_async(engine.load(cookie_value, client), self.store)
+                session = await engine.load_from_async(self.store, cookie_value, client)
             except (StoreError, LimitExceeded) as exc:
                 return self._refusal(exc)
         destination: Destination | None = None

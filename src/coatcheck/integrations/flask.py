@@ -419,7 +419,7 @@ class CoatcheckSessionInterface(SessionInterface):
             session = engine.fresh(client)
         else:
             try:
-                session = run(engine.load(value, client), self.store)
+                session = engine.load_from(self.store, value, client)
             except (StoreError, LimitExceeded) as exc:
                 request.environ[REFUSAL_KEY] = refusal_exception(self.exchange, exc)
                 return None  # Flask makes an UnavailableSession; the request gets the refusal
