@@ -105,8 +105,12 @@ class SessionMiddleware:
         # with a session.
         self._extra_headers = type(self).session_headers is not SessionMiddleware.session_headers
         self._bearer_on = self.exchange.tokens is not None
-        # The engine's commit, called directly unless a subclass adapts it.
+        # The engine's commit, called directly unless a subclass adapts it; against an inline
+        # store, carried out at once (a save without the plan's generator).
         self._plain_commit = type(self).plan_commit is SessionMiddleware.plan_commit
+        self._commit_inline: Callable[[Session, Store], Plan[str | None] | str | None] = (
+            self.engine.commit if self._plain_commit else self._planned
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -143,10 +147,18 @@ class SessionMiddleware:
             if replaced:
                 return _sent()
             if message["type"] in _STARTS:
-                plan = plan_commit(session)
-                if plan is None:
+                if inline is not None:
+                    try:
+                        done = self._commit_inline(session, inline)  # a save made, or a plan
+                        set_cookie = (
+                            done if done is None or isinstance(done, str) else run(done, inline)
+                        )
+                    except (StoreError, LimitExceeded) as exc:
+                        replaced = True
+                        return self._refuse(scope, send, exc)
+                elif (plan := plan_commit(session)) is None:
                     set_cookie = None
-                elif inline is None:
+                else:
 
                     async def committed(plan: Plan[str | None], message: Message) -> None:
                         nonlocal replaced
@@ -159,12 +171,6 @@ class SessionMiddleware:
                         await send(self._started(scope, message, session, set_cookie))
 
                     return committed(plan, message)
-                else:
-                    try:
-                        set_cookie = run(plan, inline)
-                    except (StoreError, LimitExceeded) as exc:
-                        replaced = True
-                        return self._refuse(scope, send, exc)
                 if set_cookie is not None or session.stored is not None or self._extra_headers:
                     message = self._started(scope, message, session, set_cookie)
             return send(message)
@@ -231,6 +237,10 @@ class SessionMiddleware:
         if added:
             return {**message, "headers": [*headers, *added]}
         return message
+
+    def _planned(self, session: Session, store: Store) -> Plan[str | None] | None:
+        """A subclass's :meth:`plan_commit`, as the inline commit is called."""
+        return self.plan_commit(session)
 
     def plan_commit(self, session: Session) -> Plan[str | None] | None:
         """The plan that stores what the request did to its session (integrations adapt it)."""

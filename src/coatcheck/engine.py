@@ -449,13 +449,21 @@ class SessionEngine:
 
     # -- commit ------------------------------------------------------------------------------
 
-    def commit(self, session: Session) -> Plan[str | None] | None:
+    @overload
+    def commit(self, session: Session) -> Plan[str | None] | None: ...
+    @overload
+    def commit(self, session: Session, store: Store) -> Plan[str | None] | str | None: ...
+    def commit(self, session: Session, store: Store | None = None) -> Plan[str | None] | str | None:
         """Plan the writes the request's changes need; None when there is nothing to do.
 
         The plan returns the ``Set-Cookie`` value, or None for no cookie. The common case, a
         stored session read and left unchanged with no touch due, is decided here with no plan.
         A request forwarded from a regenerated ID sets no cookie: the rotating response gives
         the client its new one.
+
+        With a sync ``store`` (one that runs inline), a save is carried out at once, without
+        the plan's generator (which costs more than the rest of the save): the cookie, or None,
+        is returned instead of a plan. A conflict, and every other write, is still a plan.
 
         With ``purge_interval``, the commit of the first request an interval after this
         engine's last check (any request, even one with nothing to write) gives a plan that
@@ -489,12 +497,41 @@ class SessionEngine:
             # one computed now).
             keep = not due and kept <= expires_at
             body = codec.check_size(body, config.max_size)
-            return self._save(session, stored, body, kept if keep else expires_at, now)
+            expires_at = kept if keep else expires_at
+            if store is None:
+                return self._save(session, stored, body, expires_at, now)
+            return self._save_now(store, session, stored, body, expires_at, now)
         if not due:
             if stored.touched and config.persistent:  # the load touched: slide the cookie
                 return _done(self._issue(stored, now))
             return None
         return self._touch(session, stored, expires_at, now)
+
+    def commit_to(self, store: Store, session: Session) -> str | None:
+        """:meth:`commit`, carried out against a sync ``store``: the cookie, or None."""
+        done = self.commit(session, store)
+        if done is None or isinstance(done, str):
+            return done
+        return run(done, store)
+
+    def _save_now(
+        self,
+        store: Store,
+        session: Session,
+        stored: Stored,
+        body: bytes,
+        expires_at: float,
+        now: float,
+    ) -> Plan[str | None] | str | None:
+        """A save's first attempt, made at once against ``store``; the plan of its retries
+        when another writer came first."""
+        version, previous, touched = stored.version, stored.expires_at, stored.touched
+        blob = session.rewrapped(body)
+        record = self._write(stored.key, blob, expires_at, version + 1, session.user_id, stored)
+        save = store.save_keeping_expiry if expires_at == previous else store.save
+        if save(record, version):
+            return self._saved(session, stored, blob, expires_at, now, previous, touched)
+        return self._save(session, stored, body, expires_at, now, tried=True)
 
     # -- purge (purge_interval) ------------------------------------------------------------
 
@@ -714,27 +751,65 @@ class SessionEngine:
         session.touched(expires_at, now)  # updates stored
         return self._reissue(stored, previous, now)
 
+    def _write(
+        self,
+        key: str,
+        blob: bytes,
+        expires_at: float,
+        version: int,
+        user: str | None,
+        stored: Stored,
+    ) -> Record:
+        """The record a save writes: ``blob`` sealed, as ``version``."""
+        sealed = seal(self._ring, blob, key, self._compress_over)
+        return record_of((key, sealed, expires_at, version, user, stored.deadline))
+
+    def _saved(
+        self,
+        session: Session,
+        stored: Stored,
+        blob: bytes,
+        expires_at: float,
+        now: float,
+        previous: float,
+        touched: bool,
+    ) -> str | None:
+        """After a save of ``blob`` (the session was ``stored``, expiring at ``previous``, as
+        loaded): the session records it, and the cookie slides when its expiry moved."""
+        session.saved(stored.version + 1, blob, expires_at, now)  # updates stored
+        if touched and self.config.persistent:
+            return self._issue(stored, now)  # the load moved the expiry: slide
+        return self._reissue(stored, previous, now)
+
     def _save(
-        self, session: Session, stored: Stored, body: bytes, expires_at: float, now: float
+        self,
+        session: Session,
+        stored: Stored,
+        body: bytes,
+        expires_at: float,
+        now: float,
+        tried: bool = False,
     ) -> Plan[str | None]:
+        """Save with compare-and-set, replaying this request's changes over a concurrent
+        writer's until one attempt holds. ``tried``: a first attempt was made (by
+        :meth:`commit` given a store) and found another writer: start by reloading."""
         key, version, previous = stored.key, stored.version, stored.expires_at
-        deadline, touched, user = stored.deadline, stored.touched, session.user_id
+        touched, user = stored.touched, session.user_id
         held = (previous, user)  # the expiry and user the store holds
         blob = session.rewrapped(body)
         for attempt in range(MAX_SAVE_ATTEMPTS):
             if attempt:  # writers colliding on one session take turns instead of spinning
                 yield backoff(attempt)
-            sealed = seal(self._ring, blob, key, self._compress_over)
-            record = record_of((key, sealed, expires_at, version + 1, user, deadline))
-            kept = (expires_at, user) == held
-            step: StoreCall = (
-                ("save_keeping_expiry", (record, version)) if kept else ("save", (record, version))
-            )
-            if (yield step):
-                session.saved(version + 1, blob, expires_at, now)  # updates stored
-                if touched and self.config.persistent:
-                    return self._issue(stored, now)  # the load moved the expiry: slide
-                return self._reissue(stored, previous, now)
+            if attempt or not tried:
+                record = self._write(key, blob, expires_at, version + 1, user, stored)
+                kept = (expires_at, user) == held
+                step: StoreCall = (
+                    ("save_keeping_expiry", (record, version))
+                    if kept
+                    else ("save", (record, version))
+                )
+                if (yield step):
+                    return self._saved(session, stored, blob, expires_at, now, previous, touched)
             current: Record | None = yield ("load", (key,))
             target = self.forward_target(current, now) if current is not None else None
             forwarded = stored.forwarded

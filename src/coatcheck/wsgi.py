@@ -97,7 +97,8 @@ class SessionMiddleware:
             nonlocal refused
             if exc_info is None and refused is None:
                 try:
-                    set_cookie = run(engine.commit(session), store)
+                    done = engine.commit(session, store)  # a save made, or a plan
+                    set_cookie = done if done is None or isinstance(done, str) else run(done, store)
                 except (StoreError, LimitExceeded) as exc:
                     refused = self._refuse(start_response, exc)
                     return None

@@ -435,7 +435,7 @@ class CoatcheckSessionInterface(SessionInterface):
         session.settle()
         engine = self.engines[session.permanent]
         try:
-            set_cookie = run(engine.commit(session.coatcheck), self.store)
+            set_cookie = engine.commit_to(self.store, session.coatcheck)
         except (StoreError, LimitExceeded) as exc:
             _become(response, refusal_exception(self.exchange, exc))
             return
