@@ -9,13 +9,17 @@ a module serving other views switches to its own with ``override_settings(ROOT_U
 from __future__ import annotations
 
 import atexit
+import os
 import shutil
 import tempfile
 from pathlib import Path
 
 import django
 
-SCRATCH = Path(tempfile.mkdtemp(prefix="coatcheck-django-"))
+# In the test run's temporary root (tests/conftest.py: in memory where there is a tmpfs).
+SCRATCH = Path(
+    tempfile.mkdtemp(prefix="coatcheck-django-", dir=os.environ.get("PYTEST_DEBUG_TEMPROOT"))
+)
 atexit.register(shutil.rmtree, SCRATCH, ignore_errors=True)
 SQLITE_URL = f"sqlite:///{SCRATCH}/sessions.db"
 

@@ -99,6 +99,10 @@ def serve_aiohttp(app: Any) -> Iterator[str]:
         loop.close()
 
 
+WSGI_POLL = 0.02
+"""How often a test's WSGI server checks whether it is asked to stop, in seconds."""
+
+
 class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
     daemon_threads = True
 
@@ -110,11 +114,15 @@ class _QuietHandler(WSGIRequestHandler):
 
 @contextmanager
 def serve_wsgi(app: Callable[..., Any]) -> Iterator[str]:
-    """Run a WSGI ``app`` on a threading wsgiref server; yield its base URL."""
+    """Run a WSGI ``app`` on a threading wsgiref server; yield its base URL.
+
+    The server looks for its stop every ``WSGI_POLL`` seconds (socketserver's default, half a
+    second, made every stop wait a quarter of a second on average).
+    """
     server = make_server(
         "127.0.0.1", 0, app, server_class=_ThreadingWSGIServer, handler_class=_QuietHandler
     )
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(WSGI_POLL,), daemon=True)
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.server_port}"

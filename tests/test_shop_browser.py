@@ -25,6 +25,7 @@ from playwright.sync_api import Browser, Page, sync_playwright
 from .shop_servers import (
     CHROMIUM,
     CHROMIUM_ARGS,
+    Demo,
     redis_store_url,
     require_chromium,
     require_nginx,
@@ -125,21 +126,23 @@ def test_on_redis_the_session_follows_the_shopper_across_instances(
         second.close()
 
 
-def test_on_memory_the_next_instance_refuses_the_login_form(browser: Browser, shots: Path) -> None:
-    with run_demo("--store", "memory://", "--instances", "3") as demo:
-        context = browser.new_context(viewport={"width": 1000, "height": 640})
-        page = context.new_page()
-        with page.expect_response(lambda response: response.request.method == "POST") as posted:
-            log_in(page, demo.url)
-        # The form came from one instance, which keeps its session and token in memory; nginx
-        # sent the post to another, which has never heard of either, and says so.
-        assert posted.value.status == 403
-        answered = posted.value.headers["x-instance"]
-        assert page.inner_text("#lost") == "This instance has never seen your session"
-        assert page.inner_text("#lost-instance") == served_by(page) == answered
-        assert "memory is per process" in page.inner_text("#why")
-        page.screenshot(path=shots / "shop-memory-lost.png")
-        page.click("#try-again")
-        assert page.url == demo.url + "/login"
-        assert page.inner_text("#who") == "Not logged in"
-        context.close()
+def test_on_memory_the_next_instance_refuses_the_login_form(
+    browser: Browser, shots: Path, memory_cluster: Demo
+) -> None:
+    demo = memory_cluster  # memory://, three instances (tests/conftest.py)
+    context = browser.new_context(viewport={"width": 1000, "height": 640})
+    page = context.new_page()
+    with page.expect_response(lambda response: response.request.method == "POST") as posted:
+        log_in(page, demo.url)
+    # The form came from one instance, which keeps its session and token in memory; nginx
+    # sent the post to another, which has never heard of either, and says so.
+    assert posted.value.status == 403
+    answered = posted.value.headers["x-instance"]
+    assert page.inner_text("#lost") == "This instance has never seen your session"
+    assert page.inner_text("#lost-instance") == served_by(page) == answered
+    assert "memory is per process" in page.inner_text("#why")
+    page.screenshot(path=shots / "shop-memory-lost.png")
+    page.click("#try-again")
+    assert page.url == demo.url + "/login"
+    assert page.inner_text("#who") == "Not logged in"
+    context.close()

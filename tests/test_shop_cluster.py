@@ -121,26 +121,27 @@ def log_in_where_the_token_is(demo: Demo, http: httpx.Client) -> None:
     http.headers["x-csrf-token"] = response.json()["csrf_token"]
 
 
-def test_on_memory_the_session_is_lost_when_another_instance_answers() -> None:
-    with run_demo("--store", "memory://", "--instances", "3") as demo:
-        with httpx.Client(base_url=demo.url) as http:
-            csrf_token(http)  # the session and its token, in one instance's memory
-            refused = http.post("/api/login", json={"username": "alice", "password": "coatcheck"})
-            assert refused.status_code == 403  # another instance: no such session, no token
-            assert "Max-Age=0" in refused.headers["set-cookie"]  # it drops the unknown cookie
-            assert "session" not in http.cookies
+def test_on_memory_the_session_is_lost_when_another_instance_answers(
+    memory_cluster: Demo,
+) -> None:
+    demo = memory_cluster  # memory://, three instances (tests/conftest.py)
+    with httpx.Client(base_url=demo.url) as http:
+        csrf_token(http)  # the session and its token, in one instance's memory
+        refused = http.post("/api/login", json={"username": "alice", "password": "coatcheck"})
+        assert refused.status_code == 403  # another instance: no such session, no token
+        assert "Max-Age=0" in refused.headers["set-cookie"]  # it drops the unknown cookie
+        assert "session" not in http.cookies
 
-            log_in_where_the_token_is(demo, http)
-            first = http.cookies["session"]
-            me = http.get("/api/me")
-            assert me.status_code == 401  # another instance, which never heard of it
-            assert "Max-Age=0" in me.headers["set-cookie"]
-            assert "session" not in http.cookies
-        replay = [
-            httpx.get(demo.url + "/api/me", headers={"cookie": f"session={first}"})
-            for _ in range(3)
-        ]
-        assert sorted(response.status_code for response in replay) == [200, 401, 401]
+        log_in_where_the_token_is(demo, http)
+        first = http.cookies["session"]
+        me = http.get("/api/me")
+        assert me.status_code == 401  # another instance, which never heard of it
+        assert "Max-Age=0" in me.headers["set-cookie"]
+        assert "session" not in http.cookies
+    replay = [
+        httpx.get(demo.url + "/api/me", headers={"cookie": f"session={first}"}) for _ in range(3)
+    ]
+    assert sorted(response.status_code for response in replay) == [200, 401, 401]
 
 
 def test_sticky_memory_works_until_its_instance_dies() -> None:

@@ -10,23 +10,21 @@ served the page (and holds the session and the form's token in its memory).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from .shop_servers import Demo, csrf_token, form_token, log_in, pid_of, require_nginx, run_demo
+from .shop_servers import Demo, csrf_token, form_token, log_in, pid_of, run_demo
 
 PLAIN_REFUSAL = "Forbidden: the request failed its CSRF check.\n"
 LOGIN = {"username": "alice", "password": "coatcheck"}
 
 
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[Demo]:
-    require_nginx()
-    with run_demo("--store", "memory://", "--instances", "3") as demo:
-        yield demo
+@pytest.fixture
+def cluster(memory_cluster: Demo) -> Demo:
+    """The shop on memory:// behind nginx, three instances (tests/conftest.py)."""
+    return memory_cluster
 
 
 def words(page: str) -> str:
