@@ -3,7 +3,10 @@
 :meth:`SessionEngine.load` and :meth:`SessionEngine.commit` are generators. They *yield* the
 store calls they need (a :class:`StoreCall`) and receive each call's result, so every decision is
 written once. :func:`run` drives them against a sync store, :func:`run_async` against an async
-one; those two loops are the only code the two faces do not share.
+one; those two loops are the only code the two faces do not share, but for the two commonest
+steps, which the adapters carry out at once, without a generator: a session found
+(:meth:`SessionEngine.load_from`, :meth:`SessionEngine.load_from_async`), and a save's first
+attempt against a sync store (:meth:`SessionEngine.commit` given the store).
 
 Round trips per request: no cookie 0; read-only 1 (plus a throttled touch, unless the store's
 load does it: ``load_touching``); writing 2 (load, then
