@@ -111,6 +111,9 @@ class SessionMiddleware:
         self._commit_inline: Callable[[Session, Store], Plan[str | None] | str | None] = (
             self.engine.commit if self._plain_commit else self._planned
         )
+        self._plan: Callable[[Session], Plan[str | None] | None] = (
+            self.engine.commit if self._plain_commit else self.plan_commit
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -137,7 +140,6 @@ class SessionMiddleware:
                 return
         scope["session"] = session
         replaced = False
-        plan_commit = engine.commit if self._plain_commit else self.plan_commit
 
         # A plain function that returns what to await (not a coroutine of its own): each
         # message then costs the app no extra coroutine. Only a commit that must wait on an
@@ -156,7 +158,7 @@ class SessionMiddleware:
                     except (StoreError, LimitExceeded) as exc:
                         replaced = True
                         return self._refuse(scope, send, exc)
-                elif (plan := plan_commit(session)) is None:
+                elif (plan := self._plan(session)) is None:
                     set_cookie = None
                 else:
 
@@ -232,7 +234,8 @@ class SessionMiddleware:
             else ()
         )
         if private is not None:
-            private.extend(added)
+            if added:
+                private.extend(added)
             return {**message, "headers": private}
         if added:
             return {**message, "headers": [*headers, *added]}
