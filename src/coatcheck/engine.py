@@ -151,6 +151,8 @@ class SessionEngine:
         self._idle_seconds = float(config.idle_timeout)
         self._absolute_seconds = float(config.absolute_timeout)
         self._touch_seconds = float(config.touch_interval)
+        self._least_touch = max(self._touch_seconds, 1e-9)
+        """The least move of the expiry that makes a touch due (touch_interval=0: any move)."""
         self._compress_over = config.compress_over
         self.load_needs_client = (
             self.fresh_needs_client or config.max_rejections_per_client is not None
@@ -298,9 +300,13 @@ class SessionEngine:
             return run(self.load(cookie_value, client), store)
         now = self.config.clock()
         key = store_key(cookie_value, self.config.hash_secret)
-        loaded = store.load_touching(key, now, now + self._idle_seconds, self._touch_seconds)
-        found = self._found(loaded, key, cookie_value, now, client)
-        return found if type(found) is Session else run(cast(Plan[Session], found), store)
+        record, touched = store.load_touching(
+            key, now, now + self._idle_seconds, self._touch_seconds
+        )
+        session = self._revive(record, cookie_value, now, None, client, False, touched)
+        if type(session) is Session:
+            return session
+        return run(self._unrevived(session, record, key, cookie_value, now, None, client), store)
 
     async def load_from_async(
         self, store: AsyncStore, cookie_value: str, client: ClientSource = None
@@ -310,26 +316,14 @@ class SessionEngine:
             return await run_async(self.load(cookie_value, client), store)
         now = self.config.clock()
         key = store_key(cookie_value, self.config.hash_secret)
-        loaded = await store.load_touching(key, now, now + self._idle_seconds, self._touch_seconds)
-        found = self._found(loaded, key, cookie_value, now, client)
-        if type(found) is Session:
-            return found
-        return await run_async(cast(Plan[Session], found), store)
-
-    def _found(
-        self,
-        loaded: tuple[Record | None, bool],
-        key: str,
-        cookie_value: str,
-        now: float,
-        client: ClientSource,
-    ) -> Session | Plan[Session]:
-        """What a load without binding found: the session, or the plan that finishes it."""
-        record, touched = loaded
+        record, touched = await store.load_touching(
+            key, now, now + self._idle_seconds, self._touch_seconds
+        )
         session = self._revive(record, cookie_value, now, None, client, False, touched)
         if type(session) is Session:
             return session
-        return self._unrevived(session, record, key, cookie_value, now, None, client)
+        plan = self._unrevived(session, record, key, cookie_value, now, None, client)
+        return await run_async(plan, store)
 
     def _unrevived(
         self,
@@ -493,7 +487,7 @@ class SessionEngine:
         kept = stored.expires_at
         # A load that touched moved the expiry for this request (even at touch_interval=0):
         # no second round trip to move it again.
-        due = not stored.touched and expires_at - kept >= max(self._touch_seconds, 1e-9)
+        due = not stored.touched and expires_at - kept >= self._least_touch
         if not session.unchanged_as(body):
             # A write slides the expiry as a read does, at most once per touch_interval: most
             # saves leave the stored expiry where it was (unless a store rounded it past the

@@ -264,13 +264,16 @@ class Session(dict[str, JSONValue]):
     def unchanged_as(self, body: bytes) -> bool:
         """Whether the store holds exactly ``body`` as the data, and nothing forces a write."""
         stored = self.stored  # what _holds does, inline: this runs on every request
-        if self._forced or stored is None or not stored.raw.endswith(body + b"}"):
+        if self._forced or stored is None:
+            return False
+        raw = stored.raw  # ends with body + "}", checked without making that string
+        if raw[-1:] != b"}" or not raw.endswith(body, 0, -1):
             return False
         offset = self._offset
         if offset == _UNKNOWN:  # what codec.data_offset does, inline (the raw ends with "}")
-            at = stored.raw.find(codec.DATA_KEY)
+            at = raw.find(codec.DATA_KEY)
             offset = self._offset = -1 if at < 0 else at + _DATA_KEY_LENGTH
-        return offset == len(stored.raw) - len(body) - 1
+        return offset == len(raw) - len(body) - 1
 
     def holds(self, body: bytes) -> bool:
         """Whether the stored bytes hold exactly ``body`` as their data."""
