@@ -403,7 +403,8 @@ class SessionEngine:
         if deadline <= now:
             return "absolute"
         # The expiry column is the store's; the deadline comes from the envelope.
-        expires_at = min(expires_at, deadline)
+        # min() and max() are calls: written out, as this runs on every request
+        expires_at = deadline if deadline < expires_at else expires_at
         flagged = rebound = False
         if current is not None and bound != current:
             if bound is None:  # stored before binding was on: bind it now
@@ -415,8 +416,12 @@ class SessionEngine:
                 self.emit("flagged", record.key, user_id, "binding")
                 flagged = True
         # The last touch set expires_at to min(then + idle, deadline): recover "then".
-        idle = self._idle_seconds
-        last_active = now if touched else max(created_at, min(expires_at - idle, now))
+        if touched:
+            last_active = now
+        else:  # max(created_at, min(then, now))
+            then = expires_at - self._idle_seconds
+            last_active = then if then < now else now
+            last_active = created_at if last_active < created_at else last_active
         # Built slot by slot: a dataclass __init__ is a Python frame, and this runs on every
         # request that brings a cookie.
         stored = _new_stored(Stored)
@@ -477,7 +482,8 @@ class SessionEngine:
             return self._rebind(session)
         config = self.config
         now = config.clock()
-        expires_at = min(now + self._idle_seconds, stored.deadline)
+        expires_at = now + self._idle_seconds  # no later than the deadline (min(), written out)
+        expires_at = stored.deadline if stored.deadline < expires_at else expires_at
         if expires_at <= now:  # the absolute deadline passed during the request
             return self._destroy(session, stored)
         try:  # the cap applies to what is written, not what was
