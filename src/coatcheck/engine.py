@@ -499,7 +499,8 @@ class SessionEngine:
             # saves leave the stored expiry where it was (unless a store rounded it past the
             # one computed now).
             keep = not due and kept <= expires_at
-            body = codec.check_size(body, config.max_size)
+            if len(body) > config.max_size:
+                codec.check_size(body, config.max_size)  # raises
             expires_at = kept if keep else expires_at
             if store is None:
                 return self._save(session, stored, body, expires_at, now)
@@ -764,8 +765,10 @@ class SessionEngine:
         stored: Stored,
     ) -> Record:
         """The record a save writes: ``blob`` sealed, as ``version``."""
-        sealed = seal(self._ring, blob, key, self._compress_over)
-        return record_of((key, sealed, expires_at, version, user, stored.deadline))
+        ring, over = self._ring, self._compress_over  # seal() only when it has work to do
+        if ring is not None or (over is not None and len(blob) > over):
+            blob = seal(ring, blob, key, over)
+        return record_of((key, blob, expires_at, version, user, stored.deadline))
 
     def _saved(
         self,
