@@ -15,6 +15,11 @@ count by a few tenths of a percent when anything before it changes (another tree
 import). So every count is made in a few layouts, the child first allocating a different number
 of throwaway classes and objects before it imports anything, and the layouts' mean is reported.
 
+Each framework integration (Flask, Django, Litestar, aiohttp) is counted the same way, in the
+working tree, against its own framework's bare app and that framework's usual session package
+on the same store: :mod:`benchmarks.framework_instructions` builds and drives those apps and
+reports them, one table per framework.
+
 With ``--baseline-src`` (another checkout's ``src``) or ``--baseline-ref`` (a git revision, read
 with ``git archive``), the same counts are made for that tree too, side by side in one run. Both
 trees, and this package, are copied (and byte-compiled) before anything is counted, so edits
@@ -47,8 +52,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-# Only the standard library and .report here: a child shifts its memory layout before it imports
-# Starlette, coatcheck or the benchmark apps (in the functions below).
+# Only the standard library, .report and .framework_instructions (itself only those) here: a
+# child shifts its memory layout before it imports Starlette, coatcheck or the benchmark apps
+# (in the functions below).
+from . import framework_instructions
 from .report import Target, _cpu_model, _package_version, table, targets_table, verdict
 
 if TYPE_CHECKING:
@@ -92,8 +99,14 @@ FLOOR_OF = {
     ASGI_COATCHECK: ASGI_BARE,
     WSGI_COATCHECK: WSGI_BARE,
     **dict.fromkeys(PEERS, ASGI_BARE),
+    **framework_instructions.BARE_OF,
 }
-"""Each session variant's bare app: the same requests with no session layer."""
+"""Each session variant's bare app: the same requests with no session layer (a framework app's,
+its own framework's bare app)."""
+FRAMEWORK_APPS = framework_instructions.APPS
+"""Each framework's bare app, coatcheck's integration and its usual session package
+(:mod:`benchmarks.framework_instructions`), counted in the working tree only, in
+:data:`benchmarks.framework_instructions.LAYOUTS` layouts unless told otherwise."""
 ANONYMOUS_CEILING = 1.10
 """Issue 17: an anonymous request costs at most 10% more than on bare Starlette."""
 FLOOR_CEILINGS = {"read-only": 2.5, "writing": 3.0}
@@ -365,7 +378,7 @@ def _wsgi_run(variant: str, scenario: str, count: int, warmup: int) -> dict[str,
 def child(argv: list[str]) -> int:
     """Run one variant's requests (what callgrind counts); print what was run, as JSON."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks.instructions")
-    parser.add_argument("variant", choices=(*VARIANTS, *PEERS))
+    parser.add_argument("variant", choices=(*VARIANTS, *PEERS, *FRAMEWORK_APPS))
     parser.add_argument("scenario")
     parser.add_argument("count", type=int)
     parser.add_argument("--warmup", type=int, default=WARMUP)
@@ -379,7 +392,12 @@ def child(argv: list[str]) -> int:
     _shift(args.layout)
     if args.scenario not in [s.name for s in _scenarios()]:
         parser.error(f"unknown scenario {args.scenario!r}")
-    if args.variant in (WSGI_BARE, WSGI_COATCHECK):
+    if args.variant in FRAMEWORK_APPS:
+        redis_url = os.environ.get(REDIS_URL_ENV, "")
+        seen = framework_instructions.run(
+            args.variant, args.scenario, args.count, args.warmup, redis_url, _WsgiDriver
+        )
+    elif args.variant in (WSGI_BARE, WSGI_COATCHECK):
         seen = _wsgi_run(args.variant, args.scenario, args.count, args.warmup)
     else:
         run = _asgi_run(args.variant, args.scenario, args.count, args.warmup, args.redis_stats)
@@ -443,8 +461,9 @@ class InstructionsResult:
         return len(self.trees) > 1
 
     def variants(self, tree: str) -> list[str]:
-        """The apps counted in ``tree`` (the peers only in the working tree)."""
-        return list(self.per_layout[tree])
+        """The apps counted in ``tree`` (the peers only in the working tree), less the framework
+        apps (:mod:`benchmarks.framework_instructions` reports those)."""
+        return [variant for variant in self.per_layout[tree] if variant not in FRAMEWORK_APPS]
 
     @property
     def peers(self) -> bool:
@@ -453,7 +472,7 @@ class InstructionsResult:
     def targets(self) -> list[Target]:
         """Issue 17's, when the floor and the peers were counted; with a baseline, each
         coatcheck count no higher than the baseline's (within noise)."""
-        found = self.floor_targets() if self.peers else []
+        found = self.issue_targets()
         if not self.compared:
             return found
         current, baseline = self.trees[0].label, self.trees[1].label
@@ -470,6 +489,12 @@ class InstructionsResult:
                     )
                 )
         return found
+
+    def issue_targets(self) -> list[Target]:
+        """Issue 17's targets from what was counted: the floor's and the Starlette peers' when
+        they were, each framework's when its apps were."""
+        found = self.floor_targets() if self.peers else []
+        return found + framework_instructions.targets(self)
 
     def floor_targets(self) -> list[Target]:
         """Issue 17: an anonymous request within 10% of bare Starlette; on MemoryStore, what
@@ -621,6 +646,8 @@ Reproduce: `{command}`
                         "" if variant not in FLOOR_OF else f"{added:+,.0f}",
                     ]
                 rows.append(row)
+            if not rows:
+                continue
             text += f"""
 Instructions per request, `{tree.label}` ("added": less the bare app of the same protocol):
 
@@ -653,12 +680,14 @@ Instructions per request, `{tree.label}` ("added": less the bare app of the same
 """
         if self.redis:
             text += self.redis_markdown()
-        if self.peers:
+        text += framework_instructions.markdown(self)
+        issue = self.issue_targets()
+        if issue:
             text += f"""
 Issue 17's targets, from the working tree's counts above (the floor and the peers added to
-bare Starlette's requests as coatcheck's are):
+bare Starlette's requests as coatcheck's are; each framework's session apps to its bare app's):
 
-{targets_table(self.floor_targets())}
+{targets_table(issue)}
 """
         return text
 
@@ -812,7 +841,11 @@ def _check(run: _Run, stdout: str) -> None:
     seen = json.loads(stdout.strip().splitlines()[-1])
     if Path(seen["coatcheck"]) != run.tree.src.resolve():
         raise RuntimeError(f"{run} imported coatcheck from {seen['coatcheck']}")
-    if run.variant in FLOOR_OF and (not seen["cookie"] or seen["read"] == "no session"):
+    if run.variant in FRAMEWORK_APPS:
+        problem = framework_instructions.check(run.variant, seen)
+        if problem is not None:
+            raise RuntimeError(f"{run}: {problem}: {seen}")
+    elif run.variant in FLOOR_OF and (not seen["cookie"] or seen["read"] == "no session"):
         raise RuntimeError(f"{run}: no session cookie, or the session was not found: {seen}")
 
 
@@ -873,12 +906,17 @@ def measure(
     jobs: int | None = None,
     progress: Callable[[str], None] = print,
     peers: bool = True,
+    frameworks: bool = True,
+    only: Iterable[str] | None = None,
+    framework_layouts: int = framework_instructions.LAYOUTS,
 ) -> InstructionsResult:
     """Count instructions per request in the current tree (and ``baseline``, when given).
 
     ``current`` defaults to this checkout's ``src``; ``baseline.src`` is any other ``src``.
     With ``peers``, the floor, the peers and coatcheck on SQLite are counted in the current
-    tree too (issue 17's targets).
+    tree too (issue 17's targets); with ``frameworks``, each framework's apps
+    (:data:`FRAMEWORK_APPS`), in ``framework_layouts`` of the ``layouts`` (at most). ``only``
+    keeps the apps it names and no others (a check of a few apps).
     """
     if shutil.which("valgrind") is None:
         raise SystemExit("valgrind is not installed (apt-get install valgrind)")
@@ -901,14 +939,24 @@ def measure(
         _copy_tree(ROOT / "benchmarks", bench / "benchmarks")
         # The trees' runs of one kind side by side, each app's run of no requests next to its
         # others: what the machine does meanwhile (an install) reaches both trees alike.
+        everything = (*VARIANTS, *PEERS, *FRAMEWORK_APPS)
+        kept = set(everything if only is None else only)
         apps_of = {
-            tree.label: [*VARIANTS, *(PEERS if peers and number == 0 else ())]
+            tree.label: [
+                variant
+                for variant in everything
+                if variant in kept
+                and (variant in VARIANTS or number == 0)
+                and (variant not in PEERS or peers)
+                and (variant not in FRAMEWORK_APPS or frameworks)
+            ]
             for number, tree in enumerate(trees)
         }
         runs = [
             _Run(tree, variant, scenario.name, count, layout)
             for layout in range(layouts)
-            for variant in (*VARIANTS, *PEERS)
+            for variant in everything
+            if layout < _layouts_of(variant, layouts, framework_layouts)
             for scenario in scenarios
             for count in (requests, 0)
             if count or scenario.name == first  # one run of no requests per tree, app, layout
@@ -917,9 +965,10 @@ def measure(
         ]
         workers = jobs or os.cpu_count() or 1
         redis_apps = [v for v in REDIS_APPS if v in apps_of[trees[0].label]]
+        on_redis = [*REDIS_APPS, *framework_instructions.REDIS]
         redis_stats: dict[str, dict[str, dict[str, Any]]] = {}
         with contextlib.ExitStack() as servers:
-            if redis_apps:
+            if any(variant in on_redis for variant in apps_of[trees[0].label]):
                 _REDIS[REDIS_URL_ENV] = servers.enter_context(private_redis())
                 servers.callback(_REDIS.clear)
             for run in runs:
@@ -965,13 +1014,20 @@ def measure(
                         - totals[_Run(copy, variant, first, 0, layout)]
                     )
                     / requests
-                    for layout in range(layouts)
+                    for layout in range(_layouts_of(variant, layouts, framework_layouts))
                 ]
                 for scenario in scenarios
             }
             for variant in apps_of[copy.label]
         }
     return result
+
+
+def _layouts_of(variant: str, layouts: int, framework_layouts: int) -> int:
+    """The layouts ``variant`` is counted in: all, or fewer for a framework app."""
+    if variant in FRAMEWORK_APPS:
+        return max(1, min(layouts, framework_layouts))
+    return layouts
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from typing import Protocol, TypeVar
 
 from . import (
     compression,
+    framework_instructions,
     frameworks,
     http_load,
     inprocess,
@@ -88,6 +89,19 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
         default=instructions.LAYOUTS,
         metavar="K",
         help="instructions: memory layouts each count is averaged over",
+    )
+    parser.add_argument(
+        "--instructions-framework-layouts",
+        type=int,
+        default=framework_instructions.LAYOUTS,
+        metavar="K",
+        help="instructions: memory layouts the framework integrations are counted in (at most"
+        " those of --instructions-layouts)",
+    )
+    parser.add_argument(
+        "--instructions-skip-frameworks",
+        action="store_true",
+        help="instructions: count no framework integration (Flask, Django, Litestar, aiohttp)",
     )
     parser.add_argument(
         "--redis",
@@ -220,6 +234,10 @@ def _count(args: argparse.Namespace) -> tuple[instructions.InstructionsResult, s
         command += f" --instructions-requests {args.instructions_requests}"
     if args.instructions_layouts != instructions.LAYOUTS:
         command += f" --instructions-layouts {args.instructions_layouts}"
+    if args.instructions_skip_frameworks:
+        command += " --instructions-skip-frameworks"
+    elif args.instructions_framework_layouts != framework_instructions.LAYOUTS:
+        command += f" --instructions-framework-layouts {args.instructions_framework_layouts}"
     with tempfile.TemporaryDirectory(prefix="coatcheck-baseline-") as scratch:
         baseline: instructions.Tree | None = None
         if args.baseline_ref is not None:
@@ -232,7 +250,11 @@ def _count(args: argparse.Namespace) -> tuple[instructions.InstructionsResult, s
             baseline = instructions.Tree(label, args.baseline_src)
             command += f" --baseline-src {args.baseline_src}"
         result = instructions.measure(
-            baseline, requests=args.instructions_requests, layouts=args.instructions_layouts
+            baseline,
+            requests=args.instructions_requests,
+            layouts=args.instructions_layouts,
+            frameworks=not args.instructions_skip_frameworks,
+            framework_layouts=args.instructions_framework_layouts,
         )
     return result, command
 

@@ -63,7 +63,8 @@ async def write(request: web.Request) -> web.Response:
     return web.Response(text=str(counter))
 
 
-def build(variant: str, prefix: str) -> web.Application:
+def build(variant: str, prefix: str, redis_url: str = brackets.REDIS_URL) -> web.Application:
+    """The app of ``variant``, its sessions in the Redis at ``redis_url`` under ``prefix``."""
     app = web.Application()
     app.router.add_get("/anon", anonymous)
     app.router.add_get("/setup", setup)
@@ -72,7 +73,7 @@ def build(variant: str, prefix: str) -> web.Application:
     if variant == apps.BARE:
         app[SESSION_GETTER] = no_session
     elif variant == COATCHECK:
-        store = from_url(f"{brackets.REDIS_URL}?prefix={prefix}:coatcheck:", asynchronous=True)
+        store = from_url(f"{redis_url}?prefix={prefix}:coatcheck:", asynchronous=True)
         coatcheck_aiohttp.setup(
             app,
             store=store,
@@ -83,7 +84,7 @@ def build(variant: str, prefix: str) -> web.Application:
         app[SESSION_GETTER] = coatcheck_aiohttp.get_session
     elif variant == AIOHTTP_SESSION:
         storage = RedisStorage(
-            Redis.from_url(brackets.REDIS_URL),
+            Redis.from_url(redis_url),
             cookie_name=f"{prefix}-aiohttp",  # its Redis keys are this name + "_" + a UUID
             max_age=apps.IDLE_SECONDS,
         )

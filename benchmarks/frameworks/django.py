@@ -40,6 +40,13 @@ DESCRIPTIONS = {
     DJANGO_CACHE: '`SESSION_ENGINE = "django.contrib.sessions.backends.cache"` on '
     "`django.core.cache.backends.redis.RedisCache` (Django's `SessionMiddleware`)",
 }
+COATCHECK_SQLITE = "coatcheck-sqlite"
+DJANGO_DB = "django-db-sqlite"
+DATABASE_VARIANTS = (COATCHECK_SQLITE, DJANGO_DB)
+"""coatcheck's engine on its SQLiteStore and Django's db engine, each on an SQLite file: counted
+by :mod:`benchmarks.framework_instructions` only (this benchmark does not serve them)."""
+SQLITE_ENV = "COATCHECK_BENCH_SQLITE"
+"""The SQLite file of a database variant."""
 VARIANT_ENV = "COATCHECK_BENCH_DJANGO"
 REDIS_ENV = "COATCHECK_BENCH_REDIS"
 PREFIX_ENV = "COATCHECK_BENCH_PREFIX"

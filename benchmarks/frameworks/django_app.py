@@ -19,9 +19,12 @@ from benchmarks.apps import SESSION_DATA
 from benchmarks.frameworks.django import (
     BARE,
     COATCHECK,
+    COATCHECK_SQLITE,
     DJANGO_CACHE,
+    DJANGO_DB,
     PREFIX_ENV,
     REDIS_ENV,
+    SQLITE_ENV,
     VARIANT_ENV,
     VARIANTS,
 )
@@ -62,7 +65,39 @@ def _settings(variant: str) -> dict[str, Any]:
                 }
             },
         }
+    if variant in (COATCHECK_SQLITE, DJANGO_DB):
+        return {**common, **_database_settings(variant, os.environ[SQLITE_ENV])}
     raise ValueError(f"unknown Django benchmark variant {variant!r}; known: {VARIANTS}")
+
+
+def _database_settings(variant: str, path: str) -> dict[str, Any]:
+    """coatcheck's engine on its SQLiteStore, or Django's db engine, on the SQLite file ``path``.
+
+    Both apps have the same database, with the pragmas coatcheck's store sets (WAL,
+    ``synchronous=NORMAL``) and a persistent connection (``CONN_MAX_AGE = None``, as a site
+    with a database runs): Django's db engine stores there (its ``django_session`` table), and
+    coatcheck's in a table of its own in the same file.
+    """
+    database = {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": path,
+        "CONN_MAX_AGE": None,
+        "OPTIONS": {"init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL"},
+    }
+    found: dict[str, Any] = {"DATABASES": {"default": database}}
+    if variant == COATCHECK_SQLITE:
+        return {
+            **found,
+            "MIDDLEWARE": ["coatcheck.integrations.django.SessionMiddleware"],
+            "SESSION_ENGINE": "coatcheck.integrations.django",
+            "COATCHECK_STORE_URL": f"sqlite:///{path}",
+        }
+    return {
+        **found,
+        "INSTALLED_APPS": ["django.contrib.sessions"],
+        "MIDDLEWARE": ["django.contrib.sessions.middleware.SessionMiddleware"],
+        "SESSION_ENGINE": "django.contrib.sessions.backends.db",
+    }
 
 
 settings.configure(**_settings(os.environ.get(VARIANT_ENV, BARE)))

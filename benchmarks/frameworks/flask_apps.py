@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from datetime import timedelta
+from typing import Any
 
 import flask
 import redis
@@ -18,7 +19,7 @@ from flask_session import Session as FlaskSessionExtension
 
 from coatcheck.integrations.flask import Session as CoatcheckExtension
 
-from ..apps import APP_ENV, IDLE_SECONDS, SESSION_DATA
+from ..apps import APP_ENV, BARE, IDLE_SECONDS, SESSION_DATA
 
 COATCHECK = "coatcheck"
 FLASK_SESSION = "flask-session"
@@ -32,6 +33,8 @@ PREFIX_ENV = "COATCHECK_BENCH_PREFIX"
 
 
 def build(variant: str, redis_url: str, prefix: str) -> flask.Flask:
+    if variant == BARE:
+        return bare()
     app = flask.Flask(__name__)
     app.config["PERMANENT_SESSION_LIFETIME"] = timedelta(seconds=IDLE_SECONDS)
     if variant == COATCHECK:
@@ -64,6 +67,37 @@ def build(variant: str, redis_url: str, prefix: str) -> flask.Flask:
     @app.get("/write")
     def write() -> str:
         flask.session["counter"] = counter = flask.session.get("counter", 0) + 1
+        return str(counter)
+
+    return app
+
+
+def bare() -> flask.Flask:
+    """The same routes with no session layer (the instruction count's baseline; the HTTP
+    benchmark does not serve it): each handler's session is a throwaway dict, and Flask's
+    default session interface, given no secret key, makes its null session and never saves."""
+    app = flask.Flask(__name__)
+
+    @app.get("/anon")
+    def anonymous() -> str:
+        return "hello"
+
+    @app.get("/setup")
+    def setup() -> str:
+        session: dict[str, Any] = {}
+        session.update(SESSION_DATA)
+        return "ok"
+
+    @app.get("/read")
+    def read() -> str:
+        session: dict[str, Any] = {}
+        user = session.get("user")
+        return str(user["name"]) if user else "no session"
+
+    @app.get("/write")
+    def write() -> str:
+        session: dict[str, Any] = {}
+        session["counter"] = counter = session.get("counter", 0) + 1
         return str(counter)
 
     return app

@@ -66,18 +66,19 @@ def write(request: Request[Any, Any, Any]) -> Response[str]:
     return Response(str(counter), media_type="text/plain")
 
 
-def build(variant: str, prefix: str) -> Litestar:
+def build(variant: str, prefix: str, redis_url: str = brackets.REDIS_URL) -> Litestar:
+    """The app of ``variant``, its sessions in the Redis at ``redis_url`` under ``prefix``."""
     handlers = [anonymous, setup, read, write]
     if variant == apps.BARE:
         return Litestar(handlers)
     if variant == COATCHECK:
-        store = from_url(f"{brackets.REDIS_URL}?prefix={prefix}:coatcheck:", asynchronous=True)
+        store = from_url(f"{redis_url}?prefix={prefix}:coatcheck:", asynchronous=True)
         config = CoatcheckSessionConfig(
             store=store, secure=False, cookie_name=apps.COOKIE_NAME, idle_timeout=apps.IDLE_SECONDS
         )
         return Litestar(handlers, middleware=[config.middleware])
     if variant == LITESTAR:
-        redis_store = RedisStore(Redis.from_url(brackets.REDIS_URL), namespace=f"{prefix}:litestar")
+        redis_store = RedisStore(Redis.from_url(redis_url), namespace=f"{prefix}:litestar")
         server_side = ServerSideSessionConfig(
             key=apps.COOKIE_NAME, max_age=apps.IDLE_SECONDS, renew_on_access=True
         )
