@@ -45,8 +45,9 @@ LAYOUTS = 1
 since their 56 runs would otherwise more than double the benchmark's time; they compare
 libraries, mostly by more than the layouts move a count (see :data:`NOISE`)."""
 NOISE = 0.01
-"""About how far a framework app's count moved between two runs in one layout each (the runs'
-copies at other paths, so another memory layout): mostly under 1%, at most some 2.5%."""
+"""About how far a framework app's count moves with the memory layout: between two runs whose
+benchmark code differed (so another layout), an app whose own code had not changed moved by up
+to 1%; two runs of the same code agreed within 0.6% (most within 0.02%)."""
 
 
 @dataclass(frozen=True)
@@ -550,9 +551,9 @@ working tree as above, {layouts} (N = {result.requests}). "Added" is an app's co
 own framework's bare app's. Every child checks that each request was answered 200, that a
 session app set its cookie, read the stored name back and kept every write of the warm-up, so
 that a broken app cannot give a plausible count. Redis apps store on the run's private
-redis-server, each under a key prefix of its own. Between two runs (another memory layout each)
-a framework app's count moved by up to about {NOISE:.0%} (once some 2.5%): two apps closer than
-that are level.
+redis-server, each under a key prefix of its own. Counted in one layout, an app's count moves
+by up to about {NOISE:.0%} when code that runs before it changes (another memory layout): two
+apps closer than that are level.
 """
     for framework in frameworks:
         headers = ["app"]
