@@ -513,23 +513,10 @@ def targets(result: InstructionsResult) -> list[Target]:
     """Issue 17: in every framework, coatcheck's integration adds fewer instructions to its bare
     app's requests than the framework's usual session package on the same store, in every
     scenario."""
-    from .http_load import SCENARIOS
-
-    tree = result.trees[0].label
     found = []
     for framework in counted(result):
         for ours, peer in framework.contests:
-            for scenario in SCENARIOS:
-                added = result.added(tree, ours, scenario.name)
-                theirs = result.added(tree, peer, scenario.name)
-                found.append(
-                    Target(
-                        f"{framework.name}, {scenario.name}: {ours} adds fewer instructions"
-                        f" than {peer}",
-                        f"{added:+,.0f} vs {theirs:+,.0f}",
-                        added < theirs,
-                    )
-                )
+            found += result.contest_targets(ours, peer, framework.name)
     return found
 
 
